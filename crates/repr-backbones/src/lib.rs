@@ -1,1 +1,37 @@
-//! repr-backbones
+//! Backbones for `repr` with one staged feature API: [`forward_features`](Backbone::forward_features)
+//! → [`pool`](Backbone::pool) → [`embed`](Backbone::embed) / [`forward`](Backbone::forward).
+//!
+//! - [`ResNet`]: He et al. 2016, "Deep Residual Learning for Image Recognition", with
+//!   torchvision's layout, presets and initialisation ([`ResNetConfig::resnet18`], `resnet34`,
+//!   `resnet50`), an ImageNet or CIFAR [`Stem`] and a width multiplier.
+//! - [`BackboneConfig`] builds a [`Backbone`], the enum of all variants; it (de)serialises with
+//!   serde (JSON, TOML) as part of a run configuration.
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use repr_backbones::{BackboneConfig, ResNetConfig, Stem};
+//!
+//! let device = Device::flex();
+//! let config = ResNetConfig::resnet18()
+//!     .with_stem(Stem::Cifar)
+//!     .with_width(8)
+//!     .with_in_channels(1)
+//!     .with_num_classes(10);
+//! let backbone = BackboneConfig::from(config).init(&device);
+//! let images = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+//! assert_eq!(backbone.embed(images.clone()).dims(), [2, 64]);
+//! assert_eq!(backbone.forward(images).dims(), [2, 10]);
+//! ```
+#![warn(missing_docs)]
+
+mod backbone;
+mod error;
+mod params;
+mod pool;
+pub mod resnet;
+
+pub use backbone::{Backbone, BackboneConfig};
+pub use error::ConfigError;
+pub use params::num_learnable_params;
+pub use pool::Pooling;
+pub use resnet::{BlockKind, ResNet, ResNetConfig, Stage, Stem};

@@ -78,6 +78,40 @@ macro_rules! cpu_backend_tests {
     };
 }
 
+/// Like [`backend_tests!`] for tests that pick the backend by name (`"flex"`, `"ndarray"`,
+/// `"wgpu"`), such as end-to-end runs that go through the same device parsing as the CLI:
+/// instantiates each listed `fn name(backend: &str)`.
+#[macro_export]
+macro_rules! named_backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod flex {
+            $( #[test] pub fn $name() { super::$name("flex"); } )+
+        }
+        mod ndarray {
+            $( #[test] pub fn $name() { super::$name("ndarray"); } )+
+        }
+        $crate::__wgpu_named_tests!($($name),+);
+    };
+}
+
+#[cfg(feature = "test-wgpu")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wgpu_named_tests {
+    ($($name:ident),+) => {
+        mod wgpu {
+            $( #[test] pub fn $name() { super::$name("wgpu"); } )+
+        }
+    };
+}
+
+#[cfg(not(feature = "test-wgpu"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wgpu_named_tests {
+    ($($name:ident),+) => {};
+}
+
 #[cfg(feature = "test-wgpu")]
 #[doc(hidden)]
 #[macro_export]

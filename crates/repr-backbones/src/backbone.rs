@@ -1,0 +1,212 @@
+//! The backbone variants: a configuration enum that builds a module enum.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::{Pooling, ResNet, ResNetConfig};
+
+/// Configuration of any backbone, tagged by `kind` in files:
+///
+/// ```
+/// use repr_backbones::{BackboneConfig, ResNetConfig, Stem};
+///
+/// let config = BackboneConfig::ResNet(ResNetConfig::resnet18().with_stem(Stem::Cifar));
+/// let json = serde_json::to_string(&config).unwrap();
+/// assert!(json.starts_with(r#"{"kind":"resnet","layers":[2,2,2,2],"block":"basic""#));
+/// let back: BackboneConfig = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.name(), "resnet18-cifar");
+/// ```
+///
+/// In TOML, as a field `backbone` of a run configuration:
+///
+/// ```toml
+/// [backbone]
+/// kind = "resnet"
+/// layers = [2, 2, 2, 2]
+/// block = "basic"        # or "bottleneck"
+/// stem = "cifar"         # or "imagenet"
+/// width = 32
+/// in_channels = 1
+/// num_classes = 0        # no head
+/// zero_init_residual = false
+/// ```
+///
+/// Every field must be present (Burn's `Config` derive gives the ResNet fields no serde
+/// defaults), and keys are not checked against the known ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackboneConfig {
+    /// A ResNet (He et al. 2016).
+    ResNet(ResNetConfig),
+}
+
+impl Config for BackboneConfig {}
+
+impl From<ResNetConfig> for BackboneConfig {
+    fn from(config: ResNetConfig) -> Self {
+        Self::ResNet(config)
+    }
+}
+
+impl BackboneConfig {
+    /// Short name for run summaries, e.g. `"resnet18-w32-cifar"`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::ResNet(config) => config.name(),
+        }
+    }
+
+    /// Length of the embedding [`Backbone::embed`] returns.
+    pub fn num_features(&self) -> usize {
+        match self {
+            Self::ResNet(config) => config.num_features(),
+        }
+    }
+
+    /// Checks the values a configuration file may get wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::ResNet(config) => config.validate(),
+        }
+    }
+
+    /// Builds the backbone on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If [`validate`](Self::validate) fails.
+    pub fn init(&self, device: &Device) -> Backbone {
+        match self {
+            Self::ResNet(config) => Backbone::ResNet(config.init(device)),
+        }
+    }
+}
+
+/// Any backbone, with the staged API they share: [`forward_features`](Self::forward_features)
+/// → [`pool`](Self::pool) → [`forward_head`](Self::forward_head).
+///
+/// Parameter paths carry the variant (`ResNet.layer1.0.Basic.conv1.weight`); burn-store's
+/// PyTorch importer skips variant names by default.
+#[derive(Module, Debug)]
+pub enum Backbone {
+    /// A ResNet (He et al. 2016).
+    ResNet(ResNet),
+}
+
+impl From<ResNet> for Backbone {
+    fn from(model: ResNet) -> Self {
+        Self::ResNet(model)
+    }
+}
+
+impl Backbone {
+    /// The last feature map, before pooling.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, num_features, height_out, width_out]`
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::ResNet(model) => model.forward_features(x),
+        }
+    }
+
+    /// Pools a feature map from [`forward_features`](Self::forward_features).
+    ///
+    /// # Shapes
+    /// - features: `[batch, num_features, height, width]`
+    /// - output: `[batch, num_features]`
+    pub fn pool(&self, features: Tensor<4>, pooling: Pooling) -> Tensor<2> {
+        match self {
+            Self::ResNet(model) => model.pool(features, pooling),
+        }
+    }
+
+    /// The image embedding with the backbone's default pooling.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, num_features]`
+    pub fn embed(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Self::ResNet(model) => model.embed(x),
+        }
+    }
+
+    /// Applies the classification head, or returns its input without one.
+    ///
+    /// # Shapes
+    /// - pooled: `[batch, num_features]`
+    /// - output: `[batch, num_classes]`, or `[batch, num_features]` without a head
+    pub fn forward_head(&self, pooled: Tensor<2>) -> Tensor<2> {
+        match self {
+            Self::ResNet(model) => model.forward_head(pooled),
+        }
+    }
+
+    /// The logits (or the embedding, without a head).
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, num_classes]`, or `[batch, num_features]` without a head
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Self::ResNet(model) => model.forward(x),
+        }
+    }
+
+    /// Length of the embedding.
+    pub fn num_features(&self) -> usize {
+        match self {
+            Self::ResNet(model) => model.num_features(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BlockKind, Stem};
+
+    #[test]
+    fn toml_round_trip() {
+        let config = BackboneConfig::ResNet(
+            ResNetConfig::new([1, 2, 3, 4], BlockKind::Bottleneck)
+                .with_stem(Stem::Cifar)
+                .with_width(16)
+                .with_in_channels(1)
+                .with_num_classes(0),
+        );
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains(r#"kind = "resnet""#), "{text}");
+        assert!(text.contains(r#"block = "bottleneck""#), "{text}");
+        let back: BackboneConfig = toml::from_str(&text).unwrap();
+        let BackboneConfig::ResNet(back) = back;
+        assert_eq!(back.layers, [1, 2, 3, 4]);
+        assert_eq!(back.block, BlockKind::Bottleneck);
+        assert_eq!(back.stem, Stem::Cifar);
+        assert_eq!((back.width, back.in_channels, back.num_classes), (16, 1, 0));
+    }
+
+    #[test]
+    fn reads_the_documented_toml() {
+        let text = r#"
+            kind = "resnet"
+            layers = [2, 2, 2, 2]
+            block = "basic"
+            stem = "cifar"
+            width = 32
+            in_channels = 1
+            num_classes = 0
+            zero_init_residual = false
+        "#;
+        let config: BackboneConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.name(), "resnet18-w32-cifar");
+        assert_eq!(config.num_features(), 256);
+        let err = toml::from_str::<BackboneConfig>(r#"kind = "vgg""#).unwrap_err();
+        assert!(err.to_string().contains("vgg"), "{err}");
+    }
+}

@@ -1,0 +1,10 @@
+//! ResNet (He et al. 2016, "Deep Residual Learning for Image Recognition") with torchvision's
+//! layout: configs and presets, residual blocks, and the network with its staged API.
+
+mod base;
+mod block;
+mod config;
+
+pub use base::{ResNet, Stage};
+pub use block::{BasicBlock, Block, BlockConfig, Bottleneck, Downsample};
+pub use config::{BlockKind, ResNetConfig, Stem};

@@ -1,0 +1,406 @@
+//! The contract every backbone preset passes (DESIGN.md): parameter counts equal to the
+//! reference implementation's, output shapes and finite values, a gradient for every parameter,
+//! and a save/load round trip that keeps BatchNorm running statistics.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use repr_backbones::{
+    BackboneConfig, Block, BlockKind, ResNet, ResNetConfig, Stage, Stem, num_learnable_params,
+};
+
+/// A configuration with the input its tests feed it.
+struct Preset {
+    config: ResNetConfig,
+    /// `[batch, channels, height, width]`.
+    input: [usize; 4],
+}
+
+fn resnet18() -> Preset {
+    Preset {
+        config: ResNetConfig::resnet18(),
+        input: [2, 3, 64, 64],
+    }
+}
+
+fn resnet34() -> Preset {
+    Preset {
+        config: ResNetConfig::resnet34(),
+        input: [2, 3, 64, 64],
+    }
+}
+
+fn resnet50() -> Preset {
+    Preset {
+        config: ResNetConfig::resnet50(),
+        input: [2, 3, 64, 64],
+    }
+}
+
+/// The Fashion-MNIST encoder shape: CIFAR stem, one input channel, ten classes.
+fn resnet18_w16_cifar() -> Preset {
+    Preset {
+        config: ResNetConfig::resnet18()
+            .with_stem(Stem::Cifar)
+            .with_width(16)
+            .with_in_channels(1)
+            .with_num_classes(10),
+        input: [2, 1, 28, 28],
+    }
+}
+
+/// Small enough for wgpu on lavapipe.
+fn resnet18_w8_cifar() -> Preset {
+    Preset {
+        config: ResNetConfig::resnet18()
+            .with_stem(Stem::Cifar)
+            .with_width(8)
+            .with_in_channels(1)
+            .with_num_classes(10),
+        input: [2, 1, 16, 16],
+    }
+}
+
+fn random_input(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    x.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+fn assert_finite<const D: usize>(x: Tensor<D>, what: &str) {
+    let values = values(x);
+    assert!(values.iter().all(|v| v.is_finite()), "{what} has non-finite values");
+}
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    values(a)
+        .iter()
+        .zip(values(b))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Spatial size after a 3x3 (or 7x7, or 1x1) convolution or pool of stride 2 with torchvision's
+/// padding: `ceil(n / 2)`.
+fn half(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+fn shapes_and_finite(preset: &Preset, device: &Device) {
+    let config = &preset.config;
+    let model = config.init(device);
+    let [batch, _, height, width] = preset.input;
+    let x = random_input(preset.input, device);
+    let features_channels = config.num_features();
+    assert_eq!(model.num_features(), features_channels);
+
+    // Expected resolution of each stage.
+    let (stem, layer1) = match config.stem {
+        Stem::ImageNet => {
+            let stem = [half(height), half(width)];
+            (stem, [half(stem[0]), half(stem[1])])
+        }
+        Stem::Cifar => ([height, width], [height, width]),
+    };
+    let layer2 = layer1.map(half);
+    let layer3 = layer2.map(half);
+    let layer4 = layer3.map(half);
+    let w = config.width * config.block.expansion();
+    let expected = [
+        [batch, config.width, stem[0], stem[1]],
+        [batch, w, layer1[0], layer1[1]],
+        [batch, 2 * w, layer2[0], layer2[1]],
+        [batch, 4 * w, layer3[0], layer3[1]],
+        [batch, 8 * w, layer4[0], layer4[1]],
+    ];
+
+    let taps = model.forward_intermediates(x.clone(), &Stage::ALL);
+    assert_eq!(taps.len(), 5);
+    for ((tap, expected), stage) in taps.iter().zip(expected).zip(Stage::ALL) {
+        assert_eq!(tap.dims(), expected, "{stage:?}");
+        assert_finite(tap.clone(), &format!("{stage:?}"));
+    }
+    // Any subset, in the requested order.
+    let some = model.forward_intermediates(x.clone(), &[Stage::Layer2, Stage::Stem]);
+    assert_eq!(some[0].dims(), expected[2]);
+    assert_eq!(some[1].dims(), expected[0]);
+    assert!(model.forward_intermediates(x.clone(), &[]).is_empty());
+
+    let features = model.forward_features(x.clone());
+    assert_eq!(features.dims(), expected[4]);
+    assert!(max_abs_diff(features, taps[4].clone()) < 1e-5);
+
+    let embedding = model.embed(x.clone());
+    assert_eq!(embedding.dims(), [batch, features_channels]);
+    assert_finite(embedding, "embedding");
+
+    let logits = model.forward(x);
+    let outputs = match config.num_classes {
+        0 => features_channels,
+        classes => classes,
+    };
+    assert_eq!(logits.dims(), [batch, outputs]);
+    assert_finite(logits, "logits");
+}
+
+/// Checks the gradient of every learnable parameter, by path.
+struct GradientChecker<'a> {
+    grads: &'a Gradients,
+    path: Vec<String>,
+    checked: usize,
+    failures: Vec<String>,
+}
+
+impl ModuleVisitor for GradientChecker<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        if path.ends_with("running_mean") || path.ends_with("running_var") {
+            return; // buffers, not parameters
+        }
+        self.checked += 1;
+        let Some(grad) = param.val().grad(self.grads) else {
+            self.failures.push(format!("{path}: no gradient"));
+            return;
+        };
+        let grad = values(grad);
+        if !grad.iter().all(|g| g.is_finite()) {
+            self.failures.push(format!("{path}: non-finite gradient"));
+        } else if grad.iter().all(|&g| g == 0.0) {
+            self.failures.push(format!("{path}: gradient is all zero"));
+        }
+    }
+}
+
+fn gradients(preset: &Preset, device: &Device) {
+    let device = device.clone().autodiff();
+    let model = preset.config.init(&device);
+    let x = random_input(preset.input, &device);
+    // Squares, not a plain sum: the sum of a batch-normalised output has a zero gradient.
+    let loss = model.forward(x).powf_scalar(2.0).mean();
+    let grads = loss.backward();
+
+    let mut checker = GradientChecker {
+        grads: &grads,
+        path: Vec::new(),
+        checked: 0,
+        failures: Vec::new(),
+    };
+    model.visit(&mut checker);
+    assert!(checker.failures.is_empty(), "{:#?}", checker.failures);
+    let convs = preset.config.layers.iter().sum::<usize>() * preset.config.block.convs_per_block();
+    assert!(checker.checked > 3 * convs, "only {} parameters visited", checker.checked);
+}
+
+/// The running statistics of the stem's BatchNorm.
+fn stem_running_stats(model: &ResNet) -> Vec<f32> {
+    let mut stats = values(model.bn1.running_mean.value());
+    stats.extend(values(model.bn1.running_var.value()));
+    stats
+}
+
+fn record_round_trip(preset: &Preset, device: &Device) {
+    let autodiff = device.clone().autodiff();
+    let model = preset.config.init(&autodiff);
+    // Two training-mode forwards move the running statistics away from 0 and 1.
+    for _ in 0..2 {
+        let _ = model.forward(random_input(preset.input, &autodiff).mul_scalar(3.0).add_scalar(1.0));
+    }
+    let bytes = model.clone().into_record().into_bytes().unwrap();
+
+    device.seed(7); // another initialisation
+    let fresh = preset.config.init(device);
+    let fresh_stats = stem_running_stats(&fresh);
+    let x = random_input(preset.input, device);
+    let fresh_out = fresh.forward(x.clone());
+    let loaded = fresh.load_record(ModuleRecord::from_bytes(bytes).unwrap());
+
+    let trained = model.valid();
+    let trained_stats = stem_running_stats(&trained);
+    let moved = trained_stats
+        .iter()
+        .zip(&fresh_stats)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(moved > 1e-2, "running statistics did not move ({moved})");
+    let loaded_stats = stem_running_stats(&loaded);
+    repr_testing::assert_close(
+        &loaded_stats,
+        &trained_stats.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        0.0,
+        0.0,
+        "bn1 running statistics after loading",
+    );
+
+    let expected = trained.forward(x.clone());
+    let actual = loaded.forward(x);
+    assert!(max_abs_diff(fresh_out, expected.clone()) > 1e-3, "loading changed nothing");
+    let diff = max_abs_diff(actual, expected);
+    assert!(diff < 1e-5, "loaded model differs by {diff}");
+}
+
+macro_rules! contract_tests {
+    ($preset:ident, $backends:ident) => {
+        mod $preset {
+            use burn::tensor::Device;
+
+            fn shapes_and_finite(device: &Device) {
+                super::shapes_and_finite(&super::$preset(), device);
+            }
+            fn gradients(device: &Device) {
+                super::gradients(&super::$preset(), device);
+            }
+            fn record_round_trip(device: &Device) {
+                super::record_round_trip(&super::$preset(), device);
+            }
+
+            repr_testing::$backends!(shapes_and_finite, gradients, record_round_trip);
+        }
+    };
+}
+
+// The ImageNet presets are too large for wgpu on lavapipe (kernel compilation takes minutes).
+contract_tests!(resnet18, cpu_backend_tests);
+contract_tests!(resnet34, cpu_backend_tests);
+contract_tests!(resnet50, cpu_backend_tests);
+contract_tests!(resnet18_w16_cifar, cpu_backend_tests);
+contract_tests!(resnet18_w8_cifar, backend_tests);
+
+/// torchvision's counts (`sum(p.numel() for p in model.parameters())`) and the PyTorch peers'.
+#[test]
+fn parameter_counts_match_pytorch() {
+    let device = repr_testing::flex();
+    let cases = [
+        (ResNetConfig::resnet18(), 11_689_512),
+        (ResNetConfig::resnet34(), 21_797_672),
+        (ResNetConfig::resnet50(), 25_557_032),
+        (
+            ResNetConfig::resnet18()
+                .with_stem(Stem::Cifar)
+                .with_num_classes(10),
+            11_173_962,
+        ),
+        (
+            ResNetConfig::resnet18()
+                .with_stem(Stem::Cifar)
+                .with_width(32)
+                .with_in_channels(1)
+                .with_num_classes(0),
+            2_794_464,
+        ),
+    ];
+    for (config, expected) in cases {
+        // Parameters are lazy: counting initialises nothing.
+        let model = config.init(&device);
+        assert_eq!(num_learnable_params(&model), expected, "{}", config.name());
+        // Burn's own count adds BatchNorm's running mean and variance.
+        let bn_channels = batch_norm_channels(&model);
+        assert_eq!(model.num_params(), expected + 2 * bn_channels, "{}", config.name());
+    }
+}
+
+fn batch_norm_channels(model: &ResNet) -> usize {
+    struct Counter(usize, Vec<String>);
+    impl ModuleVisitor for Counter {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.1.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.1.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.1.last().is_some_and(|name| name == "gamma") {
+                self.0 += param.lazy_shape().num_elements();
+            }
+        }
+    }
+    let mut counter = Counter(0, Vec::new());
+    model.visit(&mut counter);
+    counter.0
+}
+
+/// The last BatchNorm of every block starts at zero with `zero_init_residual`.
+#[test]
+fn zero_init_residual_zeroes_the_last_gamma() {
+    let device = repr_testing::flex();
+    for kind in [BlockKind::Basic, BlockKind::Bottleneck] {
+        let model = ResNetConfig::new([1, 1, 1, 1], kind)
+            .with_width(4)
+            .with_zero_init_residual(true)
+            .init(&device);
+        for block in [&model.layer1, &model.layer2, &model.layer3, &model.layer4]
+            .into_iter()
+            .flatten()
+        {
+            let (last, first) = match block {
+                Block::Basic(block) => (&block.bn2, &block.bn1),
+                Block::Bottleneck(block) => (&block.bn3, &block.bn1),
+            };
+            assert!(values(last.gamma.val()).iter().all(|&g| g == 0.0));
+            assert!(values(first.gamma.val()).iter().all(|&g| g == 1.0));
+        }
+    }
+}
+
+/// BatchNorm uses batch statistics in training mode on an autodiff device, and running
+/// statistics after `valid()`.
+fn batch_norm_train_and_eval(device: &Device) {
+    let preset = resnet18_w8_cifar();
+    let autodiff = device.clone().autodiff();
+    let model = preset.config.init(&autodiff);
+    let x = random_input(preset.input, &autodiff).mul_scalar(2.0).add_scalar(3.0);
+
+    // Training: every channel of bn1's output has batch mean beta = 0 and variance gamma^2 = 1.
+    let normalised = model.bn1.forward(model.conv1.forward(x.clone()));
+    let [_, channels, _, _] = normalised.dims();
+    let per_channel = normalised.swap_dims(0, 1).reshape([channels as i32, -1]);
+    let (var, mean) = per_channel.var_mean_bias(1);
+    repr_testing::assert_close(&values(mean), &vec![0.0; channels], 1e-4, 0.0, "batch mean");
+    repr_testing::assert_close(&values(var), &vec![1.0; channels], 1e-3, 1e-3, "batch variance");
+
+    // Evaluation with fresh running statistics (mean 0, variance 1): bn1 is the identity
+    // up to eps.
+    let eval = preset.config.init(&autodiff).valid();
+    let x_plain = x.clone().without_autodiff();
+    let conv = eval.conv1.forward(x_plain.clone());
+    let normalised = eval.bn1.forward(conv.clone());
+    let expected = conv.div_scalar((1.0f64 + 1e-5).sqrt());
+    assert!(max_abs_diff(normalised, expected) < 1e-4);
+
+    // The whole network: training and evaluation outputs differ.
+    let train_out = model.forward(x);
+    let eval_out = model.valid().forward(x_plain);
+    assert!(max_abs_diff(train_out.without_autodiff(), eval_out) > 1e-3);
+}
+
+repr_testing::backend_tests!(batch_norm_train_and_eval);
+
+/// The backbone enum forwards the staged API and survives a record round trip.
+fn backbone_enum(device: &Device) {
+    let preset = resnet18_w8_cifar();
+    let config = BackboneConfig::from(preset.config.clone());
+    let backbone = config.init(device);
+    let x = random_input(preset.input, device);
+    assert_eq!(backbone.num_features(), 64);
+    assert_eq!(backbone.forward_features(x.clone()).dims(), [2, 64, 2, 2]);
+    assert_eq!(backbone.embed(x.clone()).dims(), [2, 64]);
+    assert_eq!(backbone.forward(x.clone()).dims(), [2, 10]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backbone.bpk");
+    backbone.clone().save_file(&path).unwrap();
+    device.seed(11);
+    let loaded = config.init(device).load_file(&path);
+    assert!(max_abs_diff(loaded.forward(x.clone()), backbone.forward(x)) < 1e-6);
+}
+
+repr_testing::backend_tests!(backbone_enum);

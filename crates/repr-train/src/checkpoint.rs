@@ -1,0 +1,253 @@
+//! Checkpoints: model, optimizer and loop state in one file, written atomically.
+//!
+//! Layout: the magic `REPRCKPT1\n`, then three length-prefixed (u64 little-endian) sections:
+//! the [`TrainState`] as JSON, the model's burnpack bytes, the optimizer's burnpack bytes. The
+//! file is written next to its destination, fsynced, renamed over it and the folder fsynced,
+//! so a crash at any moment leaves either the old or the new checkpoint, never a torn one.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+const MAGIC: &[u8] = b"REPRCKPT1\n";
+
+/// Where the training loop stands.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (0-based).
+    pub epoch: usize,
+    /// Batches of `epoch` already trained on; the next batch has this index.
+    pub batch_in_epoch: usize,
+    /// Optimizer steps taken since the start of the run.
+    pub global_step: usize,
+    /// Seconds the run has taken so far, over all sessions.
+    pub wall_seconds: f64,
+    /// Seconds spent in training steps (not evaluation) so far.
+    pub train_seconds: f64,
+    /// Images trained on so far.
+    pub images_trained: u64,
+}
+
+/// A saved training state.
+pub struct Checkpoint {
+    /// The loop position.
+    pub state: TrainState,
+    /// Model parameters and buffers (burnpack).
+    pub model: Bytes,
+    /// Optimizer state (burnpack).
+    pub optimizer: Bytes,
+}
+
+impl Checkpoint {
+    /// Captures the model and optimizer.
+    pub fn capture<M: Module>(
+        state: TrainState,
+        model: &M,
+        optimizer: &ModuleOptimizer,
+    ) -> Result<Self, String> {
+        let model = model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| format!("serializing the model: {e}"))?;
+        let optimizer = optimizer
+            .into_bytes()
+            .map_err(|e| format!("serializing the optimizer: {e}"))?;
+        Ok(Self {
+            state,
+            model,
+            optimizer,
+        })
+    }
+
+    /// Writes the checkpoint atomically to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let state = serde_json::to_vec(&self.state).expect("TrainState serializes");
+        let tmp = tmp_path(path);
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(MAGIC)?;
+            for section in [&state[..], &self.model[..], &self.optimizer[..]] {
+                file.write_all(&(section.len() as u64).to_le_bytes())?;
+                file.write_all(section)?;
+            }
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&tmp, path)?;
+            sync_parent(path)
+        };
+        write().map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            TrainError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    /// Reads a checkpoint, checking its magic and section lengths.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let bad = |reason: String| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                bad("not found".into())
+            } else {
+                bad(e.to_string())
+            }
+        })?;
+        let mut rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad("not a repr checkpoint (bad magic)".into()))?;
+        let mut sections = Vec::with_capacity(3);
+        for name in ["state", "model", "optimizer"] {
+            let (len, tail) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad(format!("truncated before the {name} section")))?;
+            let len = u64::from_le_bytes(*len) as usize;
+            if tail.len() < len {
+                return Err(bad(format!(
+                    "truncated {name} section: {} of {len} bytes",
+                    tail.len()
+                )));
+            }
+            sections.push(&tail[..len]);
+            rest = &tail[len..];
+        }
+        if !rest.is_empty() {
+            return Err(bad(format!("{} trailing bytes", rest.len())));
+        }
+        let state = serde_json::from_slice(sections[0])
+            .map_err(|e| bad(format!("state section: {e}")))?;
+        Ok(Self {
+            state,
+            model: Bytes::from_bytes_vec(sections[1].to_vec()),
+            optimizer: Bytes::from_bytes_vec(sections[2].to_vec()),
+        })
+    }
+
+    /// Applies the saved parameters to `model` (which must have the same architecture).
+    pub fn restore_model<M: Module>(&self, model: M, path: &Path) -> Result<M, TrainError> {
+        let record = ModuleRecord::from_bytes(self.model.clone()).map_err(|e| {
+            TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("model section: {e}"),
+            }
+        })?;
+        model
+            .try_load_record(record)
+            .map_err(|e| TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("does not fit this model (another backbone config?): {e}"),
+            })
+    }
+
+    /// Applies the saved optimizer state.
+    pub fn restore_optimizer(
+        &self,
+        optimizer: ModuleOptimizer,
+        path: &Path,
+    ) -> Result<ModuleOptimizer, TrainError> {
+        optimizer
+            .from_bytes(self.optimizer.clone())
+            .map_err(|e| TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("optimizer section: {e}"),
+            })
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = tmp_path(path);
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        sync_parent(path)
+    };
+    write().map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            state: TrainState {
+                epoch: 2,
+                batch_in_epoch: 17,
+                global_step: 1234,
+                wall_seconds: 12.5,
+                train_seconds: 10.0,
+                images_trained: 99,
+            },
+            model: Bytes::from_bytes_vec(vec![1, 2, 3, 4]),
+            optimizer: Bytes::from_bytes_vec(vec![9; 10]),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_atomic_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.ckpt");
+        sample().save(&path).unwrap();
+        let back = Checkpoint::load(&path).unwrap();
+        assert_eq!(back.state, sample().state);
+        assert_eq!(&back.model[..], &[1, 2, 3, 4]);
+        assert_eq!(&back.optimizer[..], &[9; 10]);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn truncated_or_foreign_files_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.ckpt");
+        sample().save(&path).unwrap();
+        let full = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &full[..full.len() - 3]).unwrap();
+        let err = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(err.contains("last.ckpt") && err.contains("truncated"), "{err}");
+        std::fs::write(&path, b"hello").unwrap();
+        let err = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(err.contains("bad magic"), "{err}");
+        let err = Checkpoint::load(&dir.path().join("missing.ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.ckpt") && err.contains("not found"), "{err}");
+    }
+}

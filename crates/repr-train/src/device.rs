@@ -1,0 +1,165 @@
+//! Turning a backend name into a Burn [`Device`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+
+/// The execution backends `repr` can train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// Burn's pure-Rust CPU backend: the default on a CPU.
+    Flex,
+    /// The ndarray CPU backend (deprecated by Burn, still supported here).
+    Ndarray,
+    /// wgpu: Vulkan, Metal or DX12 GPUs, or lavapipe's CPU Vulkan adapter.
+    Wgpu,
+    /// NVIDIA GPUs through CUDA (cargo feature `cuda`).
+    Cuda,
+}
+
+/// A backend that cannot be used here.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The name is not one of the backends.
+    #[error("unknown device `{0}`: expected one of flex, ndarray, wgpu, cuda")]
+    Unknown(String),
+    /// The backend was not compiled into this binary.
+    #[error("device `{device}` is not compiled in: rebuild with `--features {feature}`")]
+    NotCompiled {
+        /// The backend asked for.
+        device: DeviceChoice,
+        /// The cargo feature that compiles it in.
+        feature: &'static str,
+    },
+    /// The backend is compiled in but found no usable adapter or driver.
+    #[error("device `{device}` is not usable here: {reason}")]
+    Unavailable {
+        /// The backend asked for.
+        device: DeviceChoice,
+        /// What failed, as the backend said it.
+        reason: String,
+    },
+}
+
+impl DeviceChoice {
+    /// All choices, in the order the CLI lists them.
+    pub const ALL: [DeviceChoice; 4] = [Self::Flex, Self::Ndarray, Self::Wgpu, Self::Cuda];
+
+    /// The name used on the command line and in `summary.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+
+    /// The device, without autodiff (call `.autodiff()` to train), checked by running one tiny
+    /// operation on it so that a missing adapter is an error here rather than a panic mid-run.
+    pub fn device(self) -> Result<Device, DeviceError> {
+        let device = self.construct()?;
+        probe(self, &device)?;
+        Ok(device)
+    }
+
+    #[allow(unreachable_code, unused_variables, deprecated)]
+    fn construct(self) -> Result<Device, DeviceError> {
+        let not_compiled = |feature| DeviceError::NotCompiled {
+            device: self,
+            feature,
+        };
+        match self {
+            Self::Flex => {
+                #[cfg(feature = "flex")]
+                return Ok(Device::flex());
+                Err(not_compiled("flex"))
+            }
+            Self::Ndarray => {
+                #[cfg(feature = "ndarray")]
+                return Ok(Device::ndarray());
+                Err(not_compiled("ndarray"))
+            }
+            Self::Wgpu => {
+                #[cfg(feature = "wgpu")]
+                {
+                    // The Vulkan loader complains on every start without it.
+                    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+                        let dir = std::env::temp_dir().join("repr-xdg-runtime");
+                        let _ = std::fs::create_dir_all(&dir);
+                        // SAFETY: called before any other thread of ours reads the environment.
+                        unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
+                    } else if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    return Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+                }
+                Err(not_compiled("wgpu"))
+            }
+            Self::Cuda => {
+                #[cfg(feature = "cuda")]
+                return Ok(Device::cuda(0));
+                Err(not_compiled("cuda"))
+            }
+        }
+    }
+}
+
+/// Runs `1 + 1` on the device, turning a backend panic (no adapter, no driver) into an error.
+fn probe(choice: DeviceChoice, device: &Device) -> Result<(), DeviceError> {
+    let device = device.clone();
+    let result = std::panic::catch_unwind(move || {
+        let x = burn::tensor::Tensor::<1>::ones([1], &device);
+        (x.clone() + x).into_scalar::<f32>()
+    });
+    match result {
+        Ok(value) if value == 2.0 => Ok(()),
+        Ok(value) => Err(DeviceError::Unavailable {
+            device: choice,
+            reason: format!("1 + 1 gave {value}"),
+        }),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the backend panicked".into());
+            Err(DeviceError::Unavailable {
+                device: choice,
+                reason,
+            })
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| DeviceError::Unknown(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_rejects_others() {
+        assert_eq!("flex".parse::<DeviceChoice>().unwrap(), DeviceChoice::Flex);
+        assert_eq!("WGPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Wgpu);
+        let err = "tpu".parse::<DeviceChoice>().unwrap_err();
+        assert!(err.to_string().contains("tpu") && err.to_string().contains("flex"));
+    }
+}

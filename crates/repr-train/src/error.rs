@@ -1,0 +1,77 @@
+//! Errors of a training run.
+
+use std::path::PathBuf;
+
+use crate::DeviceError;
+
+/// Everything that can stop a run, each naming the file, field or step involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading the dataset failed.
+    #[error(transparent)]
+    Data(#[from] repr_data::DataError),
+    /// The backend cannot be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A configuration value is impossible.
+    #[error("config field `{field}`: {message}")]
+    Config {
+        /// The field, dotted (`optimizer.lr`).
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A config file could not be parsed.
+    #[error("config file {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A checkpoint is missing, truncated or does not fit the model.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The run folder already holds a run.
+    #[error(
+        "run folder {path} already exists: pass --resume to continue it, --overwrite to replace it, or --name for a new run"
+    )]
+    RunExists {
+        /// The run folder.
+        path: PathBuf,
+    },
+    /// The loss became NaN or infinite.
+    #[error(
+        "the loss became {value} by step {step}; the last good checkpoint ({checkpoint}) is kept. \
+         Resume with a lower learning rate: --resume --lr <smaller>"
+    )]
+    NonFiniteLoss {
+        /// The step at which the non-finite loss was seen.
+        step: usize,
+        /// The value (NaN or inf).
+        value: f32,
+        /// The checkpoint left in place.
+        checkpoint: String,
+    },
+}
+
+impl TrainError {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+}

@@ -1,0 +1,109 @@
+//! The run folder `runs/<name>/` and its files.
+
+use std::path::{Path, PathBuf};
+
+use crate::TrainError;
+
+/// What to do when the run folder already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Start a new run; an existing folder is an error.
+    New,
+    /// Continue the run in the folder from its last checkpoint.
+    Resume,
+    /// Delete the existing folder and start again.
+    Overwrite,
+}
+
+/// The files of one run.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Opens `root` according to `mode`, creating it (and `checkpoints/`) when needed.
+    pub fn open(root: impl Into<PathBuf>, mode: RunMode) -> Result<Self, TrainError> {
+        let root = root.into();
+        let exists = root.join("config.toml").exists() || root.join("checkpoints").exists();
+        match mode {
+            RunMode::New if exists => return Err(TrainError::RunExists { path: root }),
+            RunMode::Resume if !exists => {
+                return Err(TrainError::Checkpoint {
+                    path: root.join("checkpoints/last.ckpt"),
+                    reason: "nothing to resume: the run folder has no checkpoint".into(),
+                });
+            }
+            RunMode::Overwrite if root.exists() => {
+                std::fs::remove_dir_all(&root).map_err(TrainError::io(&root))?;
+            }
+            _ => {}
+        }
+        let dir = Self { root };
+        std::fs::create_dir_all(dir.checkpoints()).map_err(TrainError::io(dir.checkpoints()))?;
+        Ok(dir)
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `checkpoints/last.ckpt`: the newest checkpoint, what `--resume` reads.
+    pub fn last_checkpoint(&self) -> PathBuf {
+        self.checkpoints().join("last.ckpt")
+    }
+
+    /// `config.toml`: the resolved configuration.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `metrics.jsonl`: one JSON object per logged step and evaluation.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// `metrics.csv`: the same records as a table.
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+
+    /// `model.bpk`: the final model parameters (burnpack), loadable with `Module::load_file`.
+    pub fn final_model(&self) -> PathBuf {
+        self.root.join("model.bpk")
+    }
+
+    /// `summary.json`: the machine-readable result (schema in DESIGN.md).
+    pub fn summary(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn existing_runs_are_protected() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("run");
+        assert!(matches!(
+            RunDir::open(&root, RunMode::Resume),
+            Err(TrainError::Checkpoint { .. })
+        ));
+        let run = RunDir::open(&root, RunMode::New).unwrap();
+        std::fs::write(run.config(), "x").unwrap();
+        let err = RunDir::open(&root, RunMode::New).unwrap_err().to_string();
+        assert!(err.contains("--resume") && err.contains("--overwrite"), "{err}");
+        RunDir::open(&root, RunMode::Resume).unwrap();
+        assert!(run.config().exists());
+        RunDir::open(&root, RunMode::Overwrite).unwrap();
+        assert!(!run.config().exists());
+    }
+}

@@ -1,0 +1,45 @@
+//! `summary.json`: the machine-readable result of a run (schema in DESIGN.md).
+
+use serde::{Deserialize, Serialize};
+
+/// The result of a run. Metrics a recipe does not compute are `null`; fractions are in [0, 1].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// `supervised`, `simclr`, ...
+    pub recipe: String,
+    /// `flex`, `ndarray`, `wgpu`, `cuda`.
+    pub device: String,
+    /// Backbone name, e.g. `resnet18-w16-cifar`.
+    pub backbone: String,
+    /// Dataset folder name, e.g. `fashion-mnist`.
+    pub dataset: String,
+    /// Epochs configured.
+    pub epochs: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Wall time of the whole run, summed over resumed sessions, evaluation included.
+    pub wall_seconds: f64,
+    /// Training throughput: images per second over the training steps alone.
+    pub train_images_per_second: f64,
+    /// Test-split metrics.
+    pub eval: EvalSummary,
+    /// Baselines evaluated on the same split, where the recipe computes them.
+    pub baselines: Option<serde_json::Value>,
+}
+
+/// Test-split metrics of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    /// Classifier top-1 accuracy (supervised recipes).
+    pub accuracy: Option<f64>,
+    /// Mean test loss of the classifier.
+    pub loss: Option<f64>,
+    /// kNN top-1 accuracy on the embeddings.
+    pub knn_top1: Option<f64>,
+    /// Linear-probe top-1 accuracy.
+    pub linear_top1: Option<f64>,
+    /// Retrieval recall@1.
+    pub recall_at_1: Option<f64>,
+    /// Retrieval mAP@R.
+    pub map_at_r: Option<f64>,
+}

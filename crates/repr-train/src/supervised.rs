@@ -1,0 +1,51 @@
+//! The supervised method: a backbone with a classifier head, trained with cross-entropy.
+
+use burn::module::Module;
+use burn::tensor::{Int, Tensor};
+use repr_backbones::Backbone;
+use repr_data::ImageBatch;
+use repr_objectives::CrossEntropyLoss;
+
+/// A backbone whose head outputs class logits.
+#[derive(Module, Debug)]
+pub struct Supervised {
+    /// The network, including its classifier (`fc`).
+    pub backbone: Backbone,
+}
+
+/// What one training step returns: the loss to back-propagate and the number of correct
+/// predictions, both still on the device.
+pub struct StepOutput {
+    /// Mean cross-entropy over the batch, `[1]`.
+    pub loss: Tensor<1>,
+    /// Correctly classified images, `[1]`.
+    pub correct: Tensor<1, Int>,
+}
+
+impl Supervised {
+    /// Class logits.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, channels, height, width]`
+    /// - output: `[batch, classes]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.backbone.forward(images)
+    }
+
+    /// Loss and correct count of one batch.
+    pub fn step(&self, batch: ImageBatch, loss_fn: &CrossEntropyLoss) -> StepOutput {
+        let logits = self.forward(batch.images);
+        let correct = logits
+            .clone()
+            .detach()
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(batch.targets.clone())
+            .int()
+            .sum();
+        StepOutput {
+            loss: loss_fn.forward(logits, batch.targets),
+            correct,
+        }
+    }
+}

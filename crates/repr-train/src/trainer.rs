@@ -1,0 +1,438 @@
+//! The training loop shared by the recipes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor};
+use repr_augment::{ImageDims, RandomCropConfig, RandomHorizontalFlipConfig};
+use repr_backbones::BackboneConfig;
+use repr_data::{ImageDataset, LoadOptions, Normalize, Split};
+
+use crate::checkpoint::write_atomic;
+use crate::progress::Progress;
+use crate::{
+    BatchLoader, Checkpoint, DeviceChoice, EvalSummary, LoaderConfig, MetricRecord, MetricsLog,
+    RunDir, Summary, Supervised, TrainConfig, TrainError, TrainState, accuracy, warmup_cosine,
+};
+
+/// How [`train`] runs, beside the config.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The backend.
+    pub device: DeviceChoice,
+    /// Continue from the run folder's last checkpoint.
+    pub resume: bool,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// Trains `config` into `run`, evaluates on the test split and writes `summary.json`.
+///
+/// Checkpoints go to `run.last_checkpoint()` every `checkpoint_every_steps` and at the end of
+/// each epoch, always after the loss was checked to be finite, so a NaN stops the run with the
+/// last good checkpoint in place.
+pub fn train(
+    config: &TrainConfig,
+    run: &RunDir,
+    options: &TrainOptions,
+) -> Result<Summary, TrainError> {
+    config.validate()?;
+    let started = Instant::now();
+    let progress = Progress::new(options.progress);
+    let device = options.device.device()?;
+    device.seed(config.seed);
+    let train_device = device.clone().autodiff();
+
+    let data = Data::load(config)?;
+    check_backbone_fits(&config.backbone, &data.train)?;
+    let loss_fn = repr_objectives::CrossEntropyLossConfig::new()
+        .with_smoothing(config.label_smoothing)
+        .init()
+        .map_err(|e| TrainError::Config {
+            field: "label_smoothing".into(),
+            message: e.to_string(),
+        })?;
+    let loader = loader_config(config, &data.train)?;
+    let steps_per_epoch = BatchLoader::batches_per_epoch(data.train.len(), &loader);
+    if steps_per_epoch == 0 {
+        return Err(TrainError::Config {
+            field: "batch_size".into(),
+            message: format!(
+                "{} is larger than the training set ({} images)",
+                config.batch_size,
+                data.train.len()
+            ),
+        });
+    }
+    let total_steps = steps_per_epoch * config.epochs;
+    let warmup_steps = (config.schedule.warmup_epochs * steps_per_epoch as f64).round() as usize;
+    let base_lr = config.optimizer.lr();
+
+    let mut model = Supervised {
+        backbone: config.backbone.init(&train_device),
+    };
+    let mut optimizer = config.optimizer.init();
+    let mut state = TrainState::default();
+    if options.resume {
+        let path = run.last_checkpoint();
+        let checkpoint = Checkpoint::load(&path)?;
+        model = checkpoint.restore_model(model, &path)?;
+        optimizer = checkpoint.restore_optimizer(optimizer, &path)?;
+        state = checkpoint.state;
+        progress.message(&format!(
+            "resuming {} at epoch {}, batch {} (step {})",
+            run.root().display(),
+            state.epoch + 1,
+            state.batch_in_epoch,
+            state.global_step
+        ));
+    }
+    // The resolved config of this session (a resume may have changed the learning rate).
+    write_atomic(&run.config(), config.to_toml().as_bytes())?;
+    let mut log = MetricsLog::open(run)?;
+    let session_start_wall = state.wall_seconds;
+    let wall = |started: &Instant| session_start_wall + started.elapsed().as_secs_f64();
+    let max_steps = config.max_steps.unwrap_or(usize::MAX);
+
+    'epochs: while state.epoch < config.epochs && state.global_step < max_steps {
+        let epoch = state.epoch;
+        let batches = BatchLoader::start(
+            data.train.clone(),
+            data.normalize.clone(),
+            loader.clone(),
+            epoch,
+            state.batch_in_epoch,
+        );
+        let mut interval = Interval::new(&train_device);
+        for batch in batches {
+            let lr = warmup_cosine(
+                state.global_step,
+                total_steps,
+                warmup_steps,
+                base_lr,
+                config.schedule.min_lr,
+            );
+            let images = batch.dims[0];
+            let output = model.step(batch.to_device(&train_device), &loss_fn);
+            interval.add(output.loss.clone().detach(), output.correct, images);
+            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            state.global_step += 1;
+            state.batch_in_epoch += 1;
+
+            let checkpoint_due = config.checkpoint_every_steps > 0
+                && state.global_step % config.checkpoint_every_steps == 0;
+            let stop = state.global_step >= max_steps;
+            if state.global_step % config.log_every_steps == 0
+                || checkpoint_due
+                || stop
+                || state.batch_in_epoch == steps_per_epoch
+            {
+                // The one host read of the interval: also the finiteness check that must pass
+                // before any checkpoint is written.
+                let (loss, acc, images_per_second, seconds, images) = interval.read();
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        step: state.global_step,
+                        value: loss as f32,
+                        checkpoint: checkpoint_name(run),
+                    });
+                }
+                state.train_seconds += seconds;
+                state.images_trained += images as u64;
+                let record = MetricRecord {
+                    split: "train".into(),
+                    epoch: epoch as f64 + state.batch_in_epoch as f64 / steps_per_epoch as f64,
+                    step: state.global_step,
+                    loss,
+                    accuracy: Some(acc),
+                    lr: Some(lr),
+                    images_per_second: Some(images_per_second),
+                    wall_seconds: wall(&started),
+                };
+                log.write(&record)?;
+                progress.update(
+                    epoch,
+                    config.epochs,
+                    state.batch_in_epoch,
+                    steps_per_epoch,
+                    loss,
+                    Some(acc),
+                    lr,
+                    images_per_second,
+                );
+                interval = Interval::new(&train_device);
+            }
+            if state.batch_in_epoch == steps_per_epoch {
+                state.epoch += 1;
+                state.batch_in_epoch = 0;
+            }
+            if checkpoint_due || stop || state.batch_in_epoch == 0 {
+                state.wall_seconds = wall(&started);
+                save_checkpoint(run, state, &model, &optimizer)?;
+            }
+            if stop {
+                break 'epochs;
+            }
+        }
+        let finished_epoch = state.batch_in_epoch == 0 && state.epoch == epoch + 1;
+        if finished_epoch
+            && state.epoch < config.epochs
+            && config.eval_every_epochs > 0
+            && state.epoch % config.eval_every_epochs == 0
+        {
+            let test = accuracy(
+                &model,
+                data.test.clone(),
+                &data.normalize,
+                config.eval_batch_size,
+                &device,
+            );
+            log.write(&test_record(&test, state, steps_per_epoch, wall(&started)))?;
+            progress.message(&format!(
+                "epoch {} test: loss {:.4}, accuracy {:.2}%",
+                state.epoch,
+                test.loss,
+                100.0 * test.accuracy
+            ));
+        }
+    }
+
+    let test = accuracy(
+        &model,
+        data.test.clone(),
+        &data.normalize,
+        config.eval_batch_size,
+        &device,
+    );
+    state.wall_seconds = wall(&started);
+    log.write(&test_record(&test, state, steps_per_epoch, state.wall_seconds))?;
+    let record = model.clone().valid().into_record();
+    let bytes = record.into_bytes().map_err(|e| TrainError::Checkpoint {
+        path: run.final_model(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&run.final_model(), &bytes)?;
+
+    let summary = Summary {
+        recipe: config.recipe.name().into(),
+        device: options.device.name().into(),
+        backbone: config.backbone.name(),
+        dataset: data.name.clone(),
+        epochs: config.epochs,
+        steps: state.global_step,
+        wall_seconds: state.wall_seconds,
+        train_images_per_second: state.images_trained as f64 / state.train_seconds.max(1e-9),
+        eval: EvalSummary {
+            accuracy: Some(test.accuracy),
+            loss: Some(test.loss),
+            ..EvalSummary::default()
+        },
+        baselines: None,
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("summaries serialize");
+    write_atomic(&run.summary(), json.as_bytes())?;
+    Ok(summary)
+}
+
+/// The two splits, shared with the loader threads, and their normalisation.
+struct Data {
+    name: String,
+    train: Arc<ImageDataset>,
+    test: Arc<ImageDataset>,
+    normalize: Normalize,
+}
+
+impl Data {
+    fn load(config: &TrainConfig) -> Result<Self, TrainError> {
+        let dir = config
+            .data
+            .dir
+            .clone()
+            .unwrap_or_else(repr_data::fashion_mnist_dir);
+        let options = LoadOptions {
+            image_size: config.data.image_size.map(|[h, w]| (h, w)),
+            channels: config.data.channels,
+        };
+        let mut train = repr_data::load(&dir, Split::Train, &options)?;
+        let mut test = repr_data::load(&dir, Split::Test, &options)?;
+        if let Some(limit) = config.data.train_limit {
+            train = first_shuffled(&train, limit, config.seed);
+        }
+        if let Some(limit) = config.data.test_limit {
+            test = first_shuffled(&test, limit, config.seed);
+        }
+        let (mean, std) = train.channel_mean_std();
+        Ok(Self {
+            name: dataset_name(&dir),
+            train: Arc::new(train),
+            test: Arc::new(test),
+            normalize: Normalize { mean, std },
+        })
+    }
+}
+
+/// A seeded random subset of `limit` images (all of them if the set is smaller).
+fn first_shuffled(dataset: &ImageDataset, limit: usize, seed: u64) -> ImageDataset {
+    let order = repr_data::epoch_permutation(dataset.len(), seed, usize::MAX);
+    dataset.subset(&order[..limit.min(dataset.len())])
+}
+
+fn dataset_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+fn check_backbone_fits(backbone: &BackboneConfig, train: &ImageDataset) -> Result<(), TrainError> {
+    let BackboneConfig::ResNet(resnet) = backbone;
+    if resnet.in_channels != train.channels() {
+        return Err(TrainError::Config {
+            field: "backbone.in_channels".into(),
+            message: format!(
+                "{} does not match the dataset's {} channels",
+                resnet.in_channels,
+                train.channels()
+            ),
+        });
+    }
+    if resnet.num_classes != train.num_classes() {
+        return Err(TrainError::Config {
+            field: "backbone.num_classes".into(),
+            message: format!(
+                "{} does not match the dataset's {} classes",
+                resnet.num_classes,
+                train.num_classes()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn loader_config(config: &TrainConfig, train: &ImageDataset) -> Result<LoaderConfig, TrainError> {
+    let [channels, height, width] = train.shape();
+    let dims = ImageDims {
+        channels,
+        height,
+        width,
+    };
+    let augment_error = |field: &str, e: repr_augment::AugmentError| TrainError::Config {
+        field: format!("augment.{field}"),
+        message: e.to_string(),
+    };
+    let crop = (config.augment.crop_padding > 0)
+        .then(|| {
+            RandomCropConfig {
+                padding: config.augment.crop_padding,
+            }
+            .init(dims)
+        })
+        .transpose()
+        .map_err(|e| augment_error("crop_padding", e))?;
+    let flip = (config.augment.horizontal_flip > 0.0)
+        .then(|| {
+            RandomHorizontalFlipConfig {
+                probability: config.augment.horizontal_flip,
+            }
+            .init(dims)
+        })
+        .transpose()
+        .map_err(|e| augment_error("horizontal_flip", e))?;
+    Ok(LoaderConfig {
+        batch_size: config.batch_size,
+        prefetch: config.prefetch_batches,
+        seed: config.seed,
+        shuffle: true,
+        drop_last: true,
+        crop,
+        flip,
+    })
+}
+
+fn save_checkpoint(
+    run: &RunDir,
+    state: TrainState,
+    model: &Supervised,
+    optimizer: &burn::optim::ModuleOptimizer,
+) -> Result<(), TrainError> {
+    let path = run.last_checkpoint();
+    Checkpoint::capture(state, model, optimizer)
+        .map_err(|reason| TrainError::Checkpoint {
+            path: path.clone(),
+            reason,
+        })?
+        .save(&path)
+}
+
+fn checkpoint_name(run: &RunDir) -> String {
+    let path = run.last_checkpoint();
+    if path.exists() {
+        path.display().to_string()
+    } else {
+        "none written yet".into()
+    }
+}
+
+fn test_record(
+    test: &crate::Accuracy,
+    state: TrainState,
+    steps_per_epoch: usize,
+    wall_seconds: f64,
+) -> MetricRecord {
+    MetricRecord {
+        split: "test".into(),
+        epoch: state.epoch as f64 + state.batch_in_epoch as f64 / steps_per_epoch as f64,
+        step: state.global_step,
+        loss: test.loss,
+        accuracy: Some(test.accuracy),
+        lr: None,
+        images_per_second: None,
+        wall_seconds,
+    }
+}
+
+/// Sums over the steps since the last log, kept on the device until read.
+struct Interval {
+    loss: Tensor<1>,
+    correct: Tensor<1, Int>,
+    steps: usize,
+    images: usize,
+    started: Instant,
+}
+
+impl Interval {
+    fn new(device: &Device) -> Self {
+        let device = device.clone().without_autodiff();
+        Self {
+            loss: Tensor::zeros([1], &device),
+            correct: Tensor::zeros([1], &device),
+            steps: 0,
+            images: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, loss: Tensor<1>, correct: Tensor<1, Int>, images: usize) {
+        self.loss = self.loss.clone() + loss.without_autodiff();
+        self.correct = self.correct.clone() + correct.without_autodiff();
+        self.steps += 1;
+        self.images += images;
+    }
+
+    /// Mean loss, accuracy, images/s, seconds and images of the interval (one device read).
+    fn read(&self) -> (f64, f64, f64, f64, usize) {
+        let loss = self.loss.clone().into_scalar::<f32>() as f64 / self.steps.max(1) as f64;
+        let correct = self.correct.clone().into_scalar::<i64>() as f64;
+        let seconds = self.started.elapsed().as_secs_f64();
+        (
+            loss,
+            correct / self.images.max(1) as f64,
+            self.images as f64 / seconds.max(1e-9),
+            seconds,
+            self.images,
+        )
+    }
+}
