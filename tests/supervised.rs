@@ -2,7 +2,7 @@
 //! `cargo xtask train --recipe supervised --device <backend>`, on a small network and a small
 //! slice of the embedded Fashion-MNIST, must lower the training loss and write its outputs.
 
-use repr::backbones::{BackboneConfig, ResNetConfig, Stem};
+use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
 use repr::train::{
     AugmentConfig, DeviceChoice, MetricsLog, RunDir, RunMode, Summary, TrainConfig, TrainOptions,
 };
@@ -11,8 +11,7 @@ use repr::train::{
 fn tiny_config() -> TrainConfig {
     let mut config = TrainConfig::supervised();
     config.backbone = BackboneConfig::ResNet(
-        ResNetConfig::resnet18()
-            .with_layers([1, 1, 1, 1])
+        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
             .with_stem(Stem::Cifar)
             .with_width(4)
             .with_in_channels(1)

@@ -49,8 +49,8 @@ mod tests {
         let avg = Pooling::Avg.pool(x.clone());
         let max = Pooling::Max.pool(x);
         assert_eq!(avg.dims(), [1, 2]);
-        let avg = avg.into_data().to_vec::<f32>().unwrap();
-        let max = max.into_data().to_vec::<f32>().unwrap();
+        let avg = avg.into_data().try_into_vec_as::<f32>().unwrap();
+        let max = max.into_data().try_into_vec_as::<f32>().unwrap();
         repr_testing::assert_close(&avg, &[2.5, 1.0], 1e-6, 1e-6, "avg pool");
         repr_testing::assert_close(&max, &[4.0, 7.0], 1e-6, 1e-6, "max pool");
     }

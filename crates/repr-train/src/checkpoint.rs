@@ -53,8 +53,10 @@ impl Checkpoint {
         model: &M,
         optimizer: &ModuleOptimizer,
     ) -> Result<Self, String> {
+        // `valid()` folds BatchNorm's pending running-statistics update into the record; a
+        // record of the training module itself would lag one step behind.
         let model = model
-            .clone()
+            .valid()
             .into_record()
             .into_bytes()
             .map_err(|e| format!("serializing the model: {e}"))?;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use repr_data::{ImageDataset, Normalize};
 use repr_objectives::CrossEntropyLoss;

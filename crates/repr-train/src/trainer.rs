@@ -265,12 +265,12 @@ impl Data {
         if let Some(limit) = config.data.test_limit {
             test = first_shuffled(&test, limit, config.seed);
         }
-        let (mean, std) = train.channel_mean_std();
+        let normalize = Normalize::from_dataset(&train);
         Ok(Self {
             name: dataset_name(&dir),
             train: Arc::new(train),
             test: Arc::new(test),
-            normalize: Normalize { mean, std },
+            normalize,
         })
     }
 }

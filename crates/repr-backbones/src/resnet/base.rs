@@ -128,7 +128,9 @@ impl ResNet {
 
     /// Outputs of the head, or `None` without one.
     pub fn num_classes(&self) -> Option<usize> {
-        self.fc.as_ref().map(|fc| fc.weight.lazy_shape().dims::<2>()[1])
+        self.fc
+            .as_ref()
+            .map(|fc| fc.weight.lazy_shape().dims::<2>()[1])
     }
 
     /// Computes the requested stages' activations, running the network only as deep as the
@@ -153,16 +155,17 @@ impl ResNet {
         if let Some(maxpool) = &self.maxpool {
             x = maxpool.forward(x);
         }
-        for (stage, layer) in Stage::ALL[1..=deepest as usize]
-            .iter()
-            .zip(self.stages())
-        {
+        for (stage, layer) in Stage::ALL[1..=deepest as usize].iter().zip(self.stages()) {
             x = layer.iter().fold(x, |x, block| block.forward(x));
             taps[*stage as usize] = Some(x.clone());
         }
         stages
             .iter()
-            .map(|&stage| taps[stage as usize].clone().expect("computed up to the deepest stage"))
+            .map(|&stage| {
+                taps[stage as usize]
+                    .clone()
+                    .expect("computed up to the deepest stage")
+            })
             .collect()
     }
 
@@ -211,6 +214,10 @@ impl ResNet {
     /// # Shapes
     /// - pooled: `[batch, num_features]`
     /// - output: `[batch, num_classes]`, or `[batch, num_features]` without a head
+    ///
+    /// # Panics
+    ///
+    /// If `pooled` does not have [`num_features`](Self::num_features) columns.
     pub fn forward_head(&self, pooled: Tensor<2>) -> Tensor<2> {
         let [_batch, features] = pooled.dims();
         assert_eq!(
@@ -238,7 +245,8 @@ impl ResNet {
         let [_batch, channels, _height, _width] = x.dims();
         let expected = self.conv1.weight.lazy_shape().dims::<4>()[1];
         assert_eq!(
-            channels, expected,
+            channels,
+            expected,
             "ResNet expects {expected} input channels, got {channels} (input shape {:?})",
             x.dims()
         );

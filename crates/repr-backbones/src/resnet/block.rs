@@ -38,10 +38,11 @@ impl BlockConfig {
     /// or the channels change, the identity otherwise (torchvision's option B).
     pub fn init(&self, device: &Device) -> Block {
         let out_channels = self.out_channels();
-        let downsample = (self.stride != 1 || self.in_channels != out_channels).then(|| Downsample {
-            conv: conv(self.in_channels, out_channels, 1, self.stride, device),
-            bn: batch_norm(out_channels, false, device),
-        });
+        let downsample =
+            (self.stride != 1 || self.in_channels != out_channels).then(|| Downsample {
+                conv: conv(self.in_channels, out_channels, 1, self.stride, device),
+                bn: batch_norm(out_channels, false, device),
+            });
         let zero = self.zero_init_residual;
         match self.kind {
             BlockKind::Basic => Block::Basic(BasicBlock {
@@ -100,6 +101,8 @@ pub(super) fn batch_norm(channels: usize, zero_gamma: bool, device: &Device) -> 
 /// `PytorchStore` skips enum variant names by default, so torchvision keys
 /// (`layer1.0.conv1.weight`) still match.
 #[derive(Module, Debug)]
+// Burn has no `Module` impl for `Box`, and a stage holds blocks of one kind anyway.
+#[allow(clippy::large_enum_variant)]
 pub enum Block {
     /// Two 3x3 convolutions.
     Basic(BasicBlock),

@@ -190,7 +190,10 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("layers"), "{err}");
-        let err = ResNetConfig::resnet18().with_width(0).validate().unwrap_err();
+        let err = ResNetConfig::resnet18()
+            .with_width(0)
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("width"), "{err}");
         assert!(ResNetConfig::resnet50().validate().is_ok());
     }
