@@ -14,7 +14,10 @@ use repr_train::{DeviceChoice, RunDir, RunMode, TrainConfig, TrainOptions};
 const TEST_COMMAND: &str = "cargo test --workspace --features repr-testing/test-wgpu";
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Train and evaluate image representations with Burn")]
+#[command(
+    name = "cargo xtask",
+    about = "Train and evaluate image representations with Burn"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -140,7 +143,9 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     let summary = repr_train::train(&config, &run, &options)?;
     println!();
-    println!("| run | device | backbone | epochs | steps | test accuracy | wall time | train img/s |");
+    println!(
+        "| run | device | backbone | epochs | steps | test accuracy | wall time | train img/s |"
+    );
     println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
     println!(
         "| {name} | {} | {} | {} | {} | {:.2}% | {:.1} s | {:.0} |",
@@ -211,7 +216,10 @@ mod tests {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
         let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
-        assert!(readme.contains(TEST_COMMAND), "README.md lacks `{TEST_COMMAND}`");
+        assert!(
+            readme.contains(TEST_COMMAND),
+            "README.md lacks `{TEST_COMMAND}`"
+        );
         assert!(ci.contains(TEST_COMMAND), ".ci/run lacks `{TEST_COMMAND}`");
     }
 }

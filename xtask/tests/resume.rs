@@ -10,7 +10,14 @@ use repr_train::{AugmentConfig, Checkpoint, MetricsLog, RunDir, RunMode, TrainCo
 fn xtask(runs: &Path, config: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
-        .args(["train", "--recipe", "supervised", "--device", "flex", "--quiet"])
+        .args([
+            "train",
+            "--recipe",
+            "supervised",
+            "--device",
+            "flex",
+            "--quiet",
+        ])
         .arg("--runs-dir")
         .arg(runs)
         .arg("--config")
@@ -24,7 +31,8 @@ fn xtask(runs: &Path, config: &Path, extra: &[&str]) -> Command {
 
 fn small_config() -> TrainConfig {
     let mut config = TrainConfig::supervised();
-    if let repr_backbones::BackboneConfig::ResNet(resnet) = &mut config.backbone {
+    {
+        let repr_backbones::BackboneConfig::ResNet(resnet) = &mut config.backbone;
         resnet.width = 4;
         resnet.layers = [1, 1, 1, 1];
     }

@@ -126,7 +126,11 @@ mod tests {
                 });
             shifts.insert(shift.expect("output is not a shifted copy of the input"));
         }
-        assert_eq!(shifts.len(), 25, "all 5x5 offsets should occur in 200 draws");
+        assert_eq!(
+            shifts.len(),
+            25,
+            "all 5x5 offsets should occur in 200 draws"
+        );
     }
 
     #[test]

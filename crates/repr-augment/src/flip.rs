@@ -64,7 +64,9 @@ mod tests {
 
     #[test]
     fn flips_rows_and_respects_probability() {
-        let flip = RandomHorizontalFlipConfig { probability: 0.5 }.init(DIMS).unwrap();
+        let flip = RandomHorizontalFlipConfig { probability: 0.5 }
+            .init(DIMS)
+            .unwrap();
         let mut flipped = 0;
         for index in 0..1000 {
             let mut image = vec![1, 2, 3, 4, 5, 6];
@@ -75,11 +77,18 @@ mod tests {
                 assert_eq!(image, vec![1, 2, 3, 4, 5, 6]);
             }
         }
-        assert!((430..570).contains(&flipped), "{flipped} flips in 1000 draws at p = 0.5");
+        assert!(
+            (430..570).contains(&flipped),
+            "{flipped} flips in 1000 draws at p = 0.5"
+        );
     }
 
     #[test]
     fn probability_outside_unit_interval_is_rejected() {
-        assert!(RandomHorizontalFlipConfig { probability: 1.5 }.init(DIMS).is_err());
+        assert!(
+            RandomHorizontalFlipConfig { probability: 1.5 }
+                .init(DIMS)
+                .is_err()
+        );
     }
 }

@@ -59,7 +59,8 @@ impl CrossEntropyLoss {
     /// - `targets`: `[batch]`, class indices in `0..classes`
     /// - output: `[1]`
     pub fn forward(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-        self.reduction.apply(self.forward_no_reduction(logits, targets))
+        self.reduction
+            .apply(self.forward_no_reduction(logits, targets))
     }
 
     /// One loss per sample.

@@ -30,7 +30,8 @@ fn naive_loss(logits: &[f64], targets: &[i64], classes: usize, eps: f64) -> f64 
         let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let log_z = max + row.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
         for (c, &x) in row.iter().enumerate() {
-            let q = (1.0 - eps) * f64::from(u8::from(c as i64 == targets[i])) + eps / classes as f64;
+            let q =
+                (1.0 - eps) * f64::from(u8::from(c as i64 == targets[i])) + eps / classes as f64;
             total -= q * (x - log_z);
         }
     }
@@ -57,13 +58,34 @@ fn matches_pytorch(device: &Device) {
         let loss = loss_fn.forward(logits.clone(), targets);
         let grads = loss.backward();
         let value: Vec<f32> = loss.into_data().try_to_vec().unwrap();
-        assert_close(&value, &[case.loss], 1e-5, 1e-5, &format!("{} loss", case.name));
+        assert_close(
+            &value,
+            &[case.loss],
+            1e-5,
+            1e-5,
+            &format!("{} loss", case.name),
+        );
         // The fixture's f64 values are the exact float32 inputs, widened.
         let inputs: Vec<f64> = case.logits.f32().iter().map(|&v| f64::from(v)).collect();
         let naive = naive_loss(&inputs, &case.targets.i64(), classes, case.label_smoothing);
-        assert!((naive - case.loss).abs() < 1e-9 * case.loss.abs().max(1.0), "{}", case.name);
-        let grad: Vec<f32> = logits.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
-        assert_close(&grad, &case.grad_logits.data, 1e-6, 1e-4, &format!("{} grad", case.name));
+        assert!(
+            (naive - case.loss).abs() < 1e-9 * case.loss.abs().max(1.0),
+            "{}",
+            case.name
+        );
+        let grad: Vec<f32> = logits
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_close(
+            &grad,
+            &case.grad_logits.data,
+            1e-6,
+            1e-4,
+            &format!("{} grad", case.name),
+        );
     }
 }
 
@@ -79,7 +101,13 @@ fn sum_reduction_and_per_sample(device: &Device) {
         .try_to_vec()
         .unwrap();
     let expected0 = (1.0 + 2.0 * (-10f64).exp()).ln();
-    assert_close(&per_sample, &[expected0, 3f64.ln()], 1e-6, 1e-5, "per-sample");
+    assert_close(
+        &per_sample,
+        &[expected0, 3f64.ln()],
+        1e-6,
+        1e-5,
+        "per-sample",
+    );
     let sum: Vec<f32> = CrossEntropyLossConfig::new()
         .with_reduction(Reduction::Sum)
         .init()
@@ -96,7 +124,10 @@ repr_testing::backend_tests!(matches_pytorch, sum_reduction_and_per_sample);
 #[test]
 fn smoothing_out_of_range_is_rejected() {
     for bad in [-0.1, 1.0, f64::NAN] {
-        let err = CrossEntropyLossConfig::new().with_smoothing(bad).init().unwrap_err();
+        let err = CrossEntropyLossConfig::new()
+            .with_smoothing(bad)
+            .init()
+            .unwrap_err();
         assert!(err.to_string().contains("smoothing"), "{err}");
     }
 }

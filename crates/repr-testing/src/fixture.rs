@@ -40,7 +40,9 @@ impl Array {
 
 /// Path of a file under the workspace's `fixtures/` folder.
 pub fn fixture_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(relative)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(relative)
 }
 
 /// Reads and deserializes a JSON fixture, panicking with the path on failure.

@@ -46,6 +46,16 @@ pub struct Checkpoint {
     pub optimizer: Bytes,
 }
 
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("state", &self.state)
+            .field("model_bytes", &self.model.len())
+            .field("optimizer_bytes", &self.optimizer.len())
+            .finish()
+    }
+}
+
 impl Checkpoint {
     /// Captures the model and optimizer.
     pub fn capture<M: Module>(
@@ -129,8 +139,8 @@ impl Checkpoint {
         if !rest.is_empty() {
             return Err(bad(format!("{} trailing bytes", rest.len())));
         }
-        let state = serde_json::from_slice(sections[0])
-            .map_err(|e| bad(format!("state section: {e}")))?;
+        let state =
+            serde_json::from_slice(sections[0]).map_err(|e| bad(format!("state section: {e}")))?;
         Ok(Self {
             state,
             model: Bytes::from_bytes_vec(sections[1].to_vec()),
@@ -140,12 +150,11 @@ impl Checkpoint {
 
     /// Applies the saved parameters to `model` (which must have the same architecture).
     pub fn restore_model<M: Module>(&self, model: M, path: &Path) -> Result<M, TrainError> {
-        let record = ModuleRecord::from_bytes(self.model.clone()).map_err(|e| {
-            TrainError::Checkpoint {
+        let record =
+            ModuleRecord::from_bytes(self.model.clone()).map_err(|e| TrainError::Checkpoint {
                 path: path.to_path_buf(),
                 reason: format!("model section: {e}"),
-            }
-        })?;
+            })?;
         model
             .try_load_record(record)
             .map_err(|e| TrainError::Checkpoint {
@@ -243,13 +252,19 @@ mod tests {
         let full = std::fs::read(&path).unwrap();
         std::fs::write(&path, &full[..full.len() - 3]).unwrap();
         let err = Checkpoint::load(&path).unwrap_err().to_string();
-        assert!(err.contains("last.ckpt") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("last.ckpt") && err.contains("truncated"),
+            "{err}"
+        );
         std::fs::write(&path, b"hello").unwrap();
         let err = Checkpoint::load(&path).unwrap_err().to_string();
         assert!(err.contains("bad magic"), "{err}");
         let err = Checkpoint::load(&dir.path().join("missing.ckpt"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing.ckpt") && err.contains("not found"), "{err}");
+        assert!(
+            err.contains("missing.ckpt") && err.contains("not found"),
+            "{err}"
+        );
     }
 }

@@ -363,7 +363,10 @@ mod tests {
     fn partial_file_takes_defaults_and_unknown_keys_fail() {
         let partial: TrainConfig = toml::from_str("epochs = 3\nbatch_size = 64\n").unwrap();
         assert_eq!((partial.epochs, partial.batch_size), (3, 64));
-        assert_eq!(partial.eval_batch_size, TrainConfig::supervised().eval_batch_size);
+        assert_eq!(
+            partial.eval_batch_size,
+            TrainConfig::supervised().eval_batch_size
+        );
         let err = toml::from_str::<TrainConfig>("epochz = 3\n").unwrap_err();
         assert!(err.to_string().contains("epochz"), "{err}");
     }
@@ -373,16 +376,22 @@ mod tests {
         let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
             ("batch_size", Box::new(|c| c.batch_size = 0)),
             ("epochs", Box::new(|c| c.epochs = 0)),
-            ("optimizer.lr", Box::new(|c| {
-                c.optimizer = OptimizerConfig::Sgd {
-                    lr: -0.1,
-                    momentum: 0.9,
-                    nesterov: false,
-                    weight_decay: 0.0,
-                }
-            })),
+            (
+                "optimizer.lr",
+                Box::new(|c| {
+                    c.optimizer = OptimizerConfig::Sgd {
+                        lr: -0.1,
+                        momentum: 0.9,
+                        nesterov: false,
+                        weight_decay: 0.0,
+                    }
+                }),
+            ),
             ("label_smoothing", Box::new(|c| c.label_smoothing = 1.0)),
-            ("schedule.warmup_epochs", Box::new(|c| c.schedule.warmup_epochs = 100.0)),
+            (
+                "schedule.warmup_epochs",
+                Box::new(|c| c.schedule.warmup_epochs = 100.0),
+            ),
             ("data.channels", Box::new(|c| c.data.channels = Some(2))),
         ];
         for (field, mutate) in cases {

@@ -114,7 +114,10 @@ fn drop_torn_line(path: &std::path::Path) -> std::io::Result<()> {
         return Ok(());
     }
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    OpenOptions::new().write(true).open(path)?.set_len(keep as u64)
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(keep as u64)
 }
 
 #[cfg(test)]

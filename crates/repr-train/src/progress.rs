@@ -35,8 +35,12 @@ impl Progress {
         }
         let width = 20;
         let filled = (batch * width).checked_div(batches).unwrap_or(width);
-        let bar: String = (0..width).map(|i| if i < filled { '#' } else { '-' }).collect();
-        let acc = accuracy.map(|a| format!(" acc {:5.2}%", 100.0 * a)).unwrap_or_default();
+        let bar: String = (0..width)
+            .map(|i| if i < filled { '#' } else { '-' })
+            .collect();
+        let acc = accuracy
+            .map(|a| format!(" acc {:5.2}%", 100.0 * a))
+            .unwrap_or_default();
         let line = format!(
             "epoch {}/{epochs} [{bar}] {batch}/{batches} loss {loss:.4}{acc} lr {lr:.4} {images_per_second:.0} img/s",
             epoch + 1,

@@ -100,7 +100,10 @@ mod tests {
         let run = RunDir::open(&root, RunMode::New).unwrap();
         std::fs::write(run.config(), "x").unwrap();
         let err = RunDir::open(&root, RunMode::New).unwrap_err().to_string();
-        assert!(err.contains("--resume") && err.contains("--overwrite"), "{err}");
+        assert!(
+            err.contains("--resume") && err.contains("--overwrite"),
+            "{err}"
+        );
         RunDir::open(&root, RunMode::Resume).unwrap();
         assert!(run.config().exists());
         RunDir::open(&root, RunMode::Overwrite).unwrap();

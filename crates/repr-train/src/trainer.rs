@@ -209,7 +209,12 @@ pub fn train(
         &device,
     );
     state.wall_seconds = wall(&started);
-    log.write(&test_record(&test, state, steps_per_epoch, state.wall_seconds))?;
+    log.write(&test_record(
+        &test,
+        state,
+        steps_per_epoch,
+        state.wall_seconds,
+    ))?;
     let record = model.clone().valid().into_record();
     let bytes = record.into_bytes().map_err(|e| TrainError::Checkpoint {
         path: run.final_model(),
