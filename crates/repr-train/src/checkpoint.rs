@@ -83,26 +83,15 @@ impl Checkpoint {
     /// Writes the checkpoint atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let state = serde_json::to_vec(&self.state).expect("TrainState serializes");
-        let tmp = tmp_path(path);
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(MAGIC)?;
-            for section in [&state[..], &self.model[..], &self.optimizer[..]] {
-                file.write_all(&(section.len() as u64).to_le_bytes())?;
-                file.write_all(section)?;
-            }
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&tmp, path)?;
-            sync_parent(path)
-        };
-        write().map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            TrainError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })
+        let sections = [&state[..], &self.model[..], &self.optimizer[..]];
+        let mut bytes =
+            Vec::with_capacity(MAGIC.len() + sections.iter().map(|s| 8 + s.len()).sum::<usize>());
+        bytes.extend_from_slice(MAGIC);
+        for section in sections {
+            bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(section);
+        }
+        write_atomic(path, &bytes)
     }
 
     /// Reads a checkpoint, checking its magic and section lengths.

@@ -14,8 +14,9 @@ use repr_data::{ImageDataset, LoadOptions, Normalize, Split};
 use crate::checkpoint::write_atomic;
 use crate::progress::Progress;
 use crate::{
-    BatchLoader, Checkpoint, DeviceChoice, EvalSummary, LoaderConfig, MetricRecord, MetricsLog,
-    RunDir, Summary, Supervised, TrainConfig, TrainError, TrainState, accuracy, warmup_cosine,
+    Accuracy, BatchLoader, Checkpoint, DeviceChoice, EvalSummary, LoaderConfig, MetricRecord,
+    MetricsLog, RunDir, Summary, Supervised, TrainConfig, TrainError, TrainState, accuracy,
+    warmup_cosine,
 };
 
 /// How [`train`] runs, beside the config.
@@ -184,13 +185,7 @@ pub fn train(
             && config.eval_every_epochs > 0
             && state.epoch % config.eval_every_epochs == 0
         {
-            let test = accuracy(
-                &model,
-                data.test.clone(),
-                &data.normalize,
-                config.eval_batch_size,
-                &device,
-            );
+            let test = data.evaluate(&model, config, &device);
             log.write(&test_record(&test, state, steps_per_epoch, wall(&started)))?;
             progress.message(&format!(
                 "epoch {} test: loss {:.4}, accuracy {:.2}%",
@@ -201,13 +196,7 @@ pub fn train(
         }
     }
 
-    let test = accuracy(
-        &model,
-        data.test.clone(),
-        &data.normalize,
-        config.eval_batch_size,
-        &device,
-    );
+    let test = data.evaluate(&model, config, &device);
     state.wall_seconds = wall(&started);
     log.write(&test_record(
         &test,
@@ -277,6 +266,19 @@ impl Data {
             test: Arc::new(test),
             normalize,
         })
+    }
+}
+
+impl Data {
+    /// Classifier loss and accuracy on the test split.
+    fn evaluate(&self, model: &Supervised, config: &TrainConfig, device: &Device) -> Accuracy {
+        accuracy(
+            model,
+            self.test.clone(),
+            &self.normalize,
+            config.eval_batch_size,
+            device,
+        )
     }
 }
 
