@@ -53,8 +53,9 @@ fn ensure_runtime_dir() {
 ///     let sum: f32 = (x.clone() + x).sum().into_scalar();
 ///     assert_eq!(sum, 6.0);
 /// }
+/// // Expands to `mod flex { #[test] fn adds() }`, `mod ndarray { .. }` (and `mod wgpu`).
 /// repr_testing::backend_tests!(adds);
-/// # fn main() { flex::adds(); }
+/// # fn main() { adds(&repr_testing::flex()); }
 /// ```
 #[macro_export]
 macro_rules! backend_tests {
