@@ -29,6 +29,7 @@ impl Progress {
         accuracy: Option<f64>,
         lr: f64,
         images_per_second: f64,
+        eta_seconds: f64,
     ) {
         if !self.enabled {
             return;
@@ -42,8 +43,9 @@ impl Progress {
             .map(|a| format!(" acc {:5.2}%", 100.0 * a))
             .unwrap_or_default();
         let line = format!(
-            "epoch {}/{epochs} [{bar}] {batch}/{batches} loss {loss:.4}{acc} lr {lr:.4} {images_per_second:.0} img/s",
+            "epoch {}/{epochs} [{bar}] {batch}/{batches} loss {loss:.4}{acc} lr {lr:.4} {images_per_second:.0} img/s, {} left",
             epoch + 1,
+            duration(eta_seconds),
         );
         let mut err = std::io::stderr().lock();
         if self.terminal {
@@ -64,5 +66,25 @@ impl Progress {
             let _ = write!(err, "\r\x1b[2K");
         }
         let _ = writeln!(err, "{text}");
+    }
+}
+
+/// `1h02m`, `12m05s` or `42s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m{sec:02}s"),
+        (h, min, _) => format!("{h}h{min:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(super::duration(42.4), "42s");
+        assert_eq!(super::duration(725.0), "12m05s");
+        assert_eq!(super::duration(3720.0), "1h02m");
     }
 }

@@ -164,6 +164,10 @@ pub fn train(
                     Some(acc),
                     lr,
                     images_per_second,
+                    // Training steps left (evaluation not counted).
+                    total_steps.min(max_steps).saturating_sub(state.global_step) as f64
+                        * config.batch_size as f64
+                        / images_per_second.max(1e-9),
                 );
                 interval = Interval::new(&train_device);
             }
