@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train a recipe (default: supervised on the embedded Fashion-MNIST), then evaluate it.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Run the test suite exactly as CI does.
     Ci,
 }
@@ -85,13 +85,13 @@ struct TrainArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Cmd::Train(TrainArgs {
+    let result = match cli.command.unwrap_or(Cmd::Train(Box::new(TrainArgs {
         recipe: "supervised".into(),
         device: "flex".into(),
         runs_dir: "runs".into(),
         ..TrainArgs::default()
-    })) {
-        Cmd::Train(args) => train(args),
+    }))) {
+        Cmd::Train(args) => train(*args),
         Cmd::Ci => ci(),
     };
     match result {

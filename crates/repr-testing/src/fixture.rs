@@ -56,6 +56,8 @@ pub fn read_fixture<T: DeserializeOwned>(relative: &str) -> T {
 
 /// Asserts `|actual - expected| <= atol + rtol * |expected|` element-wise, naming `what`, the first
 /// failing index and the worst error.
+// `!(err <= tol)` on purpose: a NaN must fail.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn assert_close(actual: &[f32], expected: &[f64], atol: f64, rtol: f64, what: &str) {
     assert_eq!(
         actual.len(),

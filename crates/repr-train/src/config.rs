@@ -230,6 +230,8 @@ impl TrainConfig {
     }
 
     /// Checks every value before any training work starts, naming the field and allowed range.
+    // `!(x >= 0.0)` on purpose: it also rejects NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |field: &str, allowed: &str, value: String| {
             Err(TrainError::Config {
@@ -371,9 +373,11 @@ mod tests {
         assert!(err.to_string().contains("epochz"), "{err}");
     }
 
+    type Mutation = Box<dyn Fn(&mut TrainConfig)>;
+
     #[test]
     fn impossible_values_name_their_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+        let cases: Vec<(&str, Mutation)> = vec![
             ("batch_size", Box::new(|c| c.batch_size = 0)),
             ("epochs", Box::new(|c| c.epochs = 0)),
             (

@@ -115,7 +115,7 @@ fn probe(choice: DeviceChoice, device: &Device) -> Result<(), DeviceError> {
         (x.clone() + x).into_scalar::<f32>()
     });
     match result {
-        Ok(value) if value == 2.0 => Ok(()),
+        Ok(value) if (value - 2.0).abs() < 1e-6 => Ok(()),
         Ok(value) => Err(DeviceError::Unavailable {
             device: choice,
             reason: format!("1 + 1 gave {value}"),

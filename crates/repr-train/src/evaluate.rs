@@ -49,7 +49,7 @@ pub fn accuracy(
     let mut loss_sum = Tensor::<1>::zeros([1], &device);
     let mut correct = Tensor::<1, Int>::zeros([1], &device);
     for batch in BatchLoader::start(dataset, normalize.clone(), config, 0, 0) {
-        let batch = batch.to_device(&device);
+        let batch = batch.into_device(&device);
         let (loss, right) = evaluate_batch(&model, &loss_fn, batch.images, batch.targets);
         loss_sum = loss_sum + loss;
         correct = correct + right;

@@ -41,7 +41,7 @@ pub struct CpuBatch {
 
 impl CpuBatch {
     /// Uploads the batch to `device`.
-    pub fn to_device(self, device: &Device) -> ImageBatch {
+    pub fn into_device(self, device: &Device) -> ImageBatch {
         let [n, ..] = self.dims;
         ImageBatch {
             images: Tensor::from_data(TensorData::new(self.images, self.dims), device),

@@ -117,7 +117,7 @@ pub fn train(
                 config.schedule.min_lr,
             );
             let images = batch.dims[0];
-            let output = model.step(batch.to_device(&train_device), &loss_fn);
+            let output = model.step(batch.into_device(&train_device), &loss_fn);
             interval.add(output.loss.clone().detach(), output.correct, images);
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
