@@ -41,7 +41,8 @@ impl Normalize {
     }
 
     /// The normalised value of every `u8`, per channel: exactly `(v / 255 - mean) / std` in f32.
-    fn tables(&self) -> Vec<[f32; 256]> {
+    /// Build them once per batch and apply them per image with [`Normalize::write_image`].
+    pub fn tables(&self) -> Vec<[f32; 256]> {
         assert_eq!(
             self.mean.len(),
             self.std.len(),
@@ -54,6 +55,33 @@ impl Normalize {
             .zip(&self.std)
             .map(|(&mean, &std)| std::array::from_fn(|v| (v as f32 / 255.0 - mean) / std))
             .collect()
+    }
+}
+
+impl Normalize {
+    /// Writes the normalised values of one CHW `u8` image into `out` (same length), using the
+    /// per-channel `tables` of [`Normalize::tables`].
+    ///
+    /// # Panics
+    /// If the image's length is not a multiple of the channel count or `out` differs in length.
+    pub fn write_image(tables: &[[f32; 256]], image: &[u8], out: &mut [f32]) {
+        let channels = tables.len();
+        assert!(
+            channels > 0 && image.len().is_multiple_of(channels) && out.len() == image.len(),
+            "image of {} values (output {}) does not split into {channels} channels",
+            image.len(),
+            out.len()
+        );
+        let plane = image.len() / channels;
+        for ((table, values), out) in tables
+            .iter()
+            .zip(image.chunks_exact(plane))
+            .zip(out.chunks_exact_mut(plane))
+        {
+            for (o, &v) in out.iter_mut().zip(values) {
+                *o = table[v as usize];
+            }
+        }
     }
 }
 
@@ -100,19 +128,13 @@ impl ImageBatcher {
     /// If an image's length is not a multiple of the channel count.
     pub fn normalize_into(&self, images: &[&[u8]], out: &mut Vec<f32>) {
         let tables = self.normalize.tables();
-        let channels = tables.len();
         out.clear();
-        out.reserve(images.iter().map(|im| im.len()).sum());
+        out.resize(images.iter().map(|im| im.len()).sum(), 0.0);
+        let mut start = 0;
         for image in images {
-            assert!(
-                channels > 0 && image.len() % channels == 0,
-                "image of {} values does not split into {channels} channels",
-                image.len()
-            );
-            let plane = image.len() / channels;
-            for (table, values) in tables.iter().zip(image.chunks_exact(plane)) {
-                out.extend(values.iter().map(|&v| table[v as usize]));
-            }
+            let end = start + image.len();
+            Normalize::write_image(&tables, image, &mut out[start..end]);
+            start = end;
         }
     }
 

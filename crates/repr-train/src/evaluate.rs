@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor};
 use repr_data::{ImageDataset, Normalize};
 use repr_objectives::CrossEntropyLoss;
 
+use crate::supervised::correct_count;
 use crate::{BatchLoader, LoaderConfig, Supervised};
 
 /// Loss and top-1 accuracy of a classifier over a split.
@@ -70,12 +71,6 @@ fn evaluate_batch(
     targets: Tensor<1, Int>,
 ) -> (Tensor<1>, Tensor<1, Int>) {
     let logits = model.forward(images);
-    let right = logits
-        .clone()
-        .argmax(1)
-        .squeeze_dim::<1>(1)
-        .equal(targets.clone())
-        .int()
-        .sum();
+    let right = correct_count(logits.clone(), targets.clone());
     (loss_fn.forward(logits, targets), right)
 }

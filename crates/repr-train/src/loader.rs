@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use rayon::prelude::*;
 use repr_augment::{ImageDims, RandomCrop, RandomHorizontalFlip, image_rng};
-use repr_data::{ImageBatch, ImageDataset, Normalize, epoch_permutation};
+use repr_data::{ImageBatch, ImageBatcher, ImageDataset, Normalize, epoch_permutation};
 
 /// How a [`BatchLoader`] walks a dataset.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub struct CpuBatch {
     /// Normalised pixels, `[n, c, h, w]` row-major.
     pub images: Vec<f32>,
     /// Class labels, `[n]`.
-    pub labels: Vec<i64>,
+    pub labels: Vec<usize>,
     /// `[n, c, h, w]`.
     pub dims: [usize; 4],
 }
@@ -42,11 +42,8 @@ pub struct CpuBatch {
 impl CpuBatch {
     /// Uploads the batch to `device`.
     pub fn into_device(self, device: &Device) -> ImageBatch {
-        let [n, ..] = self.dims;
-        ImageBatch {
-            images: Tensor::from_data(TensorData::new(self.images, self.dims), device),
-            targets: Tensor::<1, Int>::from_data(TensorData::new(self.labels, [n]), device),
-        }
+        let [_, c, h, w] = self.dims;
+        ImageBatcher::to_batch(self.images, &self.labels, [c, h, w], device)
     }
 }
 
@@ -139,7 +136,7 @@ fn prepare(
         height,
         width,
     };
-    let plane = height * width;
+    let tables = normalize.tables();
     let mut images = vec![0f32; indices.len() * dims.len()];
     images
         .par_chunks_mut(dims.len())
@@ -156,17 +153,10 @@ fn prepare(
                 if let Some(flip) = &config.flip {
                     flip.apply(scratch, &mut rng);
                 }
-                for c in 0..channels {
-                    let scale = 1.0 / (255.0 * normalize.std[c]);
-                    let shift = normalize.mean[c] / normalize.std[c];
-                    let range = c * plane..(c + 1) * plane;
-                    for (o, &v) in out[range.clone()].iter_mut().zip(&scratch[range]) {
-                        *o = v as f32 * scale - shift;
-                    }
-                }
+                Normalize::write_image(&tables, scratch, out);
             },
         );
-    let labels = indices.iter().map(|&i| dataset.label(i) as i64).collect();
+    let labels = indices.iter().map(|&i| dataset.label(i)).collect();
     CpuBatch {
         images,
         labels,

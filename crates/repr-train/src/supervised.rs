@@ -35,17 +35,19 @@ impl Supervised {
     /// Loss and correct count of one batch.
     pub fn step(&self, batch: ImageBatch, loss_fn: &CrossEntropyLoss) -> StepOutput {
         let logits = self.forward(batch.images);
-        let correct = logits
-            .clone()
-            .detach()
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(batch.targets.clone())
-            .int()
-            .sum();
         StepOutput {
+            correct: correct_count(logits.clone().detach(), batch.targets.clone()),
             loss: loss_fn.forward(logits, batch.targets),
-            correct,
         }
     }
+}
+
+/// How many rows of `logits` have their arg-max at the target class, `[1]`, on the device.
+pub(crate) fn correct_count(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1, Int> {
+    logits
+        .argmax(1)
+        .squeeze_dim::<1>(1)
+        .equal(targets)
+        .int()
+        .sum()
 }
