@@ -1,6 +1,8 @@
 //! `cargo xtask`: the repr command line.
 //!
 //! - `cargo xtask train [--recipe supervised] [--device flex|ndarray|wgpu|cuda] ...`
+//! - `cargo xtask bench augment [--threads N] [--iters N] [--devices flex,wgpu]`: augmentation
+//!   throughput (writes `runs/bench/augment.md` and `.json`).
 //! - `cargo xtask ci`: the test command that `.ci/run` runs.
 
 use std::path::PathBuf;
@@ -9,6 +11,8 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use repr_train::{DeviceChoice, RunDir, RunMode, TrainConfig, TrainOptions};
+
+mod bench_augment;
 
 /// The test command of the README and `.ci/run` (a test checks that all three agree).
 const TEST_COMMAND: &str = "cargo test --workspace --features repr-testing/test-wgpu";
@@ -27,8 +31,22 @@ struct Cli {
 enum Cmd {
     /// Train a recipe (default: supervised on the embedded Fashion-MNIST), then evaluate it.
     Train(Box<TrainArgs>),
+    /// Measure throughput (augmentations, ...).
+    Bench(BenchArgs),
     /// Run the test suite exactly as CI does.
     Ci,
+}
+
+#[derive(Parser)]
+struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Augmentation pipelines: CPU (1 thread and all threads) and device paths.
+    Augment(bench_augment::BenchAugmentArgs),
 }
 
 #[derive(Parser, Default)]
@@ -92,6 +110,9 @@ fn main() -> ExitCode {
         ..TrainArgs::default()
     }))) {
         Cmd::Train(args) => train(*args),
+        Cmd::Bench(args) => match args.target {
+            BenchTarget::Augment(args) => bench_augment::run(&args),
+        },
         Cmd::Ci => ci(),
     };
     match result {
