@@ -148,6 +148,12 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// A P×K sampler cannot be built for this dataset ([`crate::PkSampler::new`]).
+    #[error("invalid P×K sampler: {reason}")]
+    InvalidSampler {
+        /// What is wrong.
+        reason: String,
+    },
     /// In-memory parts given to [`crate::ImageDataset::new`] do not fit together.
     #[error("invalid dataset: {reason}")]
     InvalidDataset {

@@ -26,6 +26,7 @@ mod error;
 mod folder;
 mod idx;
 mod load;
+mod sampler;
 mod shuffle;
 
 pub use batcher::{ImageBatch, ImageBatcher, Normalize};
@@ -37,4 +38,5 @@ pub use idx::{read_idx_images, read_idx_labels};
 pub use load::{
     DatasetFormat, FASHION_MNIST_CLASSES, LoadOptions, Split, fashion_mnist_dir, load, load_format,
 };
+pub use sampler::PkSampler;
 pub use shuffle::epoch_permutation;

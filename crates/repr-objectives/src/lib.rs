@@ -1,13 +1,31 @@
 //! Losses and heads for learning image representations.
 //!
 //! Each loss has a `Config` (hyperparameters, validated) and a module with `forward` (reduced
-//! to a scalar) and `forward_no_reduction` (one value per sample).
+//! to a scalar) and `forward_no_reduction` (one value per sample, anchor or triplet slot).
+//!
+//! - [`CrossEntropyLoss`]: supervised classification, with label smoothing.
+//! - [`NtXentLoss`] and [`ProjectionHead`]: SimCLR.
+//! - [`TripletLoss`] over a [`Distance`] with a [`Miner`]: metric learning (FaceNet, Hermans et
+//!   al. 2017).
 #![warn(missing_docs)]
 
 mod cross_entropy;
+mod distance;
 mod error;
+mod miner;
+mod nt_xent;
+mod projection;
 mod reduction;
+mod triplet;
 
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
+pub use distance::Distance;
 pub use error::ObjectiveError;
+pub use miner::{MinedTriplets, Miner, Triplet};
+pub use nt_xent::{NtXentLoss, NtXentLossConfig};
+pub use projection::{ProjectionBlock, ProjectionHead, ProjectionHeadConfig};
 pub use reduction::Reduction;
+pub use triplet::{
+    TripletCounts, TripletLoss, TripletLossConfig, TripletOutput, TripletReduction, TripletTerms,
+    no_valid_triplet_warned,
+};
