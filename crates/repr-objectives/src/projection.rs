@@ -142,7 +142,8 @@ mod tests {
         let head = ProjectionHeadConfig::new(2048, 2048, 128).init(&device);
         assert_eq!(head.hidden.len(), 1);
         assert_eq!(head.num_params(), 2048 * 2048 + 2048 + 2048 * 128 + 128);
-        // With BatchNorm the hidden layer has no bias; BatchNorm adds gamma and beta.
+        // With BatchNorm the hidden layers have no bias; BatchNorm adds gamma, beta and its
+        // running mean and variance (Burn counts those buffers as parameters too).
         let head = ProjectionHeadConfig::new(8, 16, 4)
             .with_layers(3)
             .with_batch_norm(true)
@@ -150,7 +151,7 @@ mod tests {
         assert_eq!(head.hidden.len(), 2);
         assert_eq!(
             head.num_params(),
-            (8 * 16 + 2 * 16) + (16 * 16 + 2 * 16) + (16 * 4 + 4)
+            (8 * 16 + 4 * 16) + (16 * 16 + 4 * 16) + (16 * 4 + 4)
         );
         let single = ProjectionHeadConfig::new(8, 16, 4)
             .with_layers(1)

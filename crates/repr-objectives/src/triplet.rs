@@ -93,8 +93,8 @@ impl TripletLossConfig {
 /// let labels = Tensor::<1, Int>::from_ints([0, 0, 1, 1], &device);
 /// let out = loss.forward(embeddings, labels);
 /// // Every anchor: hardest positive at 1, hardest negative at 3, max(1 - 3 + 0.5, 0) = 0.
-/// assert_eq!(out.loss.into_scalar::<f32>(), 0.0);
 /// assert_eq!(out.counts().num_triplets, 4);
+/// assert_eq!(out.loss.into_scalar::<f32>(), 0.0);
 /// # Ok::<(), repr_objectives::ObjectiveError>(())
 /// ```
 #[derive(Debug, Clone)]

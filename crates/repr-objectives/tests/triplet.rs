@@ -151,6 +151,7 @@ fn naive_distance(a: &[f64], b: &[f64], distance: Distance) -> f64 {
 }
 
 /// `(loss, valid triplets, triplets with a positive loss)`.
+#[allow(clippy::too_many_arguments)] // the batch, then the loss's five settings
 fn naive_triplet(
     embeddings: &[f64],
     d: usize,
