@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::{Pooling, ResNet, ResNetConfig};
+use crate::{Pooling, ResNet, ResNetConfig, Stage};
 
 /// Configuration of any backbone, tagged by `kind` in files:
 ///
@@ -111,6 +111,19 @@ impl Backbone {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Self::ResNet(model) => model.forward_features(x),
+        }
+    }
+
+    /// The activations of the requested stages, one per entry of `stages` and in that order,
+    /// running the network only as deep as the deepest one (timm's `forward_intermediates`).
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output `i`: `[batch, channels_i, height_i, width_i]` (see
+    ///   [`ResNet::forward_intermediates`])
+    pub fn forward_intermediates(&self, x: Tensor<4>, stages: &[Stage]) -> Vec<Tensor<4>> {
+        match self {
+            Self::ResNet(model) => model.forward_intermediates(x, stages),
         }
     }
 
