@@ -114,7 +114,7 @@ pub struct TripletOutput {
     pub loss: Tensor<1>,
     /// The number of valid triplets mined, `[1]` (a float count, no gradient).
     pub num_triplets: Tensor<1>,
-    /// The number of those with a positive loss, `[1]`.
+    /// The number of those with a positive loss, `[1]` (all of them with the soft margin).
     pub num_active: Tensor<1>,
 }
 
@@ -221,8 +221,13 @@ impl TripletLoss {
         let terms = self.terms(distances, mined);
         let valid = terms.valid.clone().float();
         let num_triplets = valid.clone().sum();
-        // A soft-margin term is positive everywhere; a hinge term only where it is not clamped.
-        let num_active = (terms.losses.clone().greater_elem(0.0).float() * valid).sum();
+        // A soft-margin term is positive everywhere (even where float32 underflows it to 0); a
+        // hinge term only where it is not clamped.
+        let num_active = if self.soft_margin {
+            num_triplets.clone()
+        } else {
+            (terms.losses.clone().greater_elem(0.0).float() * valid).sum()
+        };
         let denominator = match self.reduction {
             TripletReduction::MeanAll => num_triplets.clone(),
             TripletReduction::MeanNonZero => num_active.clone(),

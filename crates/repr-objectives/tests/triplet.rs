@@ -217,7 +217,12 @@ fn naive_triplet(
             }
         }
     }
-    let active = terms.iter().filter(|&&t| t > 0.0).count();
+    // softplus is positive everywhere, even where float32 would underflow it to 0.
+    let active = if soft {
+        terms.len()
+    } else {
+        terms.iter().filter(|&&t| t > 0.0).count()
+    };
     let sum: f64 = terms.iter().sum();
     let denominator = match reduction {
         TripletReduction::MeanAll => terms.len(),
