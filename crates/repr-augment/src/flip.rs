@@ -7,10 +7,16 @@ use crate::{AugmentError, ImageDims};
 
 /// Configuration of [`RandomHorizontalFlip`] (torchvision's `RandomHorizontalFlip(p)`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RandomHorizontalFlipConfig {
     /// Probability of flipping, in `[0, 1]`.
     pub probability: f64,
+}
+
+impl Default for RandomHorizontalFlipConfig {
+    fn default() -> Self {
+        Self { probability: 0.5 }
+    }
 }
 
 impl RandomHorizontalFlipConfig {
@@ -18,7 +24,7 @@ impl RandomHorizontalFlipConfig {
     pub fn init(&self, dims: ImageDims) -> Result<RandomHorizontalFlip, AugmentError> {
         if !(0.0..=1.0).contains(&self.probability) {
             return Err(AugmentError::OutOfRange {
-                field: "probability",
+                field: "horizontal_flip.probability",
                 value: self.probability,
                 allowed: "0 <= probability <= 1",
             });
@@ -40,14 +46,30 @@ pub struct RandomHorizontalFlip {
 impl RandomHorizontalFlip {
     /// Flips `image` (CHW) in place with probability `p`; returns whether it flipped.
     pub fn apply(&self, image: &mut [u8], rng: &mut impl Rng) -> bool {
-        // Always draw, so the stream advances the same way whatever the outcome.
-        let flip = rng.random::<f64>() < self.probability;
+        let flip = self.sample(rng);
         if flip {
-            for row in image.chunks_exact_mut(self.dims.width) {
-                row.reverse();
-            }
+            flip_rows(image, self.dims.width);
         }
         flip
+    }
+
+    /// Draws whether to flip (one draw whatever the outcome).
+    pub fn sample(&self, rng: &mut impl Rng) -> bool {
+        rng.random::<f64>() < self.probability
+    }
+}
+
+/// Mirrors every row of a CHW image of `width` columns, in place.
+pub fn flip_rows(image: &mut [u8], width: usize) {
+    for row in image.chunks_exact_mut(width) {
+        row.reverse();
+    }
+}
+
+impl RandomHorizontalFlip {
+    /// The flip probability.
+    pub fn probability(&self) -> f64 {
+        self.probability
     }
 }
 

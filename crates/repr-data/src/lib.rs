@@ -26,6 +26,7 @@ mod error;
 mod folder;
 mod idx;
 mod load;
+mod multiview;
 mod sampler;
 mod shuffle;
 
@@ -38,5 +39,6 @@ pub use idx::{read_idx_images, read_idx_labels};
 pub use load::{
     DatasetFormat, FASHION_MNIST_CLASSES, LoadOptions, Split, fashion_mnist_dir, load, load_format,
 };
+pub use multiview::{CpuMultiViewBatch, DeviceMultiViewInputs, MultiViewBatch, MultiViewBatcher};
 pub use sampler::PkSampler;
 pub use shuffle::epoch_permutation;
