@@ -264,3 +264,86 @@ impl CpuMultiViewBatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LoadOptions, Split, fashion_mnist_dir, load};
+    use repr_augment::MultiViewConfig;
+
+    fn setup() -> (ImageDataset, MultiViewBatcher) {
+        let test = load(&fashion_mnist_dir(), Split::Test, &LoadOptions::default()).unwrap();
+        let ds = test.subset(&(0..32).collect::<Vec<_>>());
+        let dims = ImageDims::from_shape(ds.shape());
+        let views = MultiViewConfig::simclr_grayscale(28).init(dims).unwrap();
+        let batcher = MultiViewBatcher::new(views, Normalize::from_dataset(&test));
+        (ds, batcher)
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().iter::<f32>().collect()
+    }
+
+    fn cpu_and_device_batches_agree(device: &Device) {
+        let (ds, batcher) = setup();
+        let indices = [3, 17, 0, 31, 8, 8];
+        let cpu = batcher.cpu_batch(&ds, &indices, 5, 1).to_device(device);
+        let dev = batcher.device_batch(&ds, &indices, 5, 1, device);
+        let targets: Vec<i64> = dev.targets.into_data().iter::<i64>().collect();
+        let expected: Vec<i64> = indices.iter().map(|&i| ds.label(i) as i64).collect();
+        assert_eq!(targets, expected);
+        assert_eq!(cpu.views.len(), 2);
+        // One u8 level is 1 / (255 std) after normalisation.
+        let level = 1.0 / (255.0 * batcher.normalize().std[0]);
+        for (c, d) in cpu.views.into_iter().zip(dev.views) {
+            assert_eq!(c.dims(), [6, 1, 28, 28]);
+            let (c, d) = (values(c), values(d));
+            let differing = c
+                .iter()
+                .zip(&d)
+                .filter(|(a, b)| (*a - *b).abs() > 1e-5)
+                .count();
+            let max = c
+                .iter()
+                .zip(&d)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                max <= 1.01 * level && differing * 100 <= c.len(),
+                "{differing} of {} values differ, max {max} (one level: {level})",
+                c.len()
+            );
+        }
+    }
+
+    repr_testing::backend_tests!(cpu_and_device_batches_agree);
+
+    #[test]
+    fn cpu_batches_repeat_under_a_seed_and_index_streams() {
+        let (ds, batcher) = setup();
+        assert_eq!(
+            (batcher.num_views(), batcher.view_shape()),
+            (2, [1, 28, 28])
+        );
+        let a = batcher.cpu_batch(&ds, &[1, 2, 3], 9, 0);
+        let b = batcher.cpu_batch(&ds, &[1, 2, 3], 9, 0);
+        assert_eq!(a.views, b.views);
+        assert_eq!(a.shape, [1, 28, 28]);
+        assert_eq!(a.views[0].len(), 3 * 28 * 28);
+        // An image's views depend on its dataset index, not its position in the batch.
+        let c = batcher.cpu_batch(&ds, &[3, 1], 9, 0);
+        assert_eq!(c.views[1][..784], a.views[1][2 * 784..]);
+        let next_epoch = batcher.cpu_batch(&ds, &[1, 2, 3], 9, 1);
+        assert_ne!(next_epoch.views, a.views);
+    }
+
+    #[test]
+    fn mismatched_normalisation_is_an_error() {
+        let (ds, _) = setup();
+        let views = MultiViewConfig::simclr_grayscale(28)
+            .init(ImageDims::from_shape(ds.shape()))
+            .unwrap();
+        let err = MultiViewBatcher::try_new(views, Normalize::identity(3)).unwrap_err();
+        assert!(err.to_string().contains("normalize.mean"), "{err}");
+    }
+}
