@@ -1,7 +1,7 @@
 //! NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR.
 
 use burn::config::Config;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 use crate::ObjectiveError;
 
@@ -11,9 +11,11 @@ pub struct NtXentLossConfig {
     /// Temperature τ > 0 dividing the cosine similarities (SimCLR uses 0.1–1.0; 0.5 on CIFAR-10).
     #[config(default = 0.5)]
     pub temperature: f64,
-    /// Anchors (rows of the `[2N, 2N + M]` similarity matrix) handled per step of the forward
-    /// pass. `None` builds the whole matrix at once; `Some(c)` builds `c` rows at a time, so the
-    /// largest single tensor is `[c, 2N + M]` instead of `[2N, 2N + M]`. The value is the same.
+    /// Anchors (rows of the `[2N, 2N + M]` similarity matrix) handled at a time. `None` builds
+    /// the whole matrix, and autodiff keeps a few `[2N, 2N + M]` tensors for the backward pass.
+    /// `Some(c)` builds `c` rows at a time: the reduced loss then also forms its gradient block
+    /// by block (outside the autodiff graph), so memory is `O(c·(2N + M) + (2N + M)·D)` in both
+    /// passes. The value and the gradient are the same either way.
     #[config(default = "None")]
     pub chunk_size: Option<usize>,
 }
@@ -92,6 +94,63 @@ pub(crate) fn l2_normalize(z: Tensor<2>) -> Tensor<2> {
     z / norm
 }
 
+/// The normalised rows of one call: anchors `u = [u1; u2]` and the columns `w = [u; v]` they are
+/// compared with (`v`: the normalised extra negatives).
+struct Normalised {
+    n: usize,
+    anchors: Tensor<2>,
+    extra: Option<Tensor<2>>,
+}
+
+impl Normalised {
+    fn new(z1: Tensor<2>, z2: Tensor<2>, extra_negatives: Option<Tensor<2>>) -> Self {
+        let [n, d] = z1.dims();
+        assert_eq!(
+            z2.dims(),
+            [n, d],
+            "NT-Xent: z1 is [{n}, {d}] but z2 is {:?}; both views need the same shape",
+            z2.dims()
+        );
+        assert!(n > 0, "NT-Xent needs at least one pair of views");
+        let extra = extra_negatives.map(|extra| {
+            let [_, d_extra] = extra.dims();
+            assert_eq!(
+                d_extra, d,
+                "NT-Xent: extra negatives have {d_extra} features, the views {d}"
+            );
+            l2_normalize(extra)
+        });
+        Self {
+            n,
+            anchors: Tensor::cat(vec![l2_normalize(z1), l2_normalize(z2)], 0), // [2n, d]
+            extra,
+        }
+    }
+
+    /// `w = [u; v]`, `[2n + m, d]`.
+    fn columns(&self) -> Tensor<2> {
+        match &self.extra {
+            Some(v) => Tensor::cat(vec![self.anchors.clone(), v.clone()], 0),
+            None => self.anchors.clone(),
+        }
+    }
+
+    /// `pos(k) = (k + n) mod 2n` for the anchors `start..start + len`, `[len]`.
+    fn positives(&self, start: usize, len: usize) -> Tensor<1, Int> {
+        let device = self.anchors.device();
+        Tensor::<1, Int>::arange(start as i64..(start + len) as i64, &device)
+            .add_scalar(self.n as i64)
+            .remainder_scalar(2 * self.n as i64)
+    }
+}
+
+/// The anchors `start..start + len` in blocks of at most `chunk` rows.
+fn blocks(rows: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..rows)
+        .step_by(chunk)
+        .map(move |start| (start, chunk.min(rows - start)))
+}
+
 impl NtXentLoss {
     /// The loss, the mean over the `2N` anchors.
     ///
@@ -100,7 +159,7 @@ impl NtXentLoss {
     ///   same image
     /// - output: `[1]`
     pub fn forward(&self, z1: Tensor<2>, z2: Tensor<2>) -> Tensor<1> {
-        self.forward_no_reduction(z1, z2).mean()
+        self.forward_with_negatives(z1, z2, None)
     }
 
     /// One loss per anchor: entries `0..N` have the rows of `z1` as anchors, `N..2N` those of `z2`.
@@ -116,6 +175,10 @@ impl NtXentLoss {
     /// projections gathered from other devices: they are compared with every anchor but are not
     /// anchors themselves and have no positive. `None` is the same as [`forward`](Self::forward).
     ///
+    /// With a `chunk_size` on an autodiff device, the value and the gradient are computed block
+    /// by block outside the autodiff graph (see [`NtXentLossConfig::chunk_size`]), so neither
+    /// pass holds a `[2N, 2N + M]` matrix.
+    ///
     /// # Shapes
     /// - `z1`, `z2`: `[N, D]`
     /// - `extra_negatives`: `[M, D]`
@@ -126,12 +189,19 @@ impl NtXentLoss {
         z2: Tensor<2>,
         extra_negatives: Option<Tensor<2>>,
     ) -> Tensor<1> {
-        self.forward_with_negatives_no_reduction(z1, z2, extra_negatives)
-            .mean()
+        match self.chunk_size {
+            Some(chunk) if z1.device().is_autodiff() => {
+                self.chunked_mean(Normalised::new(z1, z2, extra_negatives), chunk)
+            }
+            _ => self
+                .forward_with_negatives_no_reduction(z1, z2, extra_negatives)
+                .mean(),
+        }
     }
 
     /// One loss per anchor, with extra negatives (see
-    /// [`forward_with_negatives`](Self::forward_with_negatives)).
+    /// [`forward_with_negatives`](Self::forward_with_negatives)). With a `chunk_size` the
+    /// similarity blocks are built one at a time, but autodiff keeps each block's graph.
     ///
     /// # Shapes
     /// - `z1`, `z2`: `[N, D]`
@@ -143,69 +213,94 @@ impl NtXentLoss {
         z2: Tensor<2>,
         extra_negatives: Option<Tensor<2>>,
     ) -> Tensor<1> {
-        let [n, d] = z1.dims();
-        assert_eq!(
-            z2.dims(),
-            [n, d],
-            "NT-Xent: z1 is [{n}, {d}] but z2 is {:?}; both views need the same shape",
-            z2.dims()
-        );
-        assert!(n > 0, "NT-Xent needs at least one pair of views");
+        let rows = Normalised::new(z1, z2, extra_negatives);
+        let n = rows.n;
         let inv_t = 1.0 / self.temperature;
-
-        let u1 = l2_normalize(z1);
-        let u2 = l2_normalize(z2);
         // s_{k,pos(k)} is the same for k and k + N: the cosine of the two views of image k.
-        let positive = (u1.clone() * u2.clone()).sum_dim(1).reshape([n]) * inv_t;
+        let u1 = rows.anchors.clone().narrow(0, 0, n);
+        let u2 = rows.anchors.clone().narrow(0, n, n);
+        let positive = (u1 * u2).sum_dim(1).reshape([n]) * inv_t;
         let positive = Tensor::cat(vec![positive.clone(), positive], 0); // [2n]
 
-        let anchors = Tensor::cat(vec![u1, u2], 0); // [2n, d]
-        let mut columns = vec![anchors.clone()];
-        if let Some(extra) = extra_negatives {
-            let [_, d_extra] = extra.dims();
-            assert_eq!(
-                d_extra, d,
-                "NT-Xent: extra negatives have {d_extra} features, the views {d}"
-            );
-            columns.push(l2_normalize(extra));
-        }
-        let columns_t = Tensor::cat(columns, 0).transpose(); // [d, 2n + m]
-
-        let rows = 2 * n;
-        let chunk = self.chunk_size.unwrap_or(rows).min(rows);
-        let mut log_denominators = Vec::with_capacity(rows.div_ceil(chunk));
-        let mut start = 0;
-        while start < rows {
-            let len = chunk.min(rows - start);
-            let block = anchors.clone().narrow(0, start, len);
-            log_denominators.push(log_sum_exp_without_self(
-                block.matmul(columns_t.clone()) * inv_t,
-                start,
-            ));
-            start += len;
-        }
+        let columns_t = rows.columns().transpose(); // [d, 2n + m]
+        let chunk = self.chunk_size.unwrap_or(2 * n);
+        let log_denominators = blocks(2 * n, chunk)
+            .map(|(start, len)| {
+                let block = rows.anchors.clone().narrow(0, start, len);
+                let similarities = without_self(block.matmul(columns_t.clone()) * inv_t, start);
+                log_sum_exp(similarities).reshape([len])
+            })
+            .collect();
         Tensor::cat(log_denominators, 0) - positive
+    }
+
+    /// The mean loss, block by block, with its gradient formed explicitly so that autodiff
+    /// only records the normalisation.
+    ///
+    /// With `P` the softmax of each anchor's row over `j ≠ k` and `Y` the one-hot of `pos(k)`,
+    /// `∂L/∂s = A = (P - Y) / 2N`, and since `s_kj = u_k·w_j / τ`:
+    /// `∂L/∂u = A w / τ + (Aᵀ u / τ)[..2N]`, `∂L/∂v = (Aᵀ u / τ)[2N..]`. The loss returned is
+    /// `L + S - detach(S)` with `S = Σ detach(∂L/∂u) ⊙ u + Σ detach(∂L/∂v) ⊙ v`: its value is
+    /// `L` and its gradient is exactly the above.
+    fn chunked_mean(&self, rows: Normalised, chunk: usize) -> Tensor<1> {
+        let n = rows.n;
+        let inv_t = 1.0 / self.temperature;
+        let anchors = rows.anchors.clone().detach(); // [2n, d]
+        let columns = rows.columns().detach(); // [2n + m, d]
+        let [num_columns, d] = columns.dims();
+        let columns_t = columns.clone().transpose();
+        let scale = inv_t / (2 * n) as f64;
+
+        let mut total = Tensor::<1>::zeros([1], &anchors.device());
+        let mut grad_anchors = Vec::new();
+        let mut grad_columns = Tensor::<2>::zeros([num_columns, d], &anchors.device());
+        for (start, len) in blocks(2 * n, chunk) {
+            let block = anchors.clone().narrow(0, start, len); // [c, d]
+            let similarities = block.clone().matmul(columns_t.clone()) * inv_t; // [c, 2n + m]
+            let positives = rows.positives(start, len).one_hot::<2>(num_columns).float();
+            let positive = (similarities.clone() * positives.clone()).sum_dim(1); // [c, 1]
+            let masked = without_self(similarities, start);
+            let log_denominator = log_sum_exp(masked.clone()); // [c, 1]
+            total = total + (log_denominator.clone() - positive).sum();
+            let softmax = (masked - log_denominator).exp(); // exactly 0 on self
+            let a = (softmax - positives) * scale; // [c, 2n + m], with the 1/τ folded in
+            grad_anchors.push(a.clone().matmul(columns.clone()));
+            grad_columns = grad_columns + a.transpose().matmul(block);
+        }
+        let grad_anchors = Tensor::cat(grad_anchors, 0) + grad_columns.clone().narrow(0, 0, 2 * n);
+        let mut surrogate = (grad_anchors * rows.anchors).sum();
+        if let Some(v) = rows.extra {
+            surrogate = surrogate + (grad_columns.narrow(0, 2 * n, num_columns - 2 * n) * v).sum();
+        }
+        total / (2 * n) as f64 + surrogate.clone() - surrogate.detach()
     }
 }
 
-/// `log Σ_{j ≠ start + i} exp(s_ij)` for each row `i` of a block of the similarity matrix whose
-/// first row is anchor `start`.
+/// A block of the similarity matrix whose first row is anchor `start`, with `-∞` on each
+/// anchor's similarity to itself (the paper's `1[k ≠ i]`).
 ///
 /// # Shapes
-/// - `similarities`: `[rows, columns]`
-/// - output: `[rows]`
-fn log_sum_exp_without_self(similarities: Tensor<2>, start: usize) -> Tensor<1> {
+/// - `similarities`, output: `[rows, columns]`
+fn without_self(similarities: Tensor<2>, start: usize) -> Tensor<2> {
     let [rows, columns] = similarities.dims();
     let device = similarities.device();
     // diag_mask is false on the shifted diagonal (the anchors themselves), true elsewhere.
     let is_self: Tensor<2, Bool> =
         Tensor::<2, Bool>::diag_mask([rows, columns], start as i64, &device).bool_not();
-    let masked = similarities.mask_fill(is_self, f32::NEG_INFINITY);
+    similarities.mask_fill(is_self, f32::NEG_INFINITY)
+}
+
+/// `log Σ_j exp(s_ij)` for each row, `-∞` entries (self) contributing 0.
+///
+/// # Shapes
+/// - `masked`: `[rows, columns]`, at least one finite entry per row
+/// - output: `[rows, 1]`
+fn log_sum_exp(masked: Tensor<2>) -> Tensor<2> {
     // Subtracting the row maximum keeps exp finite for small temperatures; the maximum cancels
     // out of the value, so it is detached rather than differentiated.
     let max = masked.clone().max_dim(1).detach(); // [rows, 1]
     let sum = (masked - max.clone()).exp().sum_dim(1);
-    (sum.log() + max).reshape([rows])
+    sum.log() + max
 }
 
 #[cfg(test)]

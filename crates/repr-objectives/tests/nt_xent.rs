@@ -89,6 +89,8 @@ struct Run {
     per_anchor: Vec<f32>,
     grad_z1: Vec<f32>,
     grad_z2: Vec<f32>,
+    /// Empty without extra negatives.
+    grad_extra: Vec<f32>,
 }
 
 fn run(
@@ -102,16 +104,17 @@ fn run(
     let device = device.clone().autodiff();
     let a = tensor(z1.to_vec(), [n, d], &device).require_grad();
     let b = tensor(z2.to_vec(), [n, d], &device).require_grad();
-    let extra = extra.map(|e| tensor(e.to_vec(), [e.len() / d, d], &device));
+    let extra = extra.map(|e| tensor(e.to_vec(), [e.len() / d, d], &device).require_grad());
     let per_anchor =
         loss_fn.forward_with_negatives_no_reduction(a.clone(), b.clone(), extra.clone());
-    let loss = loss_fn.forward_with_negatives(a.clone(), b.clone(), extra);
+    let loss = loss_fn.forward_with_negatives(a.clone(), b.clone(), extra.clone());
     let grads = loss.backward();
     Run {
         loss: values(loss),
         per_anchor: values(per_anchor),
         grad_z1: values(a.grad(&grads).expect("z1 has a gradient")),
         grad_z2: values(b.grad(&grads).expect("z2 has a gradient")),
+        grad_extra: extra.map_or(Vec::new(), |e| values(e.grad(&grads).expect("a gradient"))),
     }
 }
 
@@ -275,39 +278,88 @@ fn matches_naive_with_extra_negatives_and_chunks(device: &Device) {
                 1e-5,
                 &what,
             );
+            assert_close(
+                &chunked.grad_extra,
+                &widen32(&reference.grad_extra),
+                1e-7,
+                1e-5,
+                &what,
+            );
         }
     }
 }
 
 fn gradient_matches_finite_differences(device: &Device) {
-    // Central differences of the naive f64 definition (step 1e-6) against the autodiff gradient
-    // of the f32 implementation, with 3 extra negatives.
+    // Central differences of the naive f64 definition (step 1e-6) against the gradient of the f32
+    // implementation with respect to z1, z2 and 3 extra negatives: autodiff (unchunked) and the
+    // explicit block-by-block gradient (chunks of 3 rows).
     let (n, d, m, t) = (4, 5, 3, 0.3);
-    let z1 = pseudo_normal(n * d, 11);
-    let z2 = pseudo_normal(n * d, 12);
-    let extra = pseudo_normal(m * d, 13);
-    let loss_fn = NtXentLossConfig::new().with_temperature(t).init().unwrap();
-    let out = run(&loss_fn, &z1, &z2, Some(&extra), [n, d], device);
-    let (a, b, e) = (widen(&z1), widen(&z2), widen(&extra));
+    let inputs = [
+        pseudo_normal(n * d, 11),
+        pseudo_normal(n * d, 12),
+        pseudo_normal(m * d, 13),
+    ];
+    let wide: Vec<Vec<f64>> = inputs.iter().map(|v| widen(v)).collect();
     let h = 1e-6;
-    for (which, analytic) in [(0, &out.grad_z1), (1, &out.grad_z2)] {
-        let mut numeric = Vec::with_capacity(n * d);
-        for i in 0..n * d {
-            let f = |delta: f64| {
-                let (mut a, mut b) = (a.clone(), b.clone());
-                let target = if which == 0 { &mut a } else { &mut b };
-                target[i] += delta;
-                naive_nt_xent(&a, &b, &e, d, t).0
-            };
-            numeric.push((f(h) - f(-h)) / (2.0 * h));
-        }
-        assert_close(
-            analytic,
-            &numeric,
-            1e-6,
-            1e-4,
-            &format!("d loss / d z{}", which + 1),
+    for chunk_size in [None, Some(3)] {
+        let loss_fn = NtXentLossConfig::new()
+            .with_temperature(t)
+            .with_chunk_size(chunk_size)
+            .init()
+            .unwrap();
+        let out = run(
+            &loss_fn,
+            &inputs[0],
+            &inputs[1],
+            Some(&inputs[2]),
+            [n, d],
+            device,
         );
+        for (which, analytic) in [out.grad_z1, out.grad_z2, out.grad_extra]
+            .iter()
+            .enumerate()
+        {
+            let numeric: Vec<f64> = (0..wide[which].len())
+                .map(|i| {
+                    let f = |delta: f64| {
+                        let mut x = wide.clone();
+                        x[which][i] += delta;
+                        naive_nt_xent(&x[0], &x[1], &x[2], d, t).0
+                    };
+                    (f(h) - f(-h)) / (2.0 * h)
+                })
+                .collect();
+            let what = format!("input {which}, chunk {chunk_size:?}");
+            assert_close(analytic, &numeric, 1e-6, 1e-4, &what);
+        }
+    }
+}
+
+fn small_temperature_stays_finite(device: &Device) {
+    // τ = 0.01: similarities reach ±100, e^{200} overflows float32 without the row maximum.
+    let (n, d, t) = (6, 4, 0.01);
+    let z1 = pseudo_normal(n * d, 21);
+    let z2 = pseudo_normal(n * d, 22);
+    let (naive, _) = naive_nt_xent(&widen(&z1), &widen(&z2), &[], d, t);
+    let mut reference: Option<Run> = None;
+    for chunk_size in [None, Some(4)] {
+        let loss_fn = NtXentLossConfig::new()
+            .with_temperature(t)
+            .with_chunk_size(chunk_size)
+            .init()
+            .unwrap();
+        let out = run(&loss_fn, &z1, &z2, None, [n, d], device);
+        assert_close(&out.loss, &[naive], 1e-4, 1e-5, "loss");
+        assert!(
+            out.grad_z1
+                .iter()
+                .chain(&out.grad_z2)
+                .all(|g| g.is_finite())
+        );
+        if let Some(r) = &reference {
+            assert_close(&out.grad_z1, &widen(&r.grad_z1), 1e-5, 1e-4, "chunked grad");
+        }
+        reference = Some(out);
     }
 }
 
@@ -315,7 +367,8 @@ repr_testing::backend_tests!(
     matches_pytorch,
     closed_form_identical_embeddings,
     matches_naive_with_extra_negatives_and_chunks,
-    gradient_matches_finite_differences
+    gradient_matches_finite_differences,
+    small_temperature_stays_finite
 );
 
 #[test]
