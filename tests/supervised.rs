@@ -49,7 +49,7 @@ fn loss_decreases(backend: &str) {
     let train: Vec<f64> = records
         .iter()
         .filter(|r| r.split == "train")
-        .map(|r| r.loss)
+        .map(|r| r.loss.expect("train records have a loss"))
         .collect();
     assert_eq!(train.len(), 12, "one record per step");
     assert!(train.iter().all(|l| l.is_finite()), "{train:?}");

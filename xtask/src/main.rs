@@ -1,6 +1,10 @@
 //! `cargo xtask`: the repr command line.
 //!
-//! - `cargo xtask train [--recipe supervised] [--device flex|ndarray|wgpu|cuda] ...`
+//! - `cargo xtask train [--recipe supervised|simclr|triplet] [--device flex|ndarray|wgpu|cuda] ...`
+//!   (no `--recipe`: the short SimCLR default)
+//! - `cargo xtask eval --run runs/<name>`: kNN, linear probe, retrieval and baselines again
+//! - `cargo xtask embed --run runs/<name> --split test --out e.npy`: embeddings as `.npy`
+//! - `cargo xtask retrieve --run runs/<name> --out grid.png`: a retrieval picture
 //! - `cargo xtask bench augment [--threads N] [--iters N] [--devices flex,wgpu]`: augmentation
 //!   throughput (writes `runs/bench/augment.md` and `.json`).
 //! - `cargo xtask ci`: the test command that `.ci/run` runs.
@@ -10,9 +14,10 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use repr_train::{DeviceChoice, RunDir, RunMode, TrainConfig, TrainOptions};
+use repr_train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainOptions};
 
 mod bench_augment;
+mod use_run;
 
 /// The test command of the README and `.ci/run` (a test checks that all three agree).
 const TEST_COMMAND: &str = "cargo test --workspace --features repr-testing/test-wgpu";
@@ -29,8 +34,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Train a recipe (default: supervised on the embedded Fashion-MNIST), then evaluate it.
+    /// Train a recipe (default: a short SimCLR on the embedded Fashion-MNIST), then evaluate it.
     Train(Box<TrainArgs>),
+    /// Evaluate a finished run again: kNN, linear probe, retrieval, baselines, pictures.
+    Eval(use_run::EvalArgs),
+    /// Write the embeddings of a split as a `.npy` file (float32 `[n, dim]`) and its labels.
+    Embed(use_run::EmbedArgs),
+    /// Draw a retrieval grid: test queries and their nearest training images.
+    Retrieve(use_run::RetrieveArgs),
     /// Measure throughput (augmentations, ...).
     Bench(BenchArgs),
     /// Run the test suite exactly as CI does.
@@ -51,9 +62,9 @@ enum BenchTarget {
 
 #[derive(Parser, Default)]
 struct TrainArgs {
-    /// Recipe to train.
-    #[arg(long, default_value = "supervised", value_parser = ["supervised"])]
-    recipe: String,
+    /// Recipe to train (full recipes); without it, the short SimCLR default (`simclr-short`).
+    #[arg(long, value_parser = ["supervised", "simclr", "triplet"])]
+    recipe: Option<String>,
     /// Backend: flex (default CPU), ndarray, wgpu, cuda.
     #[arg(long, default_value = "flex")]
     device: String,
@@ -104,7 +115,6 @@ struct TrainArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Cmd::Train(Box::new(TrainArgs {
-        recipe: "supervised".into(),
         device: "flex".into(),
         runs_dir: "runs".into(),
         ..TrainArgs::default()
@@ -113,6 +123,9 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => match args.target {
             BenchTarget::Augment(args) => bench_augment::run(&args),
         },
+        Cmd::Eval(args) => use_run::eval(&args),
+        Cmd::Embed(args) => use_run::embed(&args),
+        Cmd::Retrieve(args) => use_run::retrieve(&args),
         Cmd::Ci => ci(),
     };
     match result {
@@ -126,7 +139,15 @@ fn main() -> ExitCode {
 
 fn train(args: TrainArgs) -> Result<()> {
     let device: DeviceChoice = args.device.parse()?;
-    let name = args.name.clone().unwrap_or_else(|| args.recipe.clone());
+    let recipe = args
+        .recipe
+        .as_deref()
+        .map(|name| Recipe::parse(name).expect("clap only accepts the listed recipes"));
+    let name = args.name.clone().unwrap_or_else(|| {
+        recipe
+            .map(|r| r.name().to_string())
+            .unwrap_or_else(|| "simclr-short".into())
+    });
     let root = args.runs_dir.join(&name);
     let mode = match (args.resume, args.overwrite) {
         (true, _) => RunMode::Resume,
@@ -138,7 +159,7 @@ fn train(args: TrainArgs) -> Result<()> {
         (Some(path), _) => TrainConfig::from_file(path)?,
         (None, true) => TrainConfig::from_file(&root.join("config.toml"))
             .with_context(|| format!("resuming {}", root.display()))?,
-        (None, false) => TrainConfig::supervised(),
+        (None, false) => recipe.map_or_else(TrainConfig::simclr_short, Recipe::config),
     };
     let config = apply_overrides(base, &args);
     config.validate()?;
@@ -163,21 +184,29 @@ fn train(args: TrainArgs) -> Result<()> {
         progress: !args.quiet,
     };
     let summary = repr_train::train(&config, &run, &options)?;
+    let percent =
+        |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{:.2}%", 100.0 * v));
     println!();
     println!(
-        "| run | device | backbone | epochs | steps | test accuracy | wall time | train img/s |"
+        "| run | device | backbone | epochs | steps | test accuracy | kNN top-1 | linear top-1 | wall time | train img/s |"
     );
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {name} | {} | {} | {} | {} | {:.2}% | {:.1} s | {:.0} |",
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.0} |",
         summary.device,
         summary.backbone,
         summary.epochs,
         summary.steps,
-        100.0 * summary.eval.accuracy.unwrap_or(f64::NAN),
+        percent(summary.eval.accuracy),
+        percent(summary.eval.knn_top1),
+        percent(summary.eval.linear_top1),
         summary.wall_seconds,
         summary.train_images_per_second
     );
+    if let Some(table) = &summary.table {
+        println!();
+        println!("{table}");
+    }
     println!("outputs: {}", run.root().display());
     Ok(())
 }
@@ -194,9 +223,14 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
         config.batch_size = batch_size;
     }
     if let Some(lr) = args.lr {
+        // A constant schedule (min_lr = lr) stays constant at the new rate.
+        if config.schedule.min_lr == config.optimizer.lr() {
+            config.schedule.min_lr = lr;
+        }
         match &mut config.optimizer {
             repr_train::OptimizerConfig::Sgd { lr: l, .. }
-            | repr_train::OptimizerConfig::Adamw { lr: l, .. } => *l = lr,
+            | repr_train::OptimizerConfig::Adamw { lr: l, .. }
+            | repr_train::OptimizerConfig::Lars { lr: l, .. } => *l = lr,
         }
     }
     if args.max_steps.is_some() {

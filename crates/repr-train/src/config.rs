@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use repr_backbones::{BackboneConfig, ResNetConfig};
+use repr_augment::MultiViewConfig;
+use repr_backbones::BackboneConfig;
+use repr_objectives::{Distance, Miner};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -13,6 +15,10 @@ use crate::TrainError;
 pub enum Recipe {
     /// Cross-entropy on labelled images (a classifier head on the backbone).
     Supervised,
+    /// SimCLR (Chen et al. 2020): two augmented views, projection head, NT-Xent; no labels.
+    Simclr,
+    /// Triplet loss with mining on P×K class-balanced batches (Hermans et al. 2017).
+    Triplet,
 }
 
 impl Recipe {
@@ -20,7 +26,32 @@ impl Recipe {
     pub fn name(self) -> &'static str {
         match self {
             Recipe::Supervised => "supervised",
+            Recipe::Simclr => "simclr",
+            Recipe::Triplet => "triplet",
         }
+    }
+
+    /// Every recipe, in the order the CLI lists them.
+    pub const ALL: [Recipe; 3] = [Recipe::Supervised, Recipe::Simclr, Recipe::Triplet];
+
+    /// The recipe called `name` on the command line.
+    pub fn parse(name: &str) -> Option<Recipe> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The recipe's full configuration (see each preset's documentation).
+    pub fn config(self) -> TrainConfig {
+        match self {
+            Recipe::Supervised => TrainConfig::supervised(),
+            Recipe::Simclr => TrainConfig::simclr(),
+            Recipe::Triplet => TrainConfig::triplet(),
+        }
+    }
+
+    /// Whether the method learns an embedding without a classifier (evaluated by kNN, linear
+    /// probe and retrieval rather than by classifier accuracy).
+    pub fn is_embedding(self) -> bool {
+        !matches!(self, Recipe::Supervised)
     }
 }
 
@@ -62,6 +93,74 @@ pub struct TrainConfig {
     pub eval_every_epochs: usize,
     /// Batches prepared ahead of the training step by the loader thread.
     pub prefetch_batches: usize,
+    /// SimCLR's projection head and loss (recipe `simclr`).
+    pub simclr: SimclrConfig,
+    /// Triplet loss, mining and P×K batches (recipe `triplet`).
+    pub triplet: TripletConfig,
+    /// The augmented views of the self-supervised recipes (recipe `simclr`).
+    pub views: MultiViewConfig,
+    /// How the learned representation is evaluated during and after training.
+    pub eval: EvalConfig,
+}
+
+/// SimCLR's projection head and NT-Xent loss.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimclrConfig {
+    /// NT-Xent temperature, > 0.
+    pub temperature: f64,
+    /// Hidden width of the projection head.
+    pub head_hidden: usize,
+    /// Output width of the projection head (the space the loss compares in).
+    pub head_output: usize,
+    /// Linear layers of the projection head (>= 1).
+    pub head_layers: usize,
+    /// BatchNorm after each hidden linear layer of the head (SimCLR v2 style).
+    pub head_batch_norm: bool,
+    /// Rows of the similarity matrix computed at once (`None`: all 2N).
+    pub chunk_size: Option<usize>,
+}
+
+/// Triplet loss with mining, on P×K batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TripletConfig {
+    /// Margin between positive and negative distances.
+    pub margin: f64,
+    /// How distances between embeddings are measured.
+    pub distance: Distance,
+    /// Which triplets of the batch the loss uses.
+    pub miner: Miner,
+    /// Soft margin `ln(1 + exp(d_ap - d_an))` instead of the hinge (Hermans et al. 2017).
+    pub soft_margin: bool,
+    /// Width of the embedding head on top of the backbone's pooled features.
+    pub embedding_dim: usize,
+    /// P: classes per batch.
+    pub classes_per_batch: usize,
+    /// K: images per class in a batch. `batch_size` must equal P × K.
+    pub images_per_class: usize,
+}
+
+/// Evaluation of a learned representation: kNN and linear probe on the test split with the
+/// training split as memory, retrieval metrics, baselines and plots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Neighbours that vote in the kNN classifier.
+    pub knn_k: usize,
+    /// Temperature of the kNN votes, `exp(similarity / T)`.
+    pub knn_temperature: f64,
+    /// Use only this many training images (seeded, stratified) as kNN memory and linear-probe
+    /// training set; `None`: the whole training split.
+    pub memory_limit: Option<usize>,
+    /// Fit a linear probe on the frozen features at the end of the run.
+    pub linear_probe: bool,
+    /// Epochs of the linear probe.
+    pub linear_epochs: usize,
+    /// Evaluate the raw-pixel and random-init baselines at the end of the run.
+    pub baselines: bool,
+    /// Write the training curves, the 2-D embedding plot and the retrieval grid.
+    pub plots: bool,
 }
 
 /// Where the images come from.
@@ -109,6 +208,18 @@ pub enum OptimizerConfig {
         /// Decoupled weight decay.
         weight_decay: f64,
     },
+    /// LARS (You et al. 2017) as in SimCLR: momentum SGD with a per-layer trust ratio; biases
+    /// and normalisation parameters are excluded from the adaptation and the weight decay.
+    Lars {
+        /// Base learning rate.
+        lr: f64,
+        /// Momentum factor in `[0, 1)`.
+        momentum: f64,
+        /// Weight decay inside the trust ratio.
+        weight_decay: f64,
+        /// Trust coefficient (SimCLR: 0.001).
+        eta: f64,
+    },
 }
 
 /// Learning-rate schedule: linear warm-up, then cosine decay to `min_lr`.
@@ -155,54 +266,57 @@ impl Default for TrainConfig {
     }
 }
 
+impl Default for SimclrConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            head_hidden: 256,
+            head_output: 128,
+            head_layers: 2,
+            head_batch_norm: false,
+            chunk_size: None,
+        }
+    }
+}
+
+impl Default for TripletConfig {
+    fn default() -> Self {
+        Self {
+            margin: 0.2,
+            distance: Distance::Euclidean,
+            miner: Miner::BatchHard,
+            soft_margin: false,
+            embedding_dim: 128,
+            classes_per_batch: 16,
+            images_per_class: 8,
+        }
+    }
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: 200,
+            knn_temperature: 0.1,
+            memory_limit: None,
+            linear_probe: true,
+            linear_epochs: 30,
+            baselines: true,
+            plots: true,
+        }
+    }
+}
+
 impl OptimizerConfig {
     /// The base learning rate.
     pub fn lr(&self) -> f64 {
         match self {
-            Self::Sgd { lr, .. } | Self::Adamw { lr, .. } => *lr,
+            Self::Sgd { lr, .. } | Self::Adamw { lr, .. } | Self::Lars { lr, .. } => *lr,
         }
     }
 }
 
 impl TrainConfig {
-    /// The supervised recipe on Fashion-MNIST, sized for a 2-core CPU: a CIFAR-stem ResNet-10
-    /// (one basic block per stage) at width 16 with one input channel, 6 epochs of SGD with
-    /// Nesterov momentum, half an epoch of warm-up then cosine, pad-2 crop and flip.
-    ///
-    /// Measured on flex (2 cores, batch 128): ResNet-10-w16 trains at ~220 images/s,
-    /// ResNet-18-w16 at ~135, ResNet-10-w32 at ~90; see `docs/results.md`.
-    pub fn supervised() -> Self {
-        Self {
-            recipe: Recipe::Supervised,
-            seed: 42,
-            epochs: 6,
-            batch_size: 128,
-            eval_batch_size: 500,
-            max_steps: None,
-            data: DataConfig::default(),
-            backbone: BackboneConfig::ResNet(
-                ResNetConfig::new([1, 1, 1, 1], repr_backbones::BlockKind::Basic)
-                    .with_stem(repr_backbones::Stem::Cifar)
-                    .with_width(16)
-                    .with_in_channels(1)
-                    .with_num_classes(10),
-            ),
-            optimizer: OptimizerConfig::Sgd {
-                lr: 0.1,
-                momentum: 0.9,
-                nesterov: true,
-                weight_decay: 5e-4,
-            },
-            schedule: ScheduleConfig::default(),
-            augment: AugmentConfig::default(),
-            label_smoothing: 0.0,
-            checkpoint_every_steps: 100,
-            log_every_steps: 20,
-            eval_every_epochs: 1,
-            prefetch_batches: 4,
-        }
-    }
-
     /// Reads a TOML (`.toml`) or JSON (any other extension) config file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
@@ -227,124 +341,6 @@ impl TrainConfig {
     /// The config as TOML, as written to `config.toml` in the run folder.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a TrainConfig always serializes to TOML")
-    }
-
-    /// Checks every value before any training work starts, naming the field and allowed range.
-    // `!(x >= 0.0)` on purpose: it also rejects NaN.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |field: &str, allowed: &str, value: String| {
-            Err(TrainError::Config {
-                field: field.to_string(),
-                message: format!("{value} is not allowed: expected {allowed}"),
-            })
-        };
-        if self.epochs == 0 {
-            return bad("epochs", ">= 1", self.epochs.to_string());
-        }
-        if self.batch_size < 2 {
-            return bad(
-                "batch_size",
-                ">= 2 (BatchNorm needs two samples)",
-                self.batch_size.to_string(),
-            );
-        }
-        if self.eval_batch_size == 0 {
-            return bad("eval_batch_size", ">= 1", "0".into());
-        }
-        if self.max_steps == Some(0) {
-            return bad("max_steps", ">= 1 when given", "0".into());
-        }
-        if self.log_every_steps == 0 {
-            return bad("log_every_steps", ">= 1", "0".into());
-        }
-        if self.prefetch_batches == 0 {
-            return bad("prefetch_batches", ">= 1", "0".into());
-        }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad(
-                "label_smoothing",
-                "0 <= value < 1",
-                self.label_smoothing.to_string(),
-            );
-        }
-        if !(0.0..=1.0).contains(&self.augment.horizontal_flip) {
-            return bad(
-                "augment.horizontal_flip",
-                "a probability in [0, 1]",
-                self.augment.horizontal_flip.to_string(),
-            );
-        }
-        let lr = self.optimizer.lr();
-        if !(lr.is_finite() && lr > 0.0) {
-            return bad("optimizer.lr", "a finite value > 0", lr.to_string());
-        }
-        match &self.optimizer {
-            OptimizerConfig::Sgd {
-                momentum,
-                weight_decay,
-                ..
-            } => {
-                if !(0.0..1.0).contains(momentum) {
-                    return bad("optimizer.momentum", "0 <= value < 1", momentum.to_string());
-                }
-                if !(*weight_decay >= 0.0) {
-                    return bad("optimizer.weight_decay", ">= 0", weight_decay.to_string());
-                }
-            }
-            OptimizerConfig::Adamw {
-                beta1,
-                beta2,
-                epsilon,
-                weight_decay,
-                ..
-            } => {
-                for (field, value) in [("optimizer.beta1", beta1), ("optimizer.beta2", beta2)] {
-                    if !(0.0..1.0).contains(value) {
-                        return bad(field, "0 <= value < 1", value.to_string());
-                    }
-                }
-                if !(*epsilon > 0.0) {
-                    return bad("optimizer.epsilon", "> 0", epsilon.to_string());
-                }
-                if !(*weight_decay >= 0.0) {
-                    return bad("optimizer.weight_decay", ">= 0", weight_decay.to_string());
-                }
-            }
-        }
-        let warmup = self.schedule.warmup_epochs;
-        if !(warmup >= 0.0 && warmup <= self.epochs as f64) {
-            return bad(
-                "schedule.warmup_epochs",
-                &format!("0 <= value <= epochs ({})", self.epochs),
-                warmup.to_string(),
-            );
-        }
-        if !(self.schedule.min_lr >= 0.0 && self.schedule.min_lr <= lr) {
-            return bad(
-                "schedule.min_lr",
-                &format!("0 <= value <= optimizer.lr ({lr})"),
-                self.schedule.min_lr.to_string(),
-            );
-        }
-        if let Err(e) = self.backbone.validate() {
-            return Err(TrainError::Config {
-                field: "backbone".into(),
-                message: e.to_string(),
-            });
-        }
-        if let Some(channels) = self.data.channels
-            && channels != 1
-            && channels != 3
-        {
-            return bad("data.channels", "1 or 3", channels.to_string());
-        }
-        if let Some([h, w]) = self.data.image_size
-            && (h == 0 || w == 0)
-        {
-            return bad("data.image_size", "both sides >= 1", format!("[{h}, {w}]"));
-        }
-        Ok(())
     }
 }
 

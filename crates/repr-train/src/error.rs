@@ -66,6 +66,14 @@ pub enum TrainError {
         /// The checkpoint left in place.
         checkpoint: String,
     },
+    /// Evaluating the representation failed.
+    #[error("evaluation ({what}): {message}")]
+    Eval {
+        /// Which evaluation.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl TrainError {

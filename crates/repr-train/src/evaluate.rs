@@ -8,7 +8,7 @@ use repr_data::{ImageDataset, Normalize};
 use repr_objectives::CrossEntropyLoss;
 
 use crate::supervised::correct_count;
-use crate::{BatchLoader, LoaderConfig, Supervised};
+use crate::{Batch, BatchLoader, LoaderConfig, Supervised};
 
 /// Loss and top-1 accuracy of a classifier over a split.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,19 +38,13 @@ pub fn accuracy(
         .init()
         .expect("the default cross-entropy config is valid");
     let count = dataset.len();
-    let config = LoaderConfig {
-        batch_size,
-        prefetch: 2,
-        seed: 0,
-        shuffle: false,
-        drop_last: false,
-        crop: None,
-        flip: None,
-    };
+    let config = LoaderConfig::evaluation(batch_size);
     let mut loss_sum = Tensor::<1>::zeros([1], &device);
     let mut correct = Tensor::<1, Int>::zeros([1], &device);
     for batch in BatchLoader::start(dataset, normalize.clone(), config, 0, 0) {
-        let batch = batch.into_device(&device);
+        let Batch::Labeled(batch) = batch.into_device(&device) else {
+            unreachable!("evaluation batches are single-view")
+        };
         let (loss, right) = evaluate_batch(&model, &loss_fn, batch.images, batch.targets);
         loss_sum = loss_sum + loss;
         correct = correct + right;

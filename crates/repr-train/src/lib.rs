@@ -10,25 +10,42 @@ mod config;
 mod device;
 mod error;
 mod evaluate;
+mod lars;
 mod loader;
+mod method;
 mod metrics;
 mod optim;
+mod plots;
+mod presets;
 mod progress;
+mod represent;
 mod run_dir;
+mod saved;
 mod schedule;
+mod simclr;
 mod summary;
 mod supervised;
 mod trainer;
+mod triplet;
+mod validate;
 
 pub use checkpoint::{Checkpoint, TrainState};
-pub use config::{AugmentConfig, DataConfig, OptimizerConfig, Recipe, ScheduleConfig, TrainConfig};
+pub use config::{
+    AugmentConfig, DataConfig, EvalConfig, OptimizerConfig, Recipe, ScheduleConfig, SimclrConfig,
+    TrainConfig, TripletConfig,
+};
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;
 pub use evaluate::{Accuracy, accuracy};
-pub use loader::{BatchLoader, LoaderConfig};
+pub use lars::Lars;
+pub use loader::{BatchLoader, LoaderConfig, Prepared};
+pub use method::{Batch, Method, Objective, StepOutput};
 pub use metrics::{MetricRecord, MetricsLog};
 pub use run_dir::{RunDir, RunMode};
+pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
+pub use simclr::SimClr;
 pub use summary::{EvalSummary, Summary};
 pub use supervised::Supervised;
 pub use trainer::{TrainOptions, train};
+pub use triplet::TripletNet;

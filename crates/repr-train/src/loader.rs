@@ -8,7 +8,12 @@ use std::thread::JoinHandle;
 use burn::tensor::Device;
 use rayon::prelude::*;
 use repr_augment::{ImageDims, RandomCrop, RandomHorizontalFlip, image_rng};
-use repr_data::{ImageBatch, ImageBatcher, ImageDataset, Normalize, epoch_permutation};
+use repr_data::{
+    CpuMultiViewBatch, ImageBatcher, ImageDataset, MultiViewBatcher, Normalize, PkSampler,
+    epoch_permutation,
+};
+
+use crate::Batch;
 
 /// How a [`BatchLoader`] walks a dataset.
 #[derive(Debug, Clone)]
@@ -27,6 +32,75 @@ pub struct LoaderConfig {
     pub crop: Option<RandomCrop>,
     /// Random horizontal flip applied to each image, if any.
     pub flip: Option<RandomHorizontalFlip>,
+    /// Several augmented views per image (self-supervised methods) instead of one copy with
+    /// `crop` and `flip`.
+    pub views: Option<Arc<MultiViewBatcher>>,
+    /// Class-balanced P×K batches (triplet methods) instead of a shuffled order.
+    pub sampler: Option<PkSampler>,
+}
+
+impl LoaderConfig {
+    /// Unaugmented, in-order batches for evaluation.
+    pub fn evaluation(batch_size: usize) -> Self {
+        Self {
+            batch_size,
+            prefetch: 2,
+            seed: 0,
+            shuffle: false,
+            drop_last: false,
+            crop: None,
+            flip: None,
+            views: None,
+            sampler: None,
+        }
+    }
+
+    /// The dataset indices of each batch of `epoch`.
+    pub fn epoch_batches(&self, len: usize, epoch: usize) -> Vec<Vec<usize>> {
+        if let Some(sampler) = &self.sampler {
+            return sampler.epoch_batches(epoch as u64);
+        }
+        let order: Vec<usize> = if self.shuffle {
+            epoch_permutation(len, self.seed, epoch)
+        } else {
+            (0..len).collect()
+        };
+        let batches = BatchLoader::batches_per_epoch(len, self);
+        (0..batches)
+            .map(|b| order[b * self.batch_size..((b + 1) * self.batch_size).min(len)].to_vec())
+            .collect()
+    }
+}
+
+/// A batch prepared on the CPU: one copy of each image, or several views.
+pub enum Prepared {
+    /// Labelled images.
+    Single(CpuBatch),
+    /// Augmented views.
+    Views(CpuMultiViewBatch),
+}
+
+impl Prepared {
+    /// Images in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            Prepared::Single(b) => b.dims[0],
+            Prepared::Views(b) => b.targets.len(),
+        }
+    }
+
+    /// Whether the batch holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Uploads the batch to `device`.
+    pub fn into_device(self, device: &Device) -> Batch {
+        match self {
+            Prepared::Single(b) => Batch::Labeled(b.into_device(device)),
+            Prepared::Views(b) => Batch::Views(b.to_device(device)),
+        }
+    }
 }
 
 /// A batch prepared on the CPU, ready to upload.
@@ -41,7 +115,7 @@ pub struct CpuBatch {
 
 impl CpuBatch {
     /// Uploads the batch to `device`.
-    pub fn into_device(self, device: &Device) -> ImageBatch {
+    pub fn into_device(self, device: &Device) -> repr_data::ImageBatch {
         let [_, c, h, w] = self.dims;
         ImageBatcher::to_batch(self.images, &self.labels, [c, h, w], device)
     }
@@ -49,7 +123,7 @@ impl CpuBatch {
 
 /// Iterates over the batches of one epoch, prepared on a background thread.
 pub struct BatchLoader {
-    receiver: Receiver<CpuBatch>,
+    receiver: Receiver<Prepared>,
     worker: Option<JoinHandle<()>>,
     batches: usize,
 }
@@ -57,6 +131,10 @@ pub struct BatchLoader {
 impl BatchLoader {
     /// Number of batches in an epoch of `len` images.
     pub fn batches_per_epoch(len: usize, config: &LoaderConfig) -> usize {
+        if let Some(sampler) = &config.sampler {
+            // Every epoch has the same number of P×K batches.
+            return sampler.epoch_batches(0).len();
+        }
         if config.drop_last {
             len / config.batch_size
         } else {
@@ -75,15 +153,19 @@ impl BatchLoader {
         let batches = Self::batches_per_epoch(dataset.len(), &config);
         let (sender, receiver) = sync_channel(config.prefetch.max(1));
         let worker = std::thread::spawn(move || {
-            let order: Vec<usize> = if config.shuffle {
-                epoch_permutation(dataset.len(), config.seed, epoch)
-            } else {
-                (0..dataset.len()).collect()
-            };
-            for batch in start..batches {
-                let end = ((batch + 1) * config.batch_size).min(order.len());
-                let indices = &order[batch * config.batch_size..end];
-                let prepared = prepare(&dataset, &normalize, &config, epoch, indices);
+            let plan = config.epoch_batches(dataset.len(), epoch);
+            for indices in plan.iter().skip(start) {
+                let prepared = match &config.views {
+                    Some(views) => Prepared::Views(views.cpu_batch(
+                        &dataset,
+                        indices,
+                        config.seed,
+                        epoch as u64,
+                    )),
+                    None => {
+                        Prepared::Single(prepare(&dataset, &normalize, &config, epoch, indices))
+                    }
+                };
                 if sender.send(prepared).is_err() {
                     return; // The consumer stopped early.
                 }
@@ -103,9 +185,9 @@ impl BatchLoader {
 }
 
 impl Iterator for BatchLoader {
-    type Item = CpuBatch;
+    type Item = Prepared;
 
-    fn next(&mut self) -> Option<CpuBatch> {
+    fn next(&mut self) -> Option<Prepared> {
         match self.receiver.recv() {
             Ok(batch) => Some(batch),
             Err(_) => {

@@ -17,10 +17,14 @@ pub struct MetricRecord {
     pub epoch: f64,
     /// Optimizer steps taken.
     pub step: usize,
-    /// Mean loss.
-    pub loss: f64,
-    /// Top-1 accuracy in [0, 1], where the method has labels.
+    /// Mean loss (none for the evaluation of an embedding method, which has no test loss).
+    pub loss: Option<f64>,
+    /// Top-1 accuracy in [0, 1]: classifier accuracy (supervised), contrastive accuracy on the
+    /// training batches (SimCLR).
     pub accuracy: Option<f64>,
+    /// kNN top-1 accuracy of the embeddings on the test split (embedding methods).
+    #[serde(default)]
+    pub knn_top1: Option<f64>,
     /// Learning rate of the last step.
     pub lr: Option<f64>,
     /// Training images per second over the interval.
@@ -36,7 +40,8 @@ pub struct MetricsLog {
     path: PathBuf,
 }
 
-const CSV_HEADER: &str = "split,epoch,step,loss,accuracy,lr,images_per_second,wall_seconds\n";
+const CSV_HEADER: &str =
+    "split,epoch,step,loss,accuracy,knn_top1,lr,images_per_second,wall_seconds\n";
 
 impl MetricsLog {
     /// Opens (or creates) the run's metrics files for appending.
@@ -69,12 +74,13 @@ impl MetricsLog {
         line.push('\n');
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let row = format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{}\n",
             record.split,
             record.epoch,
             record.step,
-            record.loss,
+            opt(record.loss),
             opt(record.accuracy),
+            opt(record.knn_top1),
             opt(record.lr),
             opt(record.images_per_second),
             record.wall_seconds
@@ -130,8 +136,9 @@ mod tests {
             split: "train".into(),
             epoch: 0.5,
             step,
-            loss: 1.25,
+            loss: Some(1.25),
             accuracy: Some(0.5),
+            knn_top1: None,
             lr: Some(0.1),
             images_per_second: None,
             wall_seconds: 3.0,

@@ -5,6 +5,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 
 use crate::OptimizerConfig;
+use crate::lars::Lars;
 
 impl OptimizerConfig {
     /// The optimizer, with PyTorch's semantics: Burn's SGD momentum dampens by 0.1 by default,
@@ -42,6 +43,12 @@ impl OptimizerConfig {
                 .with_epsilon(epsilon as f32)
                 .with_weight_decay(weight_decay as f32)
                 .init(),
+            OptimizerConfig::Lars {
+                momentum,
+                weight_decay,
+                eta,
+                ..
+            } => Lars::new(momentum, weight_decay, eta).into(),
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct Summary {
     pub eval: EvalSummary,
     /// Baselines evaluated on the same split, where the recipe computes them.
     pub baselines: Option<serde_json::Value>,
+    /// The final evaluation table (Markdown) of an embedding method, also written to `eval.md`.
+    #[serde(skip)]
+    pub table: Option<String>,
 }
 
 /// Test-split metrics of a run.

@@ -6,20 +6,13 @@ use repr_backbones::Backbone;
 use repr_data::ImageBatch;
 use repr_objectives::CrossEntropyLoss;
 
+use crate::StepOutput;
+
 /// A backbone whose head outputs class logits.
 #[derive(Module, Debug)]
 pub struct Supervised {
     /// The network, including its classifier (`fc`).
     pub backbone: Backbone,
-}
-
-/// What one training step returns: the loss to back-propagate and the number of correct
-/// predictions, both still on the device.
-pub struct StepOutput {
-    /// Mean cross-entropy over the batch, `[1]`.
-    pub loss: Tensor<1>,
-    /// Correctly classified images, `[1]`.
-    pub correct: Tensor<1, Int>,
 }
 
 impl Supervised {
@@ -36,7 +29,10 @@ impl Supervised {
     pub fn step(&self, batch: ImageBatch, loss_fn: &CrossEntropyLoss) -> StepOutput {
         let logits = self.forward(batch.images);
         StepOutput {
-            correct: correct_count(logits.clone().detach(), batch.targets.clone()),
+            correct: Some(correct_count(
+                logits.clone().detach(),
+                batch.targets.clone(),
+            )),
             loss: loss_fn.forward(logits, batch.targets),
         }
     }

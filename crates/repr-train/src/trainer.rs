@@ -9,14 +9,15 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor};
 use repr_augment::{ImageDims, RandomCropConfig, RandomHorizontalFlipConfig};
 use repr_backbones::BackboneConfig;
-use repr_data::{ImageDataset, LoadOptions, Normalize, Split};
+use repr_data::{ImageDataset, LoadOptions, MultiViewBatcher, Normalize, PkSampler, Split};
 
 use crate::checkpoint::write_atomic;
 use crate::progress::Progress;
+use crate::represent::{EvalSets, final_report, knn_top1};
 use crate::{
-    Accuracy, BatchLoader, Checkpoint, DeviceChoice, EvalSummary, LoaderConfig, MetricRecord,
-    MetricsLog, RunDir, Summary, Supervised, TrainConfig, TrainError, TrainState, accuracy,
-    warmup_cosine,
+    Accuracy, BatchLoader, Checkpoint, DeviceChoice, EvalSummary, LoaderConfig, Method,
+    MetricRecord, MetricsLog, Objective, Recipe, RunDir, Summary, TrainConfig, TrainError,
+    TrainState, accuracy, warmup_cosine,
 };
 
 /// How [`train`] runs, beside the config.
@@ -48,15 +49,9 @@ pub fn train(
     let train_device = device.clone().autodiff();
 
     let data = Data::load(config)?;
-    check_backbone_fits(&config.backbone, &data.train)?;
-    let loss_fn = repr_objectives::CrossEntropyLossConfig::new()
-        .with_smoothing(config.label_smoothing)
-        .init()
-        .map_err(|e| TrainError::Config {
-            field: "label_smoothing".into(),
-            message: e.to_string(),
-        })?;
-    let loader = loader_config(config, &data.train)?;
+    check_backbone_fits(config, &data.train)?;
+    let objective = Objective::new(config)?;
+    let loader = loader_config(config, &data)?;
     let steps_per_epoch = BatchLoader::batches_per_epoch(data.train.len(), &loader);
     if steps_per_epoch == 0 {
         return Err(TrainError::Config {
@@ -72,9 +67,7 @@ pub fn train(
     let warmup_steps = (config.schedule.warmup_epochs * steps_per_epoch as f64).round() as usize;
     let base_lr = config.optimizer.lr();
 
-    let mut model = Supervised {
-        backbone: config.backbone.init(&train_device),
-    };
+    let mut model = Method::init(config, &train_device);
     let mut optimizer = config.optimizer.init();
     let mut state = TrainState::default();
     if options.resume {
@@ -116,8 +109,8 @@ pub fn train(
                 base_lr,
                 config.schedule.min_lr,
             );
-            let images = batch.dims[0];
-            let output = model.step(batch.into_device(&train_device), &loss_fn);
+            let images = batch.len();
+            let output = model.step(batch.into_device(&train_device), &objective);
             interval.add(output.loss.clone().detach(), output.correct, images);
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
@@ -134,7 +127,8 @@ pub fn train(
             {
                 // The one host read of the interval: also the finiteness check that must pass
                 // before any checkpoint is written.
-                let (loss, acc, images_per_second, seconds, images) = interval.read();
+                let (loss, acc, images_per_second, seconds, images) =
+                    interval.read(metric_per_image(config.recipe));
                 if !loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
                         step: state.global_step,
@@ -148,8 +142,9 @@ pub fn train(
                     split: "train".into(),
                     epoch: epoch as f64 + state.batch_in_epoch as f64 / steps_per_epoch as f64,
                     step: state.global_step,
-                    loss,
-                    accuracy: Some(acc),
+                    loss: Some(loss),
+                    accuracy: acc,
+                    knn_top1: None,
                     lr: Some(lr),
                     images_per_second: Some(images_per_second),
                     wall_seconds: wall(&started),
@@ -161,7 +156,7 @@ pub fn train(
                     state.batch_in_epoch,
                     steps_per_epoch,
                     loss,
-                    Some(acc),
+                    acc,
                     lr,
                     images_per_second,
                     // Training steps left (evaluation not counted).
@@ -189,25 +184,16 @@ pub fn train(
             && config.eval_every_epochs > 0
             && state.epoch % config.eval_every_epochs == 0
         {
-            let test = data.evaluate(&model, config, &device);
-            log.write(&test_record(&test, state, steps_per_epoch, wall(&started)))?;
-            progress.message(&format!(
-                "epoch {} test: loss {:.4}, accuracy {:.2}%",
-                state.epoch,
-                test.loss,
-                100.0 * test.accuracy
-            ));
+            let test = data.evaluate(&model, config, &device)?;
+            log.write(&test.record(state, steps_per_epoch, wall(&started)))?;
+            progress.message(&format!("epoch {} test: {}", state.epoch, test.describe()));
         }
     }
 
-    let test = data.evaluate(&model, config, &device);
+    let test = data.evaluate(&model, config, &device)?;
     state.wall_seconds = wall(&started);
-    log.write(&test_record(
-        &test,
-        state,
-        steps_per_epoch,
-        state.wall_seconds,
-    ))?;
+    log.write(&test.record(state, steps_per_epoch, state.wall_seconds))?;
+    progress.message(&format!("final test: {}", test.describe()));
     let record = model.clone().valid().into_record();
     let bytes = record.into_bytes().map_err(|e| TrainError::Checkpoint {
         path: run.final_model(),
@@ -215,6 +201,46 @@ pub fn train(
     })?;
     write_atomic(&run.final_model(), &bytes)?;
 
+    let report = match config.recipe {
+        Recipe::Supervised => None,
+        _ => {
+            progress
+                .message("evaluating the representation (kNN, linear probe, retrieval, baselines)");
+            Some(final_report(
+                &model,
+                &data.eval_sets(),
+                config,
+                run,
+                &device,
+            )?)
+        }
+    };
+    if config.eval.plots {
+        crate::plots::training_curves(run)?;
+    }
+    let (eval, baselines, table) = match (report, test) {
+        (Some(report), _) => (report.eval, report.baselines, Some(report.table)),
+        (None, Test::Classifier(test)) => (
+            EvalSummary {
+                accuracy: Some(test.accuracy),
+                loss: Some(test.loss),
+                ..EvalSummary::default()
+            },
+            None,
+            None,
+        ),
+        (None, Test::Knn(knn)) => (
+            EvalSummary {
+                knn_top1: Some(knn),
+                ..EvalSummary::default()
+            },
+            None,
+            None,
+        ),
+    };
+    if let Some(table) = &table {
+        write_atomic(&run.root().join("eval.md"), table.as_bytes())?;
+    }
     let summary = Summary {
         recipe: config.recipe.name().into(),
         device: options.device.name().into(),
@@ -224,24 +250,28 @@ pub fn train(
         steps: state.global_step,
         wall_seconds: state.wall_seconds,
         train_images_per_second: state.images_trained as f64 / state.train_seconds.max(1e-9),
-        eval: EvalSummary {
-            accuracy: Some(test.accuracy),
-            loss: Some(test.loss),
-            ..EvalSummary::default()
-        },
-        baselines: None,
+        eval,
+        baselines,
+        table,
     };
     let json = serde_json::to_string_pretty(&summary).expect("summaries serialize");
     write_atomic(&run.summary(), json.as_bytes())?;
     Ok(summary)
 }
 
+/// The datasets of `config`: both splits with its limits, the kNN memory, the normalisation.
+pub(crate) fn load_data(config: &TrainConfig) -> Result<Data, TrainError> {
+    Data::load(config)
+}
+
 /// The two splits, shared with the loader threads, and their normalisation.
-struct Data {
+pub(crate) struct Data {
     name: String,
     train: Arc<ImageDataset>,
-    test: Arc<ImageDataset>,
-    normalize: Normalize,
+    pub(crate) test: Arc<ImageDataset>,
+    /// The kNN memory and linear-probe training set of embedding methods.
+    pub(crate) memory: Arc<ImageDataset>,
+    pub(crate) normalize: Normalize,
 }
 
 impl Data {
@@ -263,26 +293,83 @@ impl Data {
         if let Some(limit) = config.data.test_limit {
             test = first_shuffled(&test, limit, config.seed);
         }
+        let train = Arc::new(train);
+        let memory = match config.eval.memory_limit {
+            Some(limit) if limit < train.len() => {
+                Arc::new(first_shuffled(&train, limit, config.seed))
+            }
+            _ => train.clone(),
+        };
         let normalize = Normalize::from_dataset(&train);
         Ok(Self {
             name: dataset_name(&dir),
-            train: Arc::new(train),
+            train,
             test: Arc::new(test),
+            memory,
             normalize,
+        })
+    }
+
+    fn eval_sets(&self) -> EvalSets {
+        EvalSets {
+            memory: self.memory.clone(),
+            test: self.test.clone(),
+            normalize: self.normalize.clone(),
+        }
+    }
+
+    /// The per-epoch test metric: classifier accuracy, or kNN top-1 of the embeddings.
+    fn evaluate(
+        &self,
+        model: &Method,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> Result<Test, TrainError> {
+        Ok(match model {
+            Method::Supervised(classifier) => Test::Classifier(accuracy(
+                classifier,
+                self.test.clone(),
+                &self.normalize,
+                config.eval_batch_size,
+                device,
+            )),
+            _ => Test::Knn(knn_top1(model, &self.eval_sets(), config, device)?),
         })
     }
 }
 
-impl Data {
-    /// Classifier loss and accuracy on the test split.
-    fn evaluate(&self, model: &Supervised, config: &TrainConfig, device: &Device) -> Accuracy {
-        accuracy(
-            model,
-            self.test.clone(),
-            &self.normalize,
-            config.eval_batch_size,
-            device,
-        )
+/// A per-epoch test result.
+enum Test {
+    Classifier(Accuracy),
+    Knn(f64),
+}
+
+impl Test {
+    fn describe(&self) -> String {
+        match self {
+            Test::Classifier(t) => {
+                format!("loss {:.4}, accuracy {:.2}%", t.loss, 100.0 * t.accuracy)
+            }
+            Test::Knn(knn) => format!("kNN top-1 {:.2}%", 100.0 * knn),
+        }
+    }
+
+    fn record(&self, state: TrainState, steps_per_epoch: usize, wall_seconds: f64) -> MetricRecord {
+        let (loss, accuracy, knn_top1) = match self {
+            Test::Classifier(t) => (Some(t.loss), Some(t.accuracy), None),
+            Test::Knn(knn) => (None, None, Some(*knn)),
+        };
+        MetricRecord {
+            split: "test".into(),
+            epoch: state.epoch as f64 + state.batch_in_epoch as f64 / steps_per_epoch as f64,
+            step: state.global_step,
+            loss,
+            accuracy,
+            knn_top1,
+            lr: None,
+            images_per_second: None,
+            wall_seconds,
+        }
     }
 }
 
@@ -298,8 +385,8 @@ fn dataset_name(dir: &Path) -> String {
         .unwrap_or_else(|| dir.display().to_string())
 }
 
-fn check_backbone_fits(backbone: &BackboneConfig, train: &ImageDataset) -> Result<(), TrainError> {
-    let BackboneConfig::ResNet(resnet) = backbone;
+fn check_backbone_fits(config: &TrainConfig, train: &ImageDataset) -> Result<(), TrainError> {
+    let BackboneConfig::ResNet(resnet) = &config.backbone;
     if resnet.in_channels != train.channels() {
         return Err(TrainError::Config {
             field: "backbone.in_channels".into(),
@@ -310,20 +397,28 @@ fn check_backbone_fits(backbone: &BackboneConfig, train: &ImageDataset) -> Resul
             ),
         });
     }
-    if resnet.num_classes != train.num_classes() {
+    let (expected, why) = if config.recipe.is_embedding() {
+        (
+            0,
+            "an embedding method trains an encoder without a classifier",
+        )
+    } else {
+        (train.num_classes(), "the dataset's number of classes")
+    };
+    if resnet.num_classes != expected {
         return Err(TrainError::Config {
             field: "backbone.num_classes".into(),
             message: format!(
-                "{} does not match the dataset's {} classes",
-                resnet.num_classes,
-                train.num_classes()
+                "{} is not allowed: expected {expected} ({why})",
+                resnet.num_classes
             ),
         });
     }
     Ok(())
 }
 
-fn loader_config(config: &TrainConfig, train: &ImageDataset) -> Result<LoaderConfig, TrainError> {
+fn loader_config(config: &TrainConfig, data: &Data) -> Result<LoaderConfig, TrainError> {
+    let train = &data.train;
     let [channels, height, width] = train.shape();
     let dims = ImageDims {
         channels,
@@ -331,10 +426,11 @@ fn loader_config(config: &TrainConfig, train: &ImageDataset) -> Result<LoaderCon
         width,
     };
     let augment_error = |field: &str, e: repr_augment::AugmentError| TrainError::Config {
-        field: format!("augment.{field}"),
+        field: field.to_string(),
         message: e.to_string(),
     };
-    let crop = (config.augment.crop_padding > 0)
+    let single_view = config.recipe != Recipe::Simclr;
+    let crop = (single_view && config.augment.crop_padding > 0)
         .then(|| {
             RandomCropConfig {
                 padding: config.augment.crop_padding,
@@ -342,8 +438,8 @@ fn loader_config(config: &TrainConfig, train: &ImageDataset) -> Result<LoaderCon
             .init(dims)
         })
         .transpose()
-        .map_err(|e| augment_error("crop_padding", e))?;
-    let flip = (config.augment.horizontal_flip > 0.0)
+        .map_err(|e| augment_error("augment.crop_padding", e))?;
+    let flip = (single_view && config.augment.horizontal_flip > 0.0)
         .then(|| {
             RandomHorizontalFlipConfig {
                 probability: config.augment.horizontal_flip,
@@ -351,7 +447,36 @@ fn loader_config(config: &TrainConfig, train: &ImageDataset) -> Result<LoaderCon
             .init(dims)
         })
         .transpose()
-        .map_err(|e| augment_error("horizontal_flip", e))?;
+        .map_err(|e| augment_error("augment.horizontal_flip", e))?;
+    let views = if single_view {
+        None
+    } else {
+        let views = config
+            .views
+            .init(dims)
+            .map_err(|e| augment_error("views", e))?;
+        Some(Arc::new(MultiViewBatcher::new(
+            views,
+            data.normalize.clone(),
+        )))
+    };
+    let sampler = if config.recipe == Recipe::Triplet {
+        let t = &config.triplet;
+        Some(
+            PkSampler::new(
+                train.labels(),
+                t.classes_per_batch,
+                t.images_per_class,
+                config.seed,
+            )
+            .map_err(|e| TrainError::Config {
+                field: "triplet.classes_per_batch".into(),
+                message: e.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
     Ok(LoaderConfig {
         batch_size: config.batch_size,
         prefetch: config.prefetch_batches,
@@ -360,13 +485,24 @@ fn loader_config(config: &TrainConfig, train: &ImageDataset) -> Result<LoaderCon
         drop_last: true,
         crop,
         flip,
+        views,
+        sampler,
     })
+}
+
+/// The accuracy-like metric counts this many items per image (SimCLR: two anchors per image),
+/// or the method has none.
+fn metric_per_image(recipe: Recipe) -> usize {
+    match recipe {
+        Recipe::Simclr => 2,
+        _ => 1,
+    }
 }
 
 fn save_checkpoint(
     run: &RunDir,
     state: TrainState,
-    model: &Supervised,
+    model: &Method,
     optimizer: &burn::optim::ModuleOptimizer,
 ) -> Result<(), TrainError> {
     let path = run.last_checkpoint();
@@ -387,28 +523,10 @@ fn checkpoint_name(run: &RunDir) -> String {
     }
 }
 
-fn test_record(
-    test: &crate::Accuracy,
-    state: TrainState,
-    steps_per_epoch: usize,
-    wall_seconds: f64,
-) -> MetricRecord {
-    MetricRecord {
-        split: "test".into(),
-        epoch: state.epoch as f64 + state.batch_in_epoch as f64 / steps_per_epoch as f64,
-        step: state.global_step,
-        loss: test.loss,
-        accuracy: Some(test.accuracy),
-        lr: None,
-        images_per_second: None,
-        wall_seconds,
-    }
-}
-
 /// Sums over the steps since the last log, kept on the device until read.
 struct Interval {
     loss: Tensor<1>,
-    correct: Tensor<1, Int>,
+    correct: Option<Tensor<1, Int>>,
     steps: usize,
     images: usize,
     started: Instant,
@@ -419,28 +537,36 @@ impl Interval {
         let device = device.clone().without_autodiff();
         Self {
             loss: Tensor::zeros([1], &device),
-            correct: Tensor::zeros([1], &device),
+            correct: None,
             steps: 0,
             images: 0,
             started: Instant::now(),
         }
     }
 
-    fn add(&mut self, loss: Tensor<1>, correct: Tensor<1, Int>, images: usize) {
+    fn add(&mut self, loss: Tensor<1>, correct: Option<Tensor<1, Int>>, images: usize) {
         self.loss = self.loss.clone() + loss.without_autodiff();
-        self.correct = self.correct.clone() + correct.without_autodiff();
+        if let Some(correct) = correct {
+            let correct = correct.without_autodiff();
+            self.correct = Some(match self.correct.take() {
+                Some(sum) => sum + correct,
+                None => correct,
+            });
+        }
         self.steps += 1;
         self.images += images;
     }
 
-    /// Mean loss, accuracy, images/s, seconds and images of the interval (one device read).
-    fn read(&self) -> (f64, f64, f64, f64, usize) {
+    /// Mean loss, metric, images/s, seconds and images of the interval (one device read).
+    fn read(&self, per_image: usize) -> (f64, Option<f64>, f64, f64, usize) {
         let loss = self.loss.clone().into_scalar::<f32>() as f64 / self.steps.max(1) as f64;
-        let correct = self.correct.clone().into_scalar::<i64>() as f64;
+        let metric = self.correct.clone().map(|correct| {
+            correct.into_scalar::<i64>() as f64 / (self.images * per_image).max(1) as f64
+        });
         let seconds = self.started.elapsed().as_secs_f64();
         (
             loss,
-            correct / self.images.max(1) as f64,
+            metric,
             self.images as f64 / seconds.max(1e-9),
             seconds,
             self.images,

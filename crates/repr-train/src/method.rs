@@ -1,0 +1,168 @@
+//! The methods a run can train, as one module enum, and what a training step returns.
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor};
+use repr_backbones::Backbone;
+use repr_data::{ImageBatch, MultiViewBatch};
+use repr_objectives::{
+    CrossEntropyLoss, CrossEntropyLossConfig, NtXentLoss, NtXentLossConfig, ProjectionHeadConfig,
+    TripletLoss, TripletLossConfig,
+};
+
+use crate::{Recipe, SimClr, Supervised, TrainConfig, TrainError, TripletNet};
+
+/// What one training step returns, still on the device.
+pub struct StepOutput {
+    /// The loss to back-propagate, `[1]`.
+    pub loss: Tensor<1>,
+    /// Correct predictions, `[1]`, for methods with an accuracy-like metric: correctly classified
+    /// images (supervised), anchors whose nearest other view is their positive (SimCLR, out of
+    /// two per image).
+    pub correct: Option<Tensor<1, Int>>,
+}
+
+/// A network and the way it is trained. Adding a method adds a variant here (see
+/// `docs/adding-a-method.md`).
+#[derive(Module, Debug)]
+pub enum Method {
+    /// Classifier trained with cross-entropy.
+    Supervised(Supervised),
+    /// Encoder + projection head trained with NT-Xent on two views.
+    Simclr(SimClr),
+    /// Encoder + embedding head trained with triplet loss on P×K batches.
+    Triplet(TripletNet),
+}
+
+/// A training batch: labelled images, or several augmented views of the same images.
+pub enum Batch {
+    /// One augmented copy of each image, with labels.
+    Labeled(ImageBatch),
+    /// `views[v]` is the v-th view of every image.
+    Views(MultiViewBatch),
+}
+
+/// The losses of the configured method, built once.
+#[derive(Debug, Clone)]
+pub enum Objective {
+    /// Cross-entropy with label smoothing.
+    CrossEntropy(CrossEntropyLoss),
+    /// NT-Xent.
+    NtXent(NtXentLoss),
+    /// Triplet loss with its miner.
+    Triplet(TripletLoss),
+}
+
+fn config_error(field: &str, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Config {
+        field: field.into(),
+        message: e.to_string(),
+    }
+}
+
+impl Objective {
+    /// The loss of `config.recipe`.
+    pub fn new(config: &TrainConfig) -> Result<Self, TrainError> {
+        Ok(match config.recipe {
+            Recipe::Supervised => Objective::CrossEntropy(
+                CrossEntropyLossConfig::new()
+                    .with_smoothing(config.label_smoothing)
+                    .init()
+                    .map_err(|e| config_error("label_smoothing", e))?,
+            ),
+            Recipe::Simclr => Objective::NtXent(
+                NtXentLossConfig {
+                    temperature: config.simclr.temperature,
+                    chunk_size: config.simclr.chunk_size,
+                }
+                .init()
+                .map_err(|e| config_error("simclr.temperature", e))?,
+            ),
+            Recipe::Triplet => {
+                let t = &config.triplet;
+                Objective::Triplet(
+                    TripletLossConfig {
+                        margin: t.margin,
+                        distance: t.distance,
+                        miner: t.miner,
+                        soft_margin: t.soft_margin,
+                        reduction: repr_objectives::TripletReduction::MeanNonZero,
+                    }
+                    .init()
+                    .map_err(|e| config_error("triplet", e))?,
+                )
+            }
+        })
+    }
+}
+
+impl Method {
+    /// A freshly initialised network for `config.recipe`.
+    pub fn init(config: &TrainConfig, device: &Device) -> Self {
+        let backbone = config.backbone.init(device);
+        match config.recipe {
+            Recipe::Supervised => Method::Supervised(Supervised { backbone }),
+            Recipe::Simclr => {
+                let s = &config.simclr;
+                let head = ProjectionHeadConfig {
+                    input: backbone.num_features(),
+                    hidden: s.head_hidden,
+                    output: s.head_output,
+                    layers: s.head_layers,
+                    batch_norm: s.head_batch_norm,
+                }
+                .init(device);
+                Method::Simclr(SimClr { backbone, head })
+            }
+            Recipe::Triplet => Method::Triplet(TripletNet::new(
+                backbone,
+                config.triplet.embedding_dim,
+                device,
+            )),
+        }
+    }
+
+    /// The encoder.
+    pub fn backbone(&self) -> &Backbone {
+        match self {
+            Method::Supervised(m) => &m.backbone,
+            Method::Simclr(m) => &m.backbone,
+            Method::Triplet(m) => &m.backbone,
+        }
+    }
+
+    /// The representation evaluated by kNN, linear probe and retrieval: the encoder's pooled
+    /// features, or the L2-normalised embedding for the triplet method (what it was trained to
+    /// order).
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, channels, height, width]`
+    /// - output: `[batch, dim]`
+    pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Method::Triplet(m) => m.embed(images),
+            other => other.backbone().embed(images),
+        }
+    }
+
+    /// Loss (and metric) of one batch.
+    ///
+    /// # Panics
+    /// If the batch or objective does not belong to the method (a programming error: the
+    /// trainer builds all three from the same recipe).
+    pub fn step(&self, batch: Batch, objective: &Objective) -> StepOutput {
+        match (self, batch, objective) {
+            (Method::Supervised(m), Batch::Labeled(b), Objective::CrossEntropy(l)) => m.step(b, l),
+            (Method::Triplet(m), Batch::Labeled(b), Objective::Triplet(l)) => {
+                m.step(b.images, b.targets, l)
+            }
+            (Method::Simclr(m), Batch::Views(b), Objective::NtXent(l)) => {
+                let mut views = b.views.into_iter();
+                match (views.next(), views.next()) {
+                    (Some(v1), Some(v2)) => m.step(v1, v2, l),
+                    _ => panic!("SimCLR needs two views per image"),
+                }
+            }
+            _ => panic!("batch kind and objective do not match the method"),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The recipes' preset configurations, sized for Fashion-MNIST on a 2-core CPU.
+
+use repr_augment::MultiViewConfig;
+use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+
+use crate::{
+    AugmentConfig, DataConfig, EvalConfig, OptimizerConfig, Recipe, ScheduleConfig, SimclrConfig,
+    TrainConfig, TripletConfig,
+};
+
+/// A CIFAR-stem ResNet for 1-channel 28×28 images; `num_classes` 0 builds an encoder only.
+fn resnet(layers: [usize; 4], width: usize, num_classes: usize) -> BackboneConfig {
+    BackboneConfig::ResNet(
+        ResNetConfig::new(layers, BlockKind::Basic)
+            .with_stem(Stem::Cifar)
+            .with_width(width)
+            .with_in_channels(1)
+            .with_num_classes(num_classes),
+    )
+}
+
+impl TrainConfig {
+    /// The supervised recipe on Fashion-MNIST, sized for a 2-core CPU: a CIFAR-stem ResNet-10
+    /// (one basic block per stage) at width 16 with one input channel, 6 epochs of SGD with
+    /// Nesterov momentum, half an epoch of warm-up then cosine, pad-2 crop and flip.
+    ///
+    /// Measured on flex (2 cores, batch 128): ResNet-10-w16 trains at ~220 images/s,
+    /// ResNet-18-w16 at ~135, ResNet-10-w32 at ~90; see `docs/results.md`.
+    pub fn supervised() -> Self {
+        Self {
+            recipe: Recipe::Supervised,
+            seed: 42,
+            epochs: 6,
+            batch_size: 128,
+            eval_batch_size: 500,
+            max_steps: None,
+            data: DataConfig::default(),
+            backbone: resnet([1, 1, 1, 1], 16, 10),
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+            },
+            schedule: ScheduleConfig::default(),
+            augment: AugmentConfig::default(),
+            label_smoothing: 0.0,
+            checkpoint_every_steps: 100,
+            log_every_steps: 20,
+            eval_every_epochs: 1,
+            prefetch_batches: 4,
+            simclr: SimclrConfig::default(),
+            triplet: TripletConfig::default(),
+            views: MultiViewConfig::simclr_grayscale(28),
+            eval: EvalConfig::default(),
+        }
+    }
+
+    /// The full SimCLR recipe, with the settings of the PyTorch peer run it is compared with
+    /// (`docs/results.md`): a width-32 ResNet-18 encoder (CIFAR stem, 1 channel, 2.79 M
+    /// parameters), projection head 256-256-128, NT-Xent at temperature 0.5, batch 256, SGD
+    /// momentum 0.9 at a constant learning rate of 0.3 with weight decay 5e-4, two views of
+    /// RandomResizedCrop(28, scale 0.2–1) + flip + brightness/contrast jitter 0.4 (p 0.8).
+    /// 100 epochs; the constant rate makes epoch `e` of this run comparable to epoch `e` of any
+    /// shorter one.
+    pub fn simclr() -> Self {
+        Self {
+            recipe: Recipe::Simclr,
+            epochs: 100,
+            batch_size: 256,
+            backbone: resnet([2, 2, 2, 2], 32, 0),
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.3,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 5e-4,
+            },
+            schedule: ScheduleConfig {
+                warmup_epochs: 0.0,
+                min_lr: 0.3,
+            },
+            checkpoint_every_steps: 50,
+            log_every_steps: 10,
+            ..Self::supervised()
+        }
+    }
+
+    /// The default of `cargo xtask train`: SimCLR sized to finish in minutes on 2 CPU cores
+    /// (see `docs/results.md` for what it reaches and how long it takes).
+    pub fn simclr_short() -> Self {
+        let full = Self::simclr();
+        Self {
+            epochs: 2,
+            backbone: resnet([1, 1, 1, 1], 16, 0),
+            data: DataConfig {
+                train_limit: Some(20_000),
+                ..DataConfig::default()
+            },
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.6,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 5e-4,
+            },
+            schedule: ScheduleConfig {
+                warmup_epochs: 0.2,
+                min_lr: 0.0,
+            },
+            eval: EvalConfig {
+                memory_limit: Some(20_000),
+                ..EvalConfig::default()
+            },
+            ..full
+        }
+    }
+
+    /// Triplet loss with batch-hard mining (Hermans et al. 2017) on P×K = 16×8 batches: a
+    /// CIFAR-stem ResNet-10 at width 16 with a 128-d L2-normalised embedding head, margin 0.2,
+    /// AdamW 1e-3 with warm-up and cosine, 6 epochs.
+    pub fn triplet() -> Self {
+        Self {
+            recipe: Recipe::Triplet,
+            backbone: resnet([1, 1, 1, 1], 16, 0),
+            batch_size: 128,
+            optimizer: OptimizerConfig::Adamw {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 1e-4,
+            },
+            augment: AugmentConfig::default(),
+            eval: EvalConfig {
+                linear_probe: false,
+                ..EvalConfig::default()
+            },
+            ..Self::supervised()
+        }
+    }
+}

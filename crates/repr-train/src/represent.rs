@@ -1,0 +1,331 @@
+//! Evaluation of a learned representation: embeddings of both splits, kNN and linear probe on
+//! the test split with the training split as memory, retrieval metrics, the raw-pixel and
+//! random-init baselines, and the run's pictures.
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use repr_data::{ImageDataset, Normalize};
+use repr_eval::{Embeddings, KnnConfig, LinearProbeConfig};
+use serde_json::json;
+
+use crate::{
+    Batch, BatchLoader, EvalSummary, LoaderConfig, Method, RunDir, TrainConfig, TrainError,
+};
+
+/// The images an evaluation uses: memory (training split, possibly limited) and queries.
+pub(crate) struct EvalSets {
+    pub memory: Arc<ImageDataset>,
+    pub test: Arc<ImageDataset>,
+    pub normalize: Normalize,
+}
+
+/// Embeddings of every image of `dataset`, in order, with `method` in inference mode.
+pub(crate) fn embed_split(
+    method: &Method,
+    dataset: Arc<ImageDataset>,
+    normalize: &Normalize,
+    batch_size: usize,
+    device: &Device,
+) -> Embeddings {
+    let method = method.valid();
+    let device = device.clone().without_autodiff();
+    let mut data = Vec::new();
+    let mut dim = 0;
+    let len = dataset.len();
+    let loader = BatchLoader::start(
+        dataset,
+        normalize.clone(),
+        LoaderConfig::evaluation(batch_size),
+        0,
+        0,
+    );
+    for batch in loader {
+        let Batch::Labeled(batch) = batch.into_device(&device) else {
+            unreachable!("evaluation batches are single-view")
+        };
+        let embedded = method.embed(batch.images);
+        dim = embedded.dims()[1];
+        data.extend(
+            embedded
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("embeddings are f32"),
+        );
+    }
+    Embeddings { data, len, dim }
+}
+
+fn labels(dataset: &ImageDataset) -> Vec<u32> {
+    dataset.labels().to_vec()
+}
+
+fn knn_config(config: &TrainConfig) -> KnnConfig {
+    KnnConfig {
+        k: config.eval.knn_k,
+        temperature: config.eval.knn_temperature,
+        ..KnnConfig::default()
+    }
+}
+
+fn eval_error(what: &str, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Eval {
+        what: what.into(),
+        message: e.to_string(),
+    }
+}
+
+/// kNN top-1 of `method`'s embeddings.
+pub(crate) fn knn_top1(
+    method: &Method,
+    sets: &EvalSets,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let memory = embed_split(
+        method,
+        sets.memory.clone(),
+        &sets.normalize,
+        config.eval_batch_size,
+        device,
+    );
+    let test = embed_split(
+        method,
+        sets.test.clone(),
+        &sets.normalize,
+        config.eval_batch_size,
+        device,
+    );
+    knn(&memory, &test, sets, config, device)
+}
+
+fn knn(
+    memory: &Embeddings,
+    test: &Embeddings,
+    sets: &EvalSets,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let device = device.clone().without_autodiff();
+    repr_eval::knn_classify(
+        memory,
+        &labels(&sets.memory),
+        test,
+        &labels(&sets.test),
+        sets.memory.num_classes(),
+        &knn_config(config),
+        &device,
+    )
+    .map(|r| r.top1)
+    .map_err(|e| eval_error("kNN", e))
+}
+
+fn linear(
+    memory: &Embeddings,
+    test: &Embeddings,
+    sets: &EvalSets,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<Option<f64>, TrainError> {
+    if !config.eval.linear_probe {
+        return Ok(None);
+    }
+    let probe = LinearProbeConfig {
+        epochs: config.eval.linear_epochs,
+        ..LinearProbeConfig::default()
+    };
+    repr_eval::linear_probe(
+        memory,
+        &labels(&sets.memory),
+        test,
+        &labels(&sets.test),
+        sets.memory.num_classes(),
+        &probe,
+        &device.clone().without_autodiff(),
+    )
+    .map(|r| Some(r.test_top1))
+    .map_err(|e| eval_error("linear probe", e))
+}
+
+/// One row of the final table.
+struct Row {
+    name: String,
+    knn: f64,
+    linear: Option<f64>,
+}
+
+/// The final evaluation of an embedding method: kNN, linear probe and retrieval on the test
+/// split, the baselines, the pictures, and a printable table.
+pub(crate) struct Report {
+    pub eval: EvalSummary,
+    pub baselines: Option<serde_json::Value>,
+    pub table: String,
+}
+
+pub(crate) fn final_report(
+    method: &Method,
+    sets: &EvalSets,
+    config: &TrainConfig,
+    run: &RunDir,
+    device: &Device,
+) -> Result<Report, TrainError> {
+    let batch = config.eval_batch_size;
+    let memory = embed_split(method, sets.memory.clone(), &sets.normalize, batch, device);
+    let test = embed_split(method, sets.test.clone(), &sets.normalize, batch, device);
+    let plain = device.clone().without_autodiff();
+    let knn_top1 = knn(&memory, &test, sets, config, device)?;
+    let linear_top1 = linear(&memory, &test, sets, config, device)?;
+    let retrieval = repr_eval::retrieval_metrics(
+        &test,
+        &labels(&sets.test),
+        &memory,
+        &labels(&sets.memory),
+        &[1, 5, 10],
+        false,
+        &plain,
+    )
+    .map_err(|e| eval_error("retrieval", e))?;
+    let recall_at_1 = retrieval.recall_at.first().map(|&(_, r)| r);
+    let mut rows = vec![Row {
+        name: format!("{} ({})", config.recipe.name(), config.backbone.name()),
+        knn: knn_top1,
+        linear: linear_top1,
+    }];
+
+    let mut baselines = None;
+    if config.eval.baselines {
+        let raw_memory = repr_eval::raw_pixel_embeddings(&sets.memory, &sets.normalize);
+        let raw_test = repr_eval::raw_pixel_embeddings(&sets.test, &sets.normalize);
+        let raw = Row {
+            name: "raw pixels".into(),
+            knn: knn(&raw_memory, &raw_test, sets, config, device)?,
+            linear: linear(&raw_memory, &raw_test, sets, config, device)?,
+        };
+        // Same architecture, same seed policy, no training.
+        let random = Method::init(config, &plain);
+        let random_memory =
+            embed_split(&random, sets.memory.clone(), &sets.normalize, batch, device);
+        let random_test = embed_split(&random, sets.test.clone(), &sets.normalize, batch, device);
+        let random = Row {
+            name: "random-init network".into(),
+            knn: knn(&random_memory, &random_test, sets, config, device)?,
+            linear: linear(&random_memory, &random_test, sets, config, device)?,
+        };
+        baselines = Some(json!({
+            "raw_pixels": { "knn_top1": raw.knn, "linear_top1": raw.linear },
+            "random_init": { "knn_top1": random.knn, "linear_top1": random.linear },
+        }));
+        rows.push(raw);
+        rows.push(random);
+    }
+
+    if config.eval.plots {
+        pictures(&test, &memory, sets, run, &plain)?;
+    }
+
+    let mut table = format!(
+        "test split: {} queries, memory: {} training images, kNN k={} T={}\n",
+        sets.test.len(),
+        sets.memory.len(),
+        config.eval.knn_k,
+        config.eval.knn_temperature
+    );
+    table.push_str("| representation | kNN top-1 | linear top-1 |\n| --- | ---: | ---: |\n");
+    for row in &rows {
+        let linear = row
+            .linear
+            .map(|l| format!("{:.2}%", 100.0 * l))
+            .unwrap_or_else(|| "—".into());
+        table.push_str(&format!(
+            "| {} | {:.2}% | {} |\n",
+            row.name,
+            100.0 * row.knn,
+            linear
+        ));
+    }
+    table.push_str(&format!(
+        "retrieval (test queries, training gallery): {}, mAP@R {:.4}\n",
+        retrieval
+            .recall_at
+            .iter()
+            .map(|(k, r)| format!("recall@{k} {:.2}%", 100.0 * r))
+            .collect::<Vec<_>>()
+            .join(", "),
+        retrieval.map_at_r
+    ));
+    Ok(Report {
+        eval: EvalSummary {
+            knn_top1: Some(knn_top1),
+            linear_top1,
+            recall_at_1,
+            map_at_r: Some(retrieval.map_at_r),
+            ..EvalSummary::default()
+        },
+        baselines,
+        table,
+    })
+}
+
+/// `embedding.png` (PCA of the test embeddings, by class) and `retrieval.png` (the first test
+/// images and their nearest training images).
+fn pictures(
+    test: &Embeddings,
+    memory: &Embeddings,
+    sets: &EvalSets,
+    run: &RunDir,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let points = repr_eval::pca_2d(test);
+    repr_eval::plot_embedding(
+        &points,
+        &labels(&sets.test),
+        sets.test.class_names(),
+        &run.root().join("embedding.png"),
+    )
+    .map_err(|e| eval_error("embedding plot", e))?;
+    let queries = 8.min(test.len);
+    let query_set = Embeddings {
+        data: test.data[..queries * test.dim].to_vec(),
+        len: queries,
+        dim: test.dim,
+    };
+    draw_retrieval(
+        &query_set,
+        memory,
+        sets,
+        8,
+        &run.root().join("retrieval.png"),
+        device,
+    )
+}
+
+/// Draws the retrieval grid of `queries` (the first test images) against `gallery` (the
+/// memory images) into `path`.
+pub(crate) fn draw_retrieval(
+    queries: &Embeddings,
+    gallery: &Embeddings,
+    sets: &EvalSets,
+    k: usize,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let plain = device.clone().without_autodiff();
+    let neighbours = repr_eval::nearest_neighbours(queries, gallery, k, false, &plain)
+        .map_err(|e| eval_error("retrieval grid", e))?;
+    let query_images: Vec<(&[u8], u32)> = (0..queries.len)
+        .map(|i| (sets.test.image(i), sets.test.labels()[i]))
+        .collect();
+    let found: Vec<Vec<(&[u8], u32)>> = neighbours
+        .indices
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|&j| (sets.memory.image(j), sets.memory.labels()[j]))
+                .collect()
+        })
+        .collect();
+    let grid = repr_eval::retrieval_grid(&query_images, &found, sets.test.shape(), 3);
+    grid.save(path)
+        .map_err(|e| eval_error("retrieval grid", format!("{}: {e}", path.display())))
+}

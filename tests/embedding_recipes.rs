@@ -1,0 +1,133 @@
+//! The SimCLR and triplet recipes end to end on every backend, through the same code path as
+//! `cargo xtask train --recipe simclr|triplet --device <backend>`: on a small network and a small
+//! slice of the embedded Fashion-MNIST the training loss must fall, and the final evaluation
+//! (kNN, linear probe, retrieval, baselines, pictures) must be written.
+
+use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+use repr::train::{
+    DeviceChoice, EvalConfig, MetricsLog, Recipe, RunDir, RunMode, TrainConfig, TrainOptions,
+};
+
+/// A ResNet with one basic block per stage at width 4 (small enough for wgpu on lavapipe),
+/// `steps` optimizer steps on the same `batch` images, a small evaluation.
+fn tiny(recipe: Recipe, batch: usize, steps: usize) -> TrainConfig {
+    let mut config = recipe.config();
+    config.backbone = BackboneConfig::ResNet(
+        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
+            .with_stem(Stem::Cifar)
+            .with_width(4)
+            .with_in_channels(1)
+            .with_num_classes(0),
+    );
+    config.data.train_limit = Some(batch);
+    config.data.test_limit = Some(40);
+    config.batch_size = batch;
+    config.eval_batch_size = 64;
+    config.epochs = steps;
+    config.schedule.warmup_epochs = 0.0;
+    config.log_every_steps = 1;
+    config.checkpoint_every_steps = 0;
+    config.eval_every_epochs = 0;
+    config.eval = EvalConfig {
+        knn_k: 5,
+        linear_epochs: 2,
+        ..EvalConfig::default()
+    };
+    config
+}
+
+fn train_losses(
+    config: &TrainConfig,
+    backend: &str,
+) -> (RunDir, tempfile::TempDir, Vec<f64>, repr::train::Summary) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
+    let options = TrainOptions {
+        device: backend.parse::<DeviceChoice>().unwrap(),
+        resume: false,
+        progress: false,
+    };
+    let summary = repr::train::train(config, &run, &options).unwrap();
+    let losses: Vec<f64> = MetricsLog::read(&run)
+        .unwrap()
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| r.loss.expect("train records have a loss"))
+        .collect();
+    (run, dir, losses, summary)
+}
+
+fn check_evaluation(run: &RunDir, summary: &repr::train::Summary, backend: &str) {
+    assert_eq!(summary.device, backend);
+    let knn = summary.eval.knn_top1.expect("kNN is evaluated");
+    assert!((0.0..=1.0).contains(&knn), "{knn}");
+    let recall = summary.eval.recall_at_1.expect("recall@1 is evaluated");
+    assert!((0.0..=1.0).contains(&recall), "{recall}");
+    let baselines = summary.baselines.as_ref().expect("baselines are evaluated");
+    for name in ["raw_pixels", "random_init"] {
+        let value = baselines[name]["knn_top1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&value), "{name}: {value}");
+    }
+    let table = summary.table.as_ref().expect("an evaluation table");
+    assert!(
+        table.contains("raw pixels") && table.contains("random-init network"),
+        "{table}"
+    );
+    for picture in ["curves.png", "embedding.png", "retrieval.png"] {
+        let path = run.root().join(picture);
+        let image = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(image.width() > 50 && image.height() > 50, "{picture}");
+    }
+    assert!(run.root().join("eval.md").exists());
+}
+
+fn simclr_learns(backend: &str) {
+    // 32 images, 10 steps: NT-Xent on two views of the same images must fall.
+    let mut config = tiny(Recipe::Simclr, 32, 10);
+    config.optimizer = repr::train::OptimizerConfig::Adamw {
+        lr: 3e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.0,
+    };
+    config.schedule.min_lr = 3e-3;
+    let (run, _dir, losses, summary) = train_losses(&config, backend);
+    assert_eq!(losses.len(), 10);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let first = (losses[0] + losses[1]) / 2.0;
+    let last = (losses[8] + losses[9]) / 2.0;
+    // Random projections start near ln(2N - 1) = ln(63) = 4.14.
+    assert!(
+        (first - 63f64.ln()).abs() < 0.5,
+        "{backend}: first loss {first}"
+    );
+    assert!(
+        last < first - 0.1,
+        "{backend}: NT-Xent did not fall: {first:.4} -> {last:.4} ({losses:?})"
+    );
+    check_evaluation(&run, &summary, backend);
+    assert!(summary.eval.linear_top1.is_some());
+}
+
+fn triplet_learns(backend: &str) {
+    // P×K = 4×4 batches drawn from the same 64 images for 5 epochs: batch-hard triplet loss
+    // must fall.
+    let mut config = tiny(Recipe::Triplet, 16, 5);
+    config.triplet.classes_per_batch = 4;
+    config.triplet.images_per_class = 4;
+    config.data.train_limit = Some(64);
+    let (run, _dir, losses, summary) = train_losses(&config, backend);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let n = losses.len();
+    assert!(n >= 10, "{n} steps");
+    let first = (losses[0] + losses[1] + losses[2]) / 3.0;
+    let last = (losses[n - 1] + losses[n - 2] + losses[n - 3]) / 3.0;
+    assert!(
+        last < first,
+        "{backend}: triplet loss did not fall: {first:.4} -> {last:.4} ({losses:?})"
+    );
+    check_evaluation(&run, &summary, backend);
+}
+
+repr_testing::named_backend_tests!(simclr_learns, triplet_learns);
