@@ -128,34 +128,38 @@ impl GaussianBlur {
         let k = self.config.kernel_size;
         let r = (k / 2) as isize;
         let kernel = gaussian_kernel(k, sigma);
+        // scratch: [h * w] vertical result, then a padded line and an accumulator row.
+        let padded = w + 2 * r as usize;
         scratch.clear();
-        scratch.resize(h * w, 0.0);
-        let rows: Vec<Vec<usize>> = (0..h as isize)
-            .map(|y| (-r..=r).map(|d| reflect(y + d, h)).collect())
-            .collect();
-        let cols: Vec<usize> = (-r..w as isize + r).map(|x| reflect(x, w)).collect();
-        let mut line = vec![0.0f32; w + 2 * r as usize];
+        scratch.resize(h * w + padded + w, 0.0);
+        let (vertical, rest) = scratch.split_at_mut(h * w);
+        let (line, acc) = rest.split_at_mut(padded);
         for channel in image.chunks_exact_mut(h * w) {
-            // Vertical pass into scratch.
-            for (y, taps) in rows.iter().enumerate() {
-                let out = &mut scratch[y * w..(y + 1) * w];
+            // Vertical pass (row-wise multiply-adds, taps in order).
+            for y in 0..h {
+                let out = &mut vertical[y * w..(y + 1) * w];
                 out.fill(0.0);
-                for (&wk, &sy) in kernel.iter().zip(taps) {
-                    let src = &channel[sy * w..(sy + 1) * w];
-                    for (o, &v) in out.iter_mut().zip(src) {
+                for (d, &wk) in kernel.iter().enumerate() {
+                    let sy = reflect(y as isize + d as isize - r, h);
+                    for (o, &v) in out.iter_mut().zip(&channel[sy * w..(sy + 1) * w]) {
                         *o += wk * v as f32;
                     }
                 }
             }
-            // Horizontal pass back into the channel.
+            // Horizontal pass on the reflect-padded row, the same order of taps per output.
             for y in 0..h {
-                let row = &scratch[y * w..(y + 1) * w];
-                for (l, &sx) in line.iter_mut().zip(&cols) {
-                    *l = row[sx];
+                let row = &vertical[y * w..(y + 1) * w];
+                for (i, l) in line.iter_mut().enumerate() {
+                    *l = row[reflect(i as isize - r, w)];
                 }
-                for (x, v) in channel[y * w..(y + 1) * w].iter_mut().enumerate() {
-                    let s: f32 = kernel.iter().zip(&line[x..x + k]).map(|(a, b)| a * b).sum();
-                    *v = s.round_ties_even().clamp(0.0, 255.0) as u8;
+                acc.fill(0.0);
+                for (d, &wk) in kernel.iter().enumerate() {
+                    for (a, &v) in acc.iter_mut().zip(&line[d..d + w]) {
+                        *a += wk * v;
+                    }
+                }
+                for (v, &a) in channel[y * w..(y + 1) * w].iter_mut().zip(acc.iter()) {
+                    *v = a.round_ties_even().clamp(0.0, 255.0) as u8;
                 }
             }
         }

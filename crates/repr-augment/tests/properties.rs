@@ -349,6 +349,7 @@ fn cpu_and_device_paths_agree(device: &Device) {
                 .collect();
             let max = diffs.iter().cloned().fold(0.0, f32::max);
             let differing = diffs.iter().filter(|&&e| e > 0.0).count();
+            eprintln!("{name} view {v}: {differing} of {} values differ, max {max}", c.len());
             assert!(
                 d.iter()
                     .all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0),
