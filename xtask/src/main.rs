@@ -7,6 +7,10 @@
 //! - `cargo xtask retrieve --run runs/<name> --out grid.png`: a retrieval picture
 //! - `cargo xtask bench augment [--threads N] [--iters N] [--devices flex,wgpu]`: augmentation
 //!   throughput (writes `runs/bench/augment.md` and `.json`).
+//! - `cargo xtask bench models [--devices flex,ndarray,wgpu] [--compare]`: training-step and
+//!   inference throughput per backend, PyTorch CPU beside it (`runs/bench/models.md`, `.json`,
+//!   `docs/benchmarks.md`); `cargo xtask bench profile`: where a step's time goes;
+//!   `cargo xtask bench` alone runs models and augment.
 //! - `cargo xtask ci`: the test command that `.ci/run` runs.
 
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use repr_train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainOptions};
 
+mod bench;
 mod bench_augment;
 mod use_run;
 
@@ -51,13 +56,17 @@ enum Cmd {
 #[derive(Parser)]
 struct BenchArgs {
     #[command(subcommand)]
-    target: BenchTarget,
+    target: Option<BenchTarget>,
 }
 
 #[derive(Subcommand)]
 enum BenchTarget {
     /// Augmentation pipelines: CPU (1 thread and all threads) and device paths.
     Augment(bench_augment::BenchAugmentArgs),
+    /// Training steps and inference of the reference models on each backend (`--compare`: PyTorch).
+    Models(bench::ModelsArgs),
+    /// Where the time of a training step goes (phases, per-layer forward at several widths).
+    Profile(bench::ProfileArgs),
 }
 
 #[derive(Parser, Default)]
@@ -121,7 +130,10 @@ fn main() -> ExitCode {
     }))) {
         Cmd::Train(args) => train(*args),
         Cmd::Bench(args) => match args.target {
-            BenchTarget::Augment(args) => bench_augment::run(&args),
+            Some(BenchTarget::Augment(args)) => bench_augment::run(&args),
+            Some(BenchTarget::Models(args)) => bench::run_models(&args),
+            Some(BenchTarget::Profile(args)) => bench::run_profile(&args),
+            None => bench::run_all(),
         },
         Cmd::Eval(args) => use_run::eval(&args),
         Cmd::Embed(args) => use_run::embed(&args),
