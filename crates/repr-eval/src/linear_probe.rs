@@ -34,6 +34,10 @@ pub struct LinearProbeConfig {
     /// L2 penalty added to the gradient (PyTorch Adam's `weight_decay`).
     #[config(default = 0.0)]
     pub weight_decay: f64,
+    /// Start from zero weights instead of PyTorch `nn.Linear`'s `U(-1/√d, 1/√d)`. The loss is
+    /// convex, so both reach the same optimum; zeros make the first steps computable by hand.
+    #[config(default = false)]
+    pub zero_init: bool,
     /// Seed of the initial weights and the batch order.
     #[config(default = 0)]
     pub seed: u64,
@@ -64,10 +68,19 @@ struct Probe {
 }
 
 impl Probe {
-    fn init(dim: usize, classes: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+    fn init(dim: usize, classes: usize, zero: bool, rng: &mut ChaCha8Rng, device: &Device) -> Self {
         let bound = 1.0 / (dim as f32).sqrt();
-        let mut uniform =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let mut uniform = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    if zero {
+                        0.0
+                    } else {
+                        rng.random_range(-bound..bound)
+                    }
+                })
+                .collect()
+        };
         let weight = TensorData::new(uniform(dim * classes), [dim, classes]);
         let bias = TensorData::new(uniform(classes), [classes]);
         Self {
@@ -135,7 +148,13 @@ pub fn linear_probe(
     let y = labels(train_labels, &autodiff);
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut model = Probe::init(train.dim, num_classes, &mut rng, &autodiff);
+    let mut model = Probe::init(
+        train.dim,
+        num_classes,
+        config.zero_init,
+        &mut rng,
+        &autodiff,
+    );
     // PyTorch's Adam epsilon (Burn's default is 1e-5).
     let mut optimizer = AdamConfig::new()
         .with_epsilon(1e-8)

@@ -195,7 +195,7 @@ pub fn plot_embedding(
     render(path, EMBEDDING_SIZE, |root| {
         let (plot, legend) = root.split_horizontally(EMBEDDING_SIZE.0 - 190);
         let mut chart = ChartBuilder::on(&plot)
-            .caption("embedding (PCA)", ("sans-serif", 22))
+            .caption("2-D embedding", ("sans-serif", 22))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
