@@ -1,5 +1,5 @@
-//! Exact cosine nearest-neighbour search: chunked similarity matmuls and a two-stage top-k, all on
-//! the device.
+//! Exact cosine nearest-neighbour search: chunked similarity matmuls and a hierarchical top-k on
+//! the device, or a selection on the host when `k` is a large fraction of the gallery.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
@@ -140,11 +140,12 @@ fn unit(row: &[f32]) -> impl Iterator<Item = f32> + '_ {
     row.iter().map(move |&v| (v as f64 * scale) as f32)
 }
 
-/// Whether [`top_k`] would sort whole rows (`k` is a large fraction of them, as for mAP@R with
-/// R = 6,000 of 60,000) and the rows are long: then reading the similarities back and
+/// Whether `k` is so large a fraction of long rows (at least 1/32, as for mAP@R with R = 6,000
+/// of 60,000) that [`top_k`] would sort most of each row. Then reading the similarities back and
 /// selecting on the host (linear-time selection, then sorting only the `k` selected, rows in
-/// parallel) is many times faster on CPU backends, and reading a chunk back costs a GPU little
-/// next to its sort.
+/// parallel) is faster on CPU backends (measured: 27 s instead of 64 s for 10,000 queries
+/// against 60,000 with k = 6,000 on flex), and reading a chunk back costs a GPU little next to
+/// such a sort.
 fn top_k_on_host(n: usize, k: usize) -> bool {
     n <= 8 * BLOCK * k && n >= 4096
 }

@@ -117,8 +117,8 @@ fn map_at_r_matches_a_naive_reference(device: &Device) {
         let r = rel.iter().filter(|&&x| x).count();
         let mut hits = 0;
         let mut ap = 0.0;
-        for i in 0..r {
-            if rel[i] {
+        for (i, &relevant) in rel[..r].iter().enumerate() {
+            if relevant {
                 hits += 1;
                 ap += hits as f64 / (i + 1) as f64;
             }
