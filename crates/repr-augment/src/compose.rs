@@ -69,7 +69,8 @@ pub struct Scratch {
 ///     .init(dims)?;
 /// let image = vec![128u8; dims.len()];
 /// let params = pipeline.sample(&mut image_rng(0, 0, 7));
-/// let out = pipeline.apply(&params, &image, &mut Scratch::default());
+/// let mut scratch = Scratch::default();
+/// let out = pipeline.apply(&params, &image, &mut scratch);
 /// assert_eq!(out, vec![128u8; 3 * 16 * 16]);
 /// # Ok::<(), repr_augment::AugmentError>(())
 /// ```
