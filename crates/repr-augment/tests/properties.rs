@@ -223,7 +223,10 @@ fn crop_area_and_aspect_follow_the_config() {
     let mean_area = area_sum / n as f64;
     assert!((mean_area - 0.4474).abs() < 0.006, "mean area {mean_area}");
     let mean_log_ratio = log_ratio_sum / n as f64;
-    assert!((mean_log_ratio - 0.1464).abs() < 0.015, "mean log ratio {mean_log_ratio}");
+    assert!(
+        (mean_log_ratio - 0.1464).abs() < 0.015,
+        "mean log ratio {mean_log_ratio}"
+    );
     for (b, &count) in bins.iter().enumerate() {
         assert!(count > n as usize / 12, "area bin {b}: {count}");
     }
@@ -349,7 +352,10 @@ fn cpu_and_device_paths_agree(device: &Device) {
                 .collect();
             let max = diffs.iter().cloned().fold(0.0, f32::max);
             let differing = diffs.iter().filter(|&&e| e > 0.0).count();
-            eprintln!("{name} view {v}: {differing} of {} values differ, max {max}", c.len());
+            eprintln!(
+                "{name} view {v}: {differing} of {} values differ, max {max}",
+                c.len()
+            );
             assert!(
                 d.iter()
                     .all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0),

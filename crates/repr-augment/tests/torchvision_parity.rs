@@ -163,7 +163,10 @@ fn compare_u8(got: &[u8], expected: &[u8], what: &str) -> usize {
         .collect();
     let differing = diffs.iter().filter(|&&d| d > 0).count();
     let max = diffs.iter().copied().max().unwrap_or(0);
-    eprintln!("{what}: {differing} of {} values differ, max {max}", got.len());
+    eprintln!(
+        "{what}: {differing} of {} values differ, max {max}",
+        got.len()
+    );
     assert!(
         max <= 1 && differing * 100 <= got.len(),
         "{what}: {differing} of {} values differ, max {max}",
