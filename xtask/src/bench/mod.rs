@@ -2,30 +2,322 @@
 //! reference workloads (ResNet-18 CIFAR variant, SimCLR step, triplet step) on each backend, with
 //! PyTorch's CPU numbers beside them (`--compare`), and a timing profile of the hot paths.
 //!
-//! `cargo xtask bench` without a target runs every benchmark with its defaults.
+//! `cargo xtask bench` without a target runs `models --compare` and `augment` with their defaults.
+//!
+//! Each (backend, workload) pair runs in a child process of the same binary, so that its peak
+//! resident memory (`VmHWM`) is its own and a backend that fails cannot take the others down.
+//! Ratios between backends come from the same invocation; the PyTorch numbers are stored ones
+//! (`benches/pytorch/`), measured by its own script on the same machine.
 
-use anyhow::{Result, bail};
-use clap::Args;
+mod measure;
+mod profile;
+mod pytorch;
+mod report;
+mod workloads;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser};
+use repr_train::DeviceChoice;
+use serde_json::{Value, json};
+
+pub use profile::{ProfileArgs, run_profile};
+use workloads::Workload;
+
+/// Prefix of the one stdout line a child process reports its result on.
+const RESULT_PREFIX: &str = "BENCH-RESULT ";
 
 /// Options of `cargo xtask bench models`.
 #[derive(Args, Debug, Clone)]
-pub struct ModelsArgs {}
+pub struct ModelsArgs {
+    /// Backends, comma separated: flex, ndarray, wgpu, cuda. The first is the baseline of the
+    /// "vs <first>" column.
+    #[arg(long, value_delimiter = ',', default_value = "flex,ndarray,wgpu")]
+    pub devices: Vec<String>,
+    /// Workloads, comma separated (default: all; the ViT rows say it is not implemented yet).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub workloads: Vec<Workload>,
+    /// Timed steps per workload (median, min and max are reported).
+    #[arg(long, default_value_t = 7)]
+    pub steps: usize,
+    /// Untimed warm-up steps before them.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Backends too slow for `--steps` on this machine (ndarray's convolution backward takes
+    /// ~90 s per ResNet-18 step; wgpu here is lavapipe, a CPU Vulkan driver); they get
+    /// `--slow-steps` and `--slow-warmup` instead. `none` for none.
+    #[arg(long, value_delimiter = ',', default_value = "ndarray,wgpu")]
+    pub slow_devices: Vec<String>,
+    /// Timed steps on the slow backends.
+    #[arg(long, default_value_t = 2)]
+    pub slow_steps: usize,
+    /// Warm-up steps on the slow backends (wgpu compiles its kernels in the first step).
+    #[arg(long, default_value_t = 1)]
+    pub slow_warmup: usize,
+    /// Images per training step (P×K = 16 × batch/16 for the triplet step).
+    #[arg(long, default_value_t = 64)]
+    pub train_batch: usize,
+    /// Images per inference forward (256, as the PyTorch reference).
+    #[arg(long, default_value_t = 256)]
+    pub infer_batch: usize,
+    /// Print PyTorch's stored CPU numbers in the table, with our/PyTorch ratios.
+    #[arg(long)]
+    pub compare: bool,
+    /// Before each measurement, wait at most this many seconds for other processes to use less
+    /// than `--max-other` cores (0: do not wait).
+    #[arg(long, default_value_t = 600)]
+    pub wait_idle: u64,
+    /// Other processes' CPU use (cores) above which a measurement is taken again, once.
+    #[arg(long, default_value_t = 0.25)]
+    pub max_other: f64,
+    /// Folder of `models.md` and `models.json`.
+    #[arg(long, default_value = "runs/bench")]
+    pub out_dir: PathBuf,
+    /// Markdown file whose generated section receives the latest table; `none` for none.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    pub docs: String,
+    /// Internal: measure one `device:workload` in this process and print the result.
+    #[arg(long, hide = true)]
+    pub child: Option<String>,
+}
 
-/// Options of `cargo xtask bench profile`.
-#[derive(Args, Debug, Clone)]
-pub struct ProfileArgs {}
+impl Default for ModelsArgs {
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ModelsArgs,
+        }
+        Wrapper::parse_from(["models"]).args
+    }
+}
 
 /// Runs `cargo xtask bench models`.
-pub fn run_models(_args: &ModelsArgs) -> Result<()> {
-    bail!("not implemented yet")
+pub fn run_models(args: &ModelsArgs) -> Result<()> {
+    if let Some(spec) = &args.child {
+        return child(args, spec);
+    }
+    let devices: Vec<DeviceChoice> = args
+        .devices
+        .iter()
+        .map(|d| d.parse())
+        .collect::<Result<_, _>>()?;
+    if devices.is_empty() {
+        bail!("--devices is empty");
+    }
+    let workloads = if args.workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.workloads.clone()
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: a debug build; the numbers of docs/benchmarks.md come from \
+             `cargo run --release -p xtask -- bench models`"
+        );
+    }
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let mut results = Vec::new();
+    for &workload in &workloads {
+        for &device in &devices {
+            if let Some(why) = workload.missing() {
+                results.push(json!({
+                    "workload": workload.name(), "device": device.name(),
+                    "status": "skipped", "note": why,
+                }));
+                continue;
+            }
+            let slow = args
+                .slow_devices
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(device.name()));
+            let (steps, warmup) = if slow {
+                (args.slow_steps, args.slow_warmup)
+            } else {
+                (args.steps, args.warmup)
+            };
+            eprintln!(
+                "{} on {device}: {warmup} warm-up + {steps} timed steps",
+                workload.name()
+            );
+            let mut attempts = 0;
+            let mut waited = 0.0;
+            let record = loop {
+                attempts += 1;
+                if args.wait_idle > 0 {
+                    waited +=
+                        measure::wait_idle(Duration::from_secs(args.wait_idle), args.max_other, 5)
+                            .0;
+                }
+                let mut record = spawn_child(&exe, args, device, workload, steps, warmup)?;
+                let other = record["other_procs_cores"].as_f64().unwrap_or(0.0);
+                let retry = record["status"] == "ok" && other > args.max_other && attempts < 2;
+                record["attempts"] = json!(attempts);
+                record["waited_for_idle_s"] = json!((waited * 10.0f64).round() / 10.0);
+                if !retry {
+                    break record;
+                }
+                eprintln!("  other processes used {other:.2} cores; measuring again");
+            };
+            results.push(record);
+        }
+    }
+    let report = json!({
+        "machine": measure::machine(),
+        "commit": measure::commit(),
+        "command": command_line(),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "date": date(),
+        "baseline": devices[0].name(),
+        "results": results,
+    });
+    report::write(&report, &workloads, args)
 }
 
-/// Runs `cargo xtask bench profile`.
-pub fn run_profile(_args: &ProfileArgs) -> Result<()> {
-    bail!("not implemented yet")
-}
-
-/// `cargo xtask bench` without a target: models (with `--compare`), then augmentations.
+/// `cargo xtask bench` without a target: `models --compare`, then `augment`.
 pub fn run_all() -> Result<()> {
-    bail!("not implemented yet")
+    let models = ModelsArgs {
+        compare: true,
+        ..ModelsArgs::default()
+    };
+    run_models(&models)?;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: crate::bench_augment::BenchAugmentArgs,
+    }
+    crate::bench_augment::run(&Wrapper::parse_from(["augment"]).args)
+}
+
+/// Measures `workload` on `device` in a child process and returns its record.
+fn spawn_child(
+    exe: &std::path::Path,
+    args: &ModelsArgs,
+    device: DeviceChoice,
+    workload: Workload,
+    steps: usize,
+    warmup: usize,
+) -> Result<Value> {
+    let mut child = Command::new(exe)
+        .args(["bench", "models", "--docs", "none"])
+        .arg("--child")
+        .arg(format!("{}:{}", device.name(), workload.name()))
+        .args([
+            "--steps",
+            &steps.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
+        .args(["--train-batch", &args.train_batch.to_string()])
+        .args(["--infer-batch", &args.infer_batch.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let mut record = None;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        match line.strip_prefix(RESULT_PREFIX) {
+            Some(json) => record = Some(serde_json::from_str::<Value>(json)?),
+            None => println!("{line}"),
+        }
+    }
+    let status = child.wait()?;
+    Ok(record.unwrap_or_else(|| {
+        json!({
+            "workload": workload.name(), "device": device.name(), "status": "error",
+            "note": format!("the measuring process ended without a result ({status})"),
+        })
+    }))
+}
+
+/// The child side: measure one workload and print its record.
+fn child(args: &ModelsArgs, spec: &str) -> Result<()> {
+    let (device_name, workload_name) = spec
+        .split_once(':')
+        .context("--child takes DEVICE:WORKLOAD")?;
+    let device: DeviceChoice = device_name.parse()?;
+    let workload = <Workload as clap::ValueEnum>::from_str(workload_name, false)
+        .map_err(|e| anyhow::anyhow!("unknown workload `{workload_name}`: {e}"))?;
+    let record = match measure_one(args, device, workload) {
+        Ok(record) => record,
+        Err(e) => json!({
+            "workload": workload.name(), "device": device.name(), "status": "error",
+            "note": format!("{e:#}"),
+        }),
+    };
+    println!("{RESULT_PREFIX}{record}");
+    Ok(())
+}
+
+fn measure_one(args: &ModelsArgs, device: DeviceChoice, workload: Workload) -> Result<Value> {
+    let dev = device.device()?;
+    let mut prepared = workloads::prepare(workload, &dev, args.train_batch, args.infer_batch)?;
+    let mut failure = None;
+    let (times, cores, last) =
+        measure::time_steps(args.warmup, args.steps.max(1), || match (prepared.step)() {
+            Ok(v) => v,
+            Err(e) => {
+                failure.get_or_insert(e);
+                f32::NAN
+            }
+        });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let ips: Vec<f64> = times
+        .iter()
+        .map(|t| prepared.images_per_step as f64 / t)
+        .collect();
+    let (ips_median, ips_min, ips_max) = measure::median_min_max(&ips);
+    let (ms_median, ms_min, ms_max) =
+        measure::median_min_max(&times.iter().map(|t| t * 1000.0).collect::<Vec<_>>());
+    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    Ok(json!({
+        "workload": workload.name(),
+        "device": device.name(),
+        "status": "ok",
+        "batch_images": prepared.images_per_step,
+        "params": prepared.params,
+        "warmup": args.warmup,
+        "n": times.len(),
+        "ips_median": round(ips_median, 3),
+        "ips_min": round(ips_min, 3),
+        "ips_max": round(ips_max, 3),
+        "ms_median": round(ms_median, 2),
+        "ms_min": round(ms_min, 2),
+        "ms_max": round(ms_max, 2),
+        "raw_s": times.iter().map(|t| round(*t, 6)).collect::<Vec<_>>(),
+        "peak_rss_mib": measure::peak_rss_mib().map(|m| round(m, 1)),
+        "own_cores": round(cores.own, 3),
+        "other_procs_cores": round(cores.other, 3),
+        "last_loss_or_out": last,
+    }))
+}
+
+/// The command as typed, with the binary's path shortened to `xtask`.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let build = if cfg!(debug_assertions) {
+        "cargo xtask"
+    } else {
+        "cargo run --release -p xtask --"
+    };
+    format!("{build} {}", args.join(" "))
+}
+
+/// The UTC date and time, from `date` (no clock crate in the workspace).
+fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -1,0 +1,411 @@
+//! `cargo xtask bench profile`: where the time of a training step goes, by timing
+//! instrumentation (there is no `perf` on the reference machine).
+//!
+//! 1. Phases of a ResNet-18 CIFAR training step at each width: host→device upload of the batch,
+//!    forward + loss, backward (+ gradient collection), optimizer step; each ended by a device
+//!    sync, so a phase's time is its own.
+//! 2. Per-operation forward times (training mode, on the autodiff device) of the same networks,
+//!    grouped by kind (3×3 convolutions, 1×1 shortcut convolutions, BatchNorm, ReLU, residual
+//!    add, pool + linear), with the convolutions' FLOP rate per stage.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::Args;
+use repr_backbones::resnet::Block;
+use repr_backbones::{ResNet, ResNetConfig, Stem};
+use repr_objectives::CrossEntropyLossConfig;
+use repr_train::{DeviceChoice, Supervised};
+use serde_json::{Value, json};
+
+use super::measure;
+use super::workloads::{labels, sgd};
+
+/// Options of `cargo xtask bench profile`.
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// Backend to profile.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// ResNet-18 CIFAR base widths to profile (64 is the reference network).
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+    pub widths: Vec<usize>,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Timed repetitions (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Wait at most this many seconds for other processes to go quiet first (0: do not wait).
+    #[arg(long, default_value_t = 600)]
+    pub wait_idle: u64,
+    /// Folder of `profile.md` and `profile.json`.
+    #[arg(long, default_value = "runs/bench")]
+    pub out_dir: PathBuf,
+}
+
+/// Runs `cargo xtask bench profile`.
+pub fn run_profile(args: &ProfileArgs) -> Result<()> {
+    let choice: DeviceChoice = args.device.parse()?;
+    let device = choice.device()?;
+    let steps = args.steps.max(1);
+    if args.wait_idle > 0 {
+        measure::wait_idle(Duration::from_secs(args.wait_idle), 0.25, 5);
+    }
+    let contention = measure::Contention::start();
+    let mut phases = Vec::new();
+    let mut ops = Vec::new();
+    for &width in &args.widths {
+        eprintln!("width {width}: phases of a training step");
+        phases.push(phase_profile(&device, width, args.batch, steps)?);
+        eprintln!("width {width}: per-operation forward");
+        ops.push(op_profile(&device, width, args.batch, steps)?);
+    }
+    let cores = contention.finish();
+    let report = json!({
+        "machine": measure::machine(),
+        "commit": measure::commit(),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "device": choice.name(),
+        "batch": args.batch,
+        "steps": steps,
+        "own_cores": cores.own,
+        "other_procs_cores": cores.other,
+        "phases": phases,
+        "ops": ops,
+    });
+    let table = markdown(&report);
+    std::fs::create_dir_all(&args.out_dir)?;
+    std::fs::write(args.out_dir.join("profile.md"), &table)?;
+    std::fs::write(
+        args.out_dir.join("profile.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    println!("{table}");
+    println!("wrote {}", args.out_dir.join("profile.md").display());
+    Ok(())
+}
+
+fn resnet(width: usize) -> ResNetConfig {
+    ResNetConfig::resnet18()
+        .with_stem(Stem::Cifar)
+        .with_width(width)
+        .with_num_classes(10)
+}
+
+fn sync(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| anyhow!("device sync failed: {e:?}"))
+}
+
+fn median(v: &[f64]) -> f64 {
+    measure::median_min_max(v).0
+}
+
+/// A seeded host batch, `[n, 3, 32, 32]` values in about `[-2, 2]`.
+fn host_batch(n: usize) -> Vec<f32> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n * 3 * 32 * 32)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// Forward multiply-add FLOPs (2 per MAC) of the convolutions and the linear head.
+fn forward_flops(model: &ResNet, batch: usize) -> f64 {
+    let mut side = 32usize;
+    let mut total = conv_flops(&model.conv1, batch, side, side);
+    for (stage, blocks) in [&model.layer1, &model.layer2, &model.layer3, &model.layer4]
+        .into_iter()
+        .enumerate()
+    {
+        for (i, block) in blocks.iter().enumerate() {
+            let Block::Basic(b) = block else { continue };
+            let out = if stage > 0 && i == 0 { side / 2 } else { side };
+            total += conv_flops(&b.conv1, batch, out, out) + conv_flops(&b.conv2, batch, out, out);
+            if let Some(d) = &b.downsample {
+                total += conv_flops(&d.conv, batch, out, out);
+            }
+            side = out;
+        }
+    }
+    if let Some(fc) = &model.fc {
+        let [i, o] = fc.weight.val().dims();
+        total += 2.0 * (batch * i * o) as f64;
+    }
+    total
+}
+
+fn conv_flops(conv: &Conv2d, batch: usize, out_h: usize, out_w: usize) -> f64 {
+    let [cout, cin, kh, kw] = conv.weight.val().dims();
+    2.0 * (batch * cout * out_h * out_w * cin * kh * kw) as f64
+}
+
+/// Medians of the phases of a training step.
+fn phase_profile(device: &Device, width: usize, batch: usize, steps: usize) -> Result<Value> {
+    let train = device.clone().autodiff();
+    let mut model = Supervised {
+        backbone: resnet(width).init(&train).into(),
+    };
+    let flops = match &model.backbone {
+        repr_backbones::Backbone::ResNet(r) => forward_flops(r, batch),
+    };
+    let mut optimizer = sgd().init();
+    let loss_fn = CrossEntropyLossConfig::new().init()?;
+    let host = host_batch(batch);
+    let y = labels((0..batch).map(|i| (i % 10) as i64).collect(), &train);
+    let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for step in 0..=steps {
+        let start = Instant::now();
+        let x = Tensor::<4>::from_data(TensorData::new(host.clone(), [batch, 3, 32, 32]), &train);
+        sync(device)?;
+        let upload = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let loss = loss_fn.forward(model.forward(x), y.clone());
+        sync(device)?;
+        let forward = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        sync(device)?;
+        let backward = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        model = optimizer.step(0.1, model, grads);
+        sync(device)?;
+        let optim = start.elapsed().as_secs_f64();
+        if step > 0 {
+            // Step 0 is the warm-up.
+            for (v, x) in t.iter_mut().zip([
+                upload,
+                forward,
+                backward,
+                optim,
+                upload + forward + backward + optim,
+            ]) {
+                v.push(x);
+            }
+        }
+    }
+    let [upload, forward, backward, optim, total] = t.map(|v| median(&v));
+    Ok(json!({
+        "width": width,
+        "params": repr_backbones::num_learnable_params(&model),
+        "forward_gflop": flops / 1e9,
+        "upload_s": upload, "forward_s": forward, "backward_s": backward,
+        "optimizer_s": optim, "step_s": total,
+        "images_per_s": batch as f64 / total,
+        "train_gflops_per_s": 3.0 * flops / total / 1e9,
+        "forward_gflops_per_s": flops / forward / 1e9,
+    }))
+}
+
+/// Per-kind accumulator of the per-operation profile.
+#[derive(Default)]
+struct Ops {
+    seconds: std::collections::BTreeMap<&'static str, f64>,
+    /// Per stage (stem, layer1..4): convolution seconds and FLOPs.
+    conv_stage: Vec<(f64, f64)>,
+    repeats: usize,
+    device: Option<Device>,
+}
+
+impl Ops {
+    /// Median time of `op` on `x` over the repetitions; returns its output.
+    fn time(
+        &mut self,
+        kind: &'static str,
+        x: Tensor<4>,
+        op: impl Fn(Tensor<4>) -> Tensor<4>,
+    ) -> Result<(Tensor<4>, f64)> {
+        let device = self.device.clone().expect("set before use");
+        let mut times = Vec::new();
+        let mut out = None;
+        for _ in 0..=self.repeats {
+            let start = Instant::now();
+            let y = op(x.clone());
+            sync(&device)?;
+            times.push(start.elapsed().as_secs_f64());
+            out = Some(y);
+        }
+        // The first run is a warm-up.
+        let t = median(&times[1..]);
+        *self.seconds.entry(kind).or_default() += t;
+        Ok((out.expect("at least one run"), t))
+    }
+
+    fn conv(
+        &mut self,
+        kind: &'static str,
+        stage: usize,
+        conv: &Conv2d,
+        x: Tensor<4>,
+    ) -> Result<Tensor<4>> {
+        let (y, t) = self.time(kind, x, |x| conv.forward(x))?;
+        let [b, _, h, w] = y.dims();
+        let flops = conv_flops(conv, b, h, w);
+        let entry = &mut self.conv_stage[stage];
+        entry.0 += t;
+        entry.1 += flops;
+        Ok(y)
+    }
+
+    fn bn(&mut self, bn: &BatchNorm, x: Tensor<4>) -> Result<Tensor<4>> {
+        Ok(self.time("BatchNorm", x, |x| bn.forward(x))?.0)
+    }
+
+    fn relu(&mut self, x: Tensor<4>) -> Result<Tensor<4>> {
+        Ok(self.time("ReLU", x, relu)?.0)
+    }
+}
+
+/// Per-operation forward times of the width-`width` network, training mode.
+fn op_profile(device: &Device, width: usize, batch: usize, steps: usize) -> Result<Value> {
+    let train = device.clone().autodiff();
+    let model = resnet(width).init(&train);
+    let mut ops = Ops {
+        conv_stage: vec![(0.0, 0.0); 5],
+        repeats: steps,
+        device: Some(device.clone()),
+        ..Ops::default()
+    };
+    let x = Tensor::<4>::from_data(
+        TensorData::new(host_batch(batch), [batch, 3, 32, 32]),
+        &train,
+    );
+    let x = ops.conv("conv 3×3", 0, &model.conv1, x)?;
+    let x = ops.bn(&model.bn1, x)?;
+    let mut x = ops.relu(x)?;
+    for (stage, blocks) in [&model.layer1, &model.layer2, &model.layer3, &model.layer4]
+        .into_iter()
+        .enumerate()
+    {
+        for block in blocks {
+            let Block::Basic(b) = block else {
+                return Err(anyhow!("the profile expects basic blocks"));
+            };
+            let shortcut = match &b.downsample {
+                Some(d) => {
+                    let s = ops.conv("conv 1×1 (shortcut)", stage + 1, &d.conv, x.clone())?;
+                    ops.bn(&d.bn, s)?
+                }
+                None => x.clone(),
+            };
+            let y = ops.conv("conv 3×3", stage + 1, &b.conv1, x)?;
+            let y = ops.bn(&b.bn1, y)?;
+            let y = ops.relu(y)?;
+            let y = ops.conv("conv 3×3", stage + 1, &b.conv2, y)?;
+            let y = ops.bn(&b.bn2, y)?;
+            let (y, _) = ops.time("residual add", y, |y| y + shortcut.clone())?;
+            x = ops.relu(y)?;
+        }
+    }
+    let fc = model.fc.as_ref().expect("built with a head");
+    let (_, _) = ops.time("pool + linear", x, |x| {
+        let [b, c, _, _] = x.dims();
+        let pooled = x.flatten::<3>(2, 3).mean_dim(2).reshape([b, c]);
+        fc.forward(pooled).reshape([b, 10, 1, 1])
+    })?;
+    let total: f64 = ops.seconds.values().sum();
+    let stages = ["stem", "layer1", "layer2", "layer3", "layer4"];
+    Ok(json!({
+        "width": width,
+        "total_s": total,
+        "kinds": ops.seconds.iter().map(|(k, s)| json!({"kind": k, "seconds": s, "share": s / total})).collect::<Vec<_>>(),
+        "conv_stages": ops.conv_stage.iter().zip(stages).map(|((s, f), name)| json!({
+            "stage": name, "seconds": s, "gflop": f / 1e9, "gflops_per_s": f / s / 1e9,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+fn markdown(report: &Value) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Profile on {} ({} build, commit `{}`), batch {}, medians of {} repetitions; other processes used {:.2} cores.\n",
+        report["device"].as_str().unwrap_or("?"),
+        report["profile"].as_str().unwrap_or("?"),
+        report["commit"].as_str().unwrap_or("?"),
+        report["batch"],
+        report["steps"],
+        report["other_procs_cores"].as_f64().unwrap_or(f64::NAN),
+    );
+    s.push_str("Training step phases (ms), ResNet-18 CIFAR at base width w:\n\n");
+    s.push_str("| w | params | fwd GFLOP | upload | forward + loss | backward | optimizer | step | images/s | train GFLOP/s (3× fwd) | forward GFLOP/s |\n");
+    s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let ms = |v: &Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
+    for p in report["phases"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
+            p["width"],
+            p["params"],
+            p["forward_gflop"].as_f64().unwrap_or(f64::NAN),
+            ms(&p["upload_s"]),
+            ms(&p["forward_s"]),
+            ms(&p["backward_s"]),
+            ms(&p["optimizer_s"]),
+            ms(&p["step_s"]),
+            p["images_per_s"].as_f64().unwrap_or(f64::NAN),
+            p["train_gflops_per_s"].as_f64().unwrap_or(f64::NAN),
+            p["forward_gflops_per_s"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    s.push_str("\nForward by operation kind (training mode), ms and share of the forward:\n\n");
+    for o in report["ops"].as_array().into_iter().flatten() {
+        let kinds: Vec<String> = o["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                format!(
+                    "{} {:.1} ({:.0}%)",
+                    k["kind"].as_str().unwrap_or("?"),
+                    ms(&k["seconds"]),
+                    100.0 * k["share"].as_f64().unwrap_or(f64::NAN)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "- w={}: total {:.0} ms; {}",
+            o["width"],
+            ms(&o["total_s"]),
+            kinds.join(", ")
+        );
+    }
+    s.push_str("\nConvolution forward FLOP rate per stage (GFLOP/s):\n\n| w | stem | layer1 | layer2 | layer3 | layer4 |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for o in report["ops"].as_array().into_iter().flatten() {
+        let rates: Vec<String> = o["conv_stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("{:.1}", c["gflops_per_s"].as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", o["width"], rates.join(" | "));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_flops_of_the_reference_resnet() {
+        // 0.556 GMAC per 32×32 image for the CIFAR ResNet-18 (convolutions + linear).
+        let model = resnet(64).init(&Device::flex());
+        let gflop = forward_flops(&model, 1) / 1e9;
+        assert!((gflop - 1.1117).abs() < 0.01, "{gflop}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The benchmarked workloads: one training step (forward, loss, backward, optimizer step) or one
+//! inference forward of the shared reference models, on synthetic inputs built once.
+
+use anyhow::{Result, anyhow};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use repr_backbones::{BackboneConfig, ResNetConfig, Stem, num_learnable_params};
+use repr_objectives::{
+    CrossEntropyLossConfig, Miner, NtXentLossConfig, ProjectionHeadConfig, TripletLossConfig,
+};
+use repr_train::{OptimizerConfig, SimClr, Supervised, TripletNet};
+
+/// A benchmarked workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// ResNet-18 CIFAR variant, 10 classes: cross-entropy training step, SGD (lr 0.1, momentum
+    /// 0.9).
+    Resnet18Train,
+    /// ResNet-18 CIFAR variant: inference forward (BatchNorm running statistics, no autodiff).
+    Resnet18Infer,
+    /// SimCLR: ResNet-18 CIFAR encoder + head 512-512-128, NT-Xent (τ = 0.5) of two views.
+    SimclrTrain,
+    /// Triplet: ResNet-18 CIFAR encoder + linear 128-d embedding, batch-hard mining on P×K = 16×4.
+    TripletTrain,
+    /// The small ViT (patch 4, dim 192, depth 6): training step.
+    VitTrain,
+    /// The small ViT: inference forward.
+    VitInfer,
+}
+
+impl Workload {
+    /// Every workload, in table order.
+    pub const ALL: [Workload; 6] = [
+        Self::Resnet18Train,
+        Self::Resnet18Infer,
+        Self::SimclrTrain,
+        Self::TripletTrain,
+        Self::VitTrain,
+        Self::VitInfer,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Resnet18Train => "resnet18-train",
+            Self::Resnet18Infer => "resnet18-infer",
+            Self::SimclrTrain => "simclr-train",
+            Self::TripletTrain => "triplet-train",
+            Self::VitTrain => "vit-train",
+            Self::VitInfer => "vit-infer",
+        }
+    }
+
+    /// A description for the table.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Resnet18Train => "ResNet-18 CIFAR, train step",
+            Self::Resnet18Infer => "ResNet-18 CIFAR, inference",
+            Self::SimclrTrain => "SimCLR step (2 views, NT-Xent τ=0.5)",
+            Self::TripletTrain => "Triplet step (batch-hard, P×K=16×4)",
+            Self::VitTrain => "ViT small, train step",
+            Self::VitInfer => "ViT small, inference",
+        }
+    }
+
+    /// The `bench` name of the matching PyTorch peer measurement, if there is one.
+    pub fn pytorch_bench(self) -> Option<&'static str> {
+        match self {
+            Self::Resnet18Train => Some("resnet_train"),
+            Self::Resnet18Infer => Some("resnet_eval"),
+            Self::SimclrTrain => Some("simclr_train"),
+            Self::TripletTrain => None,
+            Self::VitTrain => Some("vit_train"),
+            Self::VitInfer => Some("vit_eval"),
+        }
+    }
+
+    /// Why the workload cannot run yet, if it cannot.
+    pub fn missing(self) -> Option<&'static str> {
+        match self {
+            Self::VitTrain | Self::VitInfer => Some("not implemented yet (issue 3)"),
+            _ => None,
+        }
+    }
+}
+
+/// The ResNet-18 CIFAR variant of the shared reference workload (3×3 stride-1 stem, no max pool,
+/// `[2, 2, 2, 2]` basic blocks, widths 64..512); `num_classes` 0 builds the encoder only.
+pub fn resnet18_cifar(num_classes: usize) -> BackboneConfig {
+    ResNetConfig::resnet18()
+        .with_stem(Stem::Cifar)
+        .with_num_classes(num_classes)
+        .into()
+}
+
+/// SGD with lr 0.1 and momentum 0.9, as the PyTorch peer script.
+pub fn sgd() -> OptimizerConfig {
+    OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+    }
+}
+
+/// Random normal images `[n, 3, 32, 32]`.
+pub fn images(n: usize, device: &Device) -> Tensor<4> {
+    Tensor::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Class labels `[n]`.
+pub fn labels(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+/// One prepared workload: the model, optimizer and inputs live inside `step`.
+pub struct Prepared {
+    /// Runs one step and returns a scalar read back from the device (the loss, or an output
+    /// value), after synchronising the device, so that the step is complete when it returns.
+    pub step: Box<dyn FnMut() -> Result<f32>>,
+    /// Learnable parameters of the model.
+    pub params: usize,
+    /// Images per step (source images for SimCLR, whose step sees two views of each).
+    pub images_per_step: usize,
+}
+
+/// Builds `workload` on `device` (a device without autodiff; training workloads add it).
+pub fn prepare(
+    workload: Workload,
+    device: &Device,
+    train_batch: usize,
+    infer_batch: usize,
+) -> Result<Prepared> {
+    device.seed(0);
+    let inner = device.clone().without_autodiff();
+    let train = device.clone().autodiff();
+    let sync = {
+        let device = inner.clone();
+        move || {
+            device
+                .sync()
+                .map_err(|e| anyhow!("device sync failed: {e:?}"))
+        }
+    };
+    match workload {
+        Workload::Resnet18Train => {
+            let mut model = Some(Supervised {
+                backbone: resnet18_cifar(10).init(&train),
+            });
+            let params = num_learnable_params(model.as_ref().expect("built"));
+            let mut optimizer = sgd().init();
+            let loss_fn = CrossEntropyLossConfig::new().init()?;
+            let x = images(train_batch, &train);
+            let y = labels(
+                (0..train_batch).map(|i| (i * 7 % 10) as i64).collect(),
+                &train,
+            );
+            Ok(Prepared {
+                step: Box::new(move || {
+                    let m = model.take().expect("the model is put back after each step");
+                    let loss = loss_fn.forward(m.forward(x.clone()), y.clone());
+                    let value = loss.clone().detach();
+                    let grads = GradientsParams::from_grads(loss.backward(), &m);
+                    model = Some(optimizer.step(0.1, m, grads));
+                    sync()?;
+                    Ok(value.into_scalar::<f32>())
+                }),
+                params,
+                images_per_step: train_batch,
+            })
+        }
+        Workload::Resnet18Infer => {
+            let model = Supervised {
+                backbone: resnet18_cifar(10).init(&train),
+            }
+            .valid();
+            let params = num_learnable_params(&model);
+            let x = images(infer_batch, &inner);
+            Ok(Prepared {
+                step: Box::new(move || {
+                    let out = model.forward(x.clone());
+                    sync()?;
+                    Ok(out.slice([0..1, 0..1]).into_scalar::<f32>())
+                }),
+                params,
+                images_per_step: infer_batch,
+            })
+        }
+        Workload::SimclrTrain => {
+            let mut model = Some(SimClr {
+                backbone: resnet18_cifar(0).init(&train),
+                head: ProjectionHeadConfig::new(512, 512, 128).init(&train),
+            });
+            let params = num_learnable_params(model.as_ref().expect("built"));
+            let mut optimizer = sgd().init();
+            let loss_fn = NtXentLossConfig::new().with_temperature(0.5).init()?;
+            let (v1, v2) = (images(train_batch, &train), images(train_batch, &train));
+            Ok(Prepared {
+                step: Box::new(move || {
+                    let m = model.take().expect("the model is put back after each step");
+                    let loss = m.step(v1.clone(), v2.clone(), &loss_fn).loss;
+                    let value = loss.clone().detach();
+                    let grads = GradientsParams::from_grads(loss.backward(), &m);
+                    model = Some(optimizer.step(0.1, m, grads));
+                    sync()?;
+                    Ok(value.into_scalar::<f32>())
+                }),
+                params,
+                images_per_step: train_batch,
+            })
+        }
+        Workload::TripletTrain => {
+            let (p, k) = (16, train_batch.div_ceil(16).max(2));
+            let batch = p * k;
+            let mut model = Some(TripletNet::new(resnet18_cifar(0).init(&train), 128, &train));
+            let params = num_learnable_params(model.as_ref().expect("built"));
+            let mut optimizer = sgd().init();
+            let loss_fn = TripletLossConfig::new()
+                .with_miner(Miner::BatchHard)
+                .init()?;
+            let x = images(batch, &train);
+            let y = labels((0..batch).map(|i| (i / k) as i64).collect(), &train);
+            Ok(Prepared {
+                step: Box::new(move || {
+                    let m = model.take().expect("the model is put back after each step");
+                    let loss = m.step(x.clone(), y.clone(), &loss_fn).loss;
+                    let value = loss.clone().detach();
+                    let grads = GradientsParams::from_grads(loss.backward(), &m);
+                    model = Some(optimizer.step(0.1, m, grads));
+                    sync()?;
+                    Ok(value.into_scalar::<f32>())
+                }),
+                params,
+                images_per_step: batch,
+            })
+        }
+        Workload::VitTrain | Workload::VitInfer => Err(anyhow!(
+            "{}: {}",
+            workload.name(),
+            workload.missing().unwrap_or("not available")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_resnet_has_the_shared_parameter_count() {
+        let device = Device::flex();
+        let model = resnet18_cifar(10).init(&device);
+        assert_eq!(num_learnable_params(&model), 11_173_962);
+    }
+
+    #[test]
+    fn names_parse_back() {
+        use clap::ValueEnum;
+        for w in Workload::ALL {
+            assert_eq!(Workload::from_str(w.name(), false).unwrap(), w);
+        }
+    }
+}
