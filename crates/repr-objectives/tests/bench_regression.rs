@@ -19,7 +19,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use repr_objectives::NtXentLossConfig;
 
 /// Chunked time / unchunked time must stay below this. Measured on the reference 2-core machine
-/// (debug-profile test build, Burn optimised): 0.83–1.04 in four runs with the load average at 6–7 (see docs/benchmarks.md).
+/// (debug-profile test build, Burn optimised): 0.83–1.04 in four runs with the load average at
+/// 6–7 (see docs/benchmarks.md).
 const MAX_RATIO: f64 = 3.0;
 
 /// `2N = 1024` anchors of dimension 128, chunks of 128 anchors (8 blocks).
