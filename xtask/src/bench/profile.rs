@@ -68,6 +68,12 @@ pub fn run_profile(args: &ProfileArgs) -> Result<()> {
         eprintln!("width {width}: per-operation forward");
         ops.push(op_profile(&device, width, args.batch, steps)?);
     }
+    eprintln!(
+        "SimCLR encoder: two views of {} vs one batch of {}",
+        args.batch,
+        2 * args.batch
+    );
+    let views = views_profile(&device, args.batch, steps)?;
     let cores = contention.finish();
     let report = json!({
         "machine": measure::machine(),
@@ -80,6 +86,7 @@ pub fn run_profile(args: &ProfileArgs) -> Result<()> {
         "other_procs_cores": cores.other,
         "phases": phases,
         "ops": ops,
+        "simclr_views": views,
     });
     let table = markdown(&report);
     std::fs::create_dir_all(&args.out_dir)?;
@@ -328,6 +335,39 @@ fn op_profile(device: &Device, width: usize, batch: usize, steps: usize) -> Resu
     }))
 }
 
+/// Forward + backward of the ResNet-18 CIFAR encoder on two views of `batch` images run
+/// separately (as `SimClr::step` does, per-view BatchNorm statistics) against one concatenated
+/// batch of `2 * batch` (PyTorch's reference script; BatchNorm statistics shared by the views).
+fn views_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> {
+    let train = device.clone().autodiff();
+    let model = super::workloads::resnet18_cifar(0).init(&train);
+    let v1 = super::workloads::images(batch, &train);
+    let v2 = super::workloads::images(batch, &train);
+    let mut separate = Vec::new();
+    let mut joint = Vec::new();
+    for step in 0..=steps {
+        let start = Instant::now();
+        let loss = model.embed(v1.clone()).mean() + model.embed(v2.clone()).mean();
+        let _grads = loss.backward();
+        sync(device)?;
+        let a = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let both = Tensor::cat(vec![v1.clone(), v2.clone()], 0);
+        let _grads = model.embed(both).mean().backward();
+        sync(device)?;
+        let b = start.elapsed().as_secs_f64();
+        if step > 0 {
+            separate.push(a);
+            joint.push(b);
+        }
+    }
+    Ok(json!({
+        "batch_per_view": batch,
+        "separate_s": median(&separate),
+        "concatenated_s": median(&joint),
+    }))
+}
+
 fn markdown(report: &Value) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -394,6 +434,15 @@ fn markdown(report: &Value) -> String {
             .collect();
         let _ = writeln!(s, "| {} | {} |", o["width"], rates.join(" | "));
     }
+    let v = &report["simclr_views"];
+    let _ = writeln!(
+        s,
+        "\nSimCLR encoder forward + backward: two views of {} separately {:.0} ms, one \
+         concatenated batch {:.0} ms.",
+        v["batch_per_view"],
+        ms(&v["separate_s"]),
+        ms(&v["concatenated_s"]),
+    );
     s
 }
 
