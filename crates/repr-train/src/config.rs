@@ -287,8 +287,8 @@ impl Default for TripletConfig {
             miner: Miner::BatchHard,
             soft_margin: false,
             embedding_dim: 128,
-            classes_per_batch: 16,
-            images_per_class: 8,
+            classes_per_batch: 8,
+            images_per_class: 16,
         }
     }
 }

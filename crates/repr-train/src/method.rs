@@ -34,6 +34,8 @@ pub enum Method {
 }
 
 /// A training batch: labelled images, or several augmented views of the same images.
+// One batch exists per step, moved once: the variants' size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Batch {
     /// One augmented copy of each image, with labels.
     Labeled(ImageBatch),

@@ -114,7 +114,7 @@ impl TrainConfig {
         }
     }
 
-    /// Triplet loss with batch-hard mining (Hermans et al. 2017) on P×K = 16×8 batches: a
+    /// Triplet loss with batch-hard mining (Hermans et al. 2017) on P×K = 8×16 batches: a
     /// CIFAR-stem ResNet-10 at width 16 with a 128-d L2-normalised embedding head, margin 0.2,
     /// AdamW 1e-3 with warm-up and cosine, 6 epochs.
     pub fn triplet() -> Self {
