@@ -1,13 +1,16 @@
 //! Exact cosine nearest-neighbour search: chunked similarity matmuls and a hierarchical top-k on
 //! the device, or a selection on the host when `k` is a large fraction of the gallery.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::{Embeddings, EvalError};
 
 /// Similarity given to excluded and padding entries: below any cosine similarity (≥ -1).
 const NEVER: f32 = -4.0;
+
+/// Added to entries already taken by a round of [`top_k_direct`]: far below [`NEVER`].
+const TAKEN: f32 = -1e30;
 
 /// Queries per similarity chunk when the caller does not choose: a `[512, n]` f32 block is
 /// 123 MB for n = 60,000.
@@ -206,7 +209,7 @@ const BLOCK: usize = 4;
 pub(crate) fn top_k(scores: Tensor<2>, k: usize) -> (Tensor<2>, Tensor<2, Int>) {
     let [rows, n] = scores.dims();
     if n <= 2 * BLOCK * k {
-        return scores.topk_with_indices(k, 1);
+        return top_k_direct(scores, k);
     }
     let device = scores.device();
     let padded = n.next_multiple_of(BLOCK);
@@ -235,8 +238,41 @@ pub(crate) fn top_k(scores: Tensor<2>, k: usize) -> (Tensor<2>, Tensor<2, Int>) 
         + offsets)
         .reshape([rows, k * BLOCK]); // [rows, k * BLOCK] candidate columns
     let candidates = scores.gather(1, columns.clone());
-    let (values, position) = candidates.topk_with_indices(k, 1);
+    let (values, position) = top_k_direct(candidates, k);
     (values, columns.gather(1, position))
+}
+
+/// The largest `k` for which Burn's `topk_with_indices` is trusted: on wgpu (0.22.1, lavapipe)
+/// it returns index -1 after the first entry for k = 200 and k = 700, while k ≤ 64 is exact.
+const KERNEL_TOP_K: usize = 64;
+
+/// `topk_with_indices`, in rounds of at most [`KERNEL_TOP_K`]: each round takes the best
+/// remaining entries and pushes them far below every score so the next round skips them. The
+/// rounds' results, concatenated, are the sorted top `k`.
+///
+/// # Shapes
+/// - scores: `[rows, n]`, `k <= n` → values `[rows, k]`, columns `[rows, k]`
+fn top_k_direct(scores: Tensor<2>, k: usize) -> (Tensor<2>, Tensor<2, Int>) {
+    if k <= KERNEL_TOP_K {
+        return scores.topk_with_indices(k, 1);
+    }
+    let [rows, _] = scores.dims();
+    let device = scores.device();
+    let (mut values, mut columns) = (Vec::new(), Vec::new());
+    let mut scores = scores;
+    let mut remaining = k;
+    while remaining > 0 {
+        let step = remaining.min(KERNEL_TOP_K);
+        let (v, c) = scores.clone().topk_with_indices(step, 1);
+        remaining -= step;
+        if remaining > 0 {
+            let push_down = Tensor::full([rows, step], TAKEN, &device);
+            scores = scores.scatter(1, c.clone(), push_down, IndexingUpdateOp::Add);
+        }
+        values.push(v);
+        columns.push(c);
+    }
+    (Tensor::cat(values, 1), Tensor::cat(columns, 1))
 }
 
 #[cfg(test)]
@@ -255,6 +291,8 @@ mod tests {
             (3, 1000, 7),
             (2, 997, 20),
             (2, 3001, 1),
+            (2, 5000, 200),
+            (2, 300, 130),
             (4, 50, 3),
             (2, 10, 10),
         ] {
