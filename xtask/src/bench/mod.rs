@@ -58,6 +58,15 @@ pub struct ModelsArgs {
     /// Warm-up steps on the slow backends (wgpu compiles its kernels in the first step).
     #[arg(long, default_value_t = 1)]
     pub slow_warmup: usize,
+    /// The workloads the slow backends run (the others get a "skipped" row): each ndarray
+    /// training step of the ResNet-18 encoder takes minutes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "resnet18-train,resnet18-infer"
+    )]
+    pub slow_workloads: Vec<Workload>,
     /// Images per training step (P×K = 16 × batch/16 for the triplet step).
     #[arg(long, default_value_t = 64)]
     pub train_batch: usize,
@@ -135,6 +144,13 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
                 .slow_devices
                 .iter()
                 .any(|d| d.eq_ignore_ascii_case(device.name()));
+            if slow && !args.slow_workloads.contains(&workload) {
+                results.push(json!({
+                    "workload": workload.name(), "device": device.name(), "status": "skipped",
+                    "note": "slow backend here: not in --slow-workloads",
+                }));
+                continue;
+            }
             let (steps, warmup) = if slow {
                 (args.slow_steps, args.slow_warmup)
             } else {
