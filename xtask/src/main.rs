@@ -110,6 +110,10 @@ struct TrainArgs {
     /// Write a checkpoint every this many steps (0: at epoch ends only).
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Image folders: `skip` leaves out files that cannot be read or decoded (listed with the
+    /// reason in `<run>/skipped.txt`), `fail` (the config's default) stops on the first.
+    #[arg(long, value_name = "skip|fail")]
+    on_bad_image: Option<repr_data::OnBadImage>,
     /// Continue the run from its last checkpoint (its config.toml is the base config).
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
@@ -256,6 +260,9 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
     }
     if let Some(every) = args.checkpoint_every {
         config.checkpoint_every_steps = every;
+    }
+    if let Some(on_bad_image) = args.on_bad_image {
+        config.data.on_bad_image = on_bad_image;
     }
     config
 }

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::{Pooling, ResNet, ResNetConfig, Stage};
+use crate::{BlockKind, Pooling, ResNet, ResNetConfig, Stage, Stem};
 
 /// Configuration of any backbone, tagged by `kind` in files:
 ///
@@ -34,9 +34,24 @@ use crate::{Pooling, ResNet, ResNetConfig, Stage};
 /// zero_init_residual = false
 /// ```
 ///
-/// Every field must be present (Burn's `Config` derive gives the ResNet fields no serde
-/// defaults), and keys are not checked against the known ones.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `kind` is required; every other field may be left out and takes the default of
+/// [`ResNetConfig`] (`layers = [2, 2, 2, 2]` and `block = "basic"`, ResNet-18, when missing), and
+/// an unknown key is an error naming it:
+///
+/// ```
+/// use repr_backbones::{BackboneConfig, Stem};
+///
+/// let config: BackboneConfig = toml::from_str("kind = \"resnet\"\nwidth = 16").unwrap();
+/// let BackboneConfig::ResNet(resnet) = &config;
+/// assert_eq!((resnet.layers, resnet.width, resnet.stem), ([2, 2, 2, 2], 16, Stem::ImageNet));
+/// let err = toml::from_str::<BackboneConfig>("kind = \"resnet\"\nwidht = 16").unwrap_err();
+/// assert!(err.to_string().contains("widht"), "{err}");
+/// ```
+///
+/// Serialization is Burn's (every field written); deserialization goes through a serde shadow
+/// of each variant's fields, because Burn's `Config` derive neither takes serde defaults nor
+/// rejects unknown keys.
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BackboneConfig {
     /// A ResNet (He et al. 2016).
@@ -44,6 +59,58 @@ pub enum BackboneConfig {
 }
 
 impl Config for BackboneConfig {}
+
+/// What a config file may hold for [`BackboneConfig`]: one shadow per variant, with serde's
+/// defaults and `deny_unknown_fields`.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum BackboneConfigFile {
+    ResNet(ResNetConfigFile),
+}
+
+/// [`ResNetConfig`]'s fields; missing ones take [`ResNetConfig::resnet18`]'s values, which are
+/// the `#[config(default)]`s of the Burn derive plus ResNet-18's `layers` and `block`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ResNetConfigFile {
+    layers: [usize; 4],
+    block: BlockKind,
+    stem: Stem,
+    width: usize,
+    in_channels: usize,
+    num_classes: usize,
+    zero_init_residual: bool,
+}
+
+impl Default for ResNetConfigFile {
+    fn default() -> Self {
+        let d = ResNetConfig::resnet18();
+        Self {
+            layers: d.layers,
+            block: d.block,
+            stem: d.stem,
+            width: d.width,
+            in_channels: d.in_channels,
+            num_classes: d.num_classes,
+            zero_init_residual: d.zero_init_residual,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BackboneConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match BackboneConfigFile::deserialize(deserializer)? {
+            BackboneConfigFile::ResNet(f) => Self::ResNet(
+                ResNetConfig::new(f.layers, f.block)
+                    .with_stem(f.stem)
+                    .with_width(f.width)
+                    .with_in_channels(f.in_channels)
+                    .with_num_classes(f.num_classes)
+                    .with_zero_init_residual(f.zero_init_residual),
+            ),
+        })
+    }
+}
 
 impl From<ResNetConfig> for BackboneConfig {
     fn from(config: ResNetConfig) -> Self {
@@ -221,5 +288,36 @@ mod tests {
         assert_eq!(config.num_features(), 256);
         let err = toml::from_str::<BackboneConfig>(r#"kind = "vgg""#).unwrap_err();
         assert!(err.to_string().contains("vgg"), "{err}");
+    }
+
+    #[test]
+    fn missing_keys_take_defaults_and_unknown_keys_fail() {
+        let config: BackboneConfig =
+            toml::from_str("kind = \"resnet\"\nin_channels = 1\nstem = \"cifar\"").unwrap();
+        let BackboneConfig::ResNet(resnet) = config;
+        let d = ResNetConfig::resnet18();
+        assert_eq!(resnet.layers, d.layers);
+        assert_eq!(resnet.block, d.block);
+        assert_eq!((resnet.stem, resnet.in_channels), (Stem::Cifar, 1));
+        assert_eq!(
+            (resnet.width, resnet.num_classes, resnet.zero_init_residual),
+            (d.width, d.num_classes, d.zero_init_residual)
+        );
+        for bad in [
+            "widht = 16",
+            "layers = [2, 2]",
+            "width = \"wide\"",
+            "block = \"dense\"",
+        ] {
+            let text = format!("kind = \"resnet\"\n{bad}");
+            let err = toml::from_str::<BackboneConfig>(&text)
+                .unwrap_err()
+                .to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(key) || err.contains("dense"), "{bad}: {err}");
+        }
+        let json = r#"{"kind":"resnet","layers":[1,1,1,1],"extra":true}"#;
+        let err = serde_json::from_str::<BackboneConfig>(json).unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
     }
 }

@@ -35,9 +35,17 @@ const IMAGE_BYTES: usize = 3 * 32 * 32;
 /// Returns the pixels (CHW, `3x32x32` per image) and the labels.
 ///
 /// # Errors
-/// [`DataError::Io`]; [`DataError::EmptyDataset`] for an empty file; [`DataError::Truncated`] when
-/// the file length is not a whole number of records.
+/// [`DataError::InvalidOptions`] for `label_bytes` other than 1 or 2; [`DataError::Io`];
+/// [`DataError::EmptyDataset`] for an empty file; [`DataError::Truncated`] when the file length
+/// is not a whole number of records.
 pub fn read_cifar_batch(path: &Path, label_bytes: usize) -> Result<(Vec<u8>, Vec<u32>), DataError> {
+    if !matches!(label_bytes, 1 | 2) {
+        return Err(DataError::InvalidOptions {
+            reason: format!(
+                "{label_bytes} label bytes per CIFAR record; expected 1 (CIFAR-10) or 2 (CIFAR-100)"
+            ),
+        });
+    }
     let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
     let record = label_bytes + IMAGE_BYTES;
     if bytes.is_empty() {

@@ -1,15 +1,68 @@
 //! Image folders: `root/<class>/*.{png,jpg,jpeg}`, one subfolder per class.
 
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageReader};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::{DataError, ImageDataset};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// What an image-folder reader does with a file it cannot read or decode (corrupt, truncated,
+/// zero bytes, not an image despite its extension, unreadable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBadImage {
+    /// Stop with the error naming the first bad file (the default).
+    #[default]
+    Fail,
+    /// Leave the file out and report it as a [`SkippedImage`].
+    Skip,
+}
+
+impl fmt::Display for OnBadImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnBadImage::Fail => "fail",
+            OnBadImage::Skip => "skip",
+        })
+    }
+}
+
+impl FromStr for OnBadImage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fail" => Ok(OnBadImage::Fail),
+            "skip" => Ok(OnBadImage::Skip),
+            other => Err(format!(
+                "`{other}` is not allowed: expected `skip` or `fail`"
+            )),
+        }
+    }
+}
+
+/// An image file left out of a dataset under [`OnBadImage::Skip`], and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedImage {
+    /// The file.
+    pub path: PathBuf,
+    /// The reader's or decoder's message.
+    pub reason: String,
+}
+
+impl fmt::Display for SkippedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
 
 /// Reads every `root/<class>/*.{png,jpg,jpeg}` image (extension case-insensitive; other files,
 /// hidden folders and nested folders are ignored). Classes are the subfolder names sorted
@@ -29,7 +82,24 @@ pub fn read_image_folder(
     size: (usize, usize),
 ) -> Result<ImageDataset, DataError> {
     let classes = class_folders(root)?;
-    read_classes(root, &classes, channels, size)
+    read_classes(root, &classes, channels, size, OnBadImage::Fail).map(|(dataset, _)| dataset)
+}
+
+/// As [`read_image_folder`], with a choice of what to do with bad files: under
+/// [`OnBadImage::Skip`] every file that cannot be opened, read or decoded is left out and
+/// returned, in label then file order, beside the dataset.
+///
+/// # Errors
+/// As [`read_image_folder`]; under [`OnBadImage::Skip`], [`DataError::EmptyDataset`] when every
+/// image was skipped.
+pub fn read_image_folder_with(
+    root: &Path,
+    channels: usize,
+    size: (usize, usize),
+    on_bad_image: OnBadImage,
+) -> Result<(ImageDataset, Vec<SkippedImage>), DataError> {
+    let classes = class_folders(root)?;
+    read_classes(root, &classes, channels, size, on_bad_image)
 }
 
 /// The class subfolder names of `root`, sorted.
@@ -59,7 +129,8 @@ pub(crate) fn read_classes(
     classes: &[String],
     channels: usize,
     size: (usize, usize),
-) -> Result<ImageDataset, DataError> {
+    on_bad_image: OnBadImage,
+) -> Result<(ImageDataset, Vec<SkippedImage>), DataError> {
     let (height, width) = size;
     if !matches!(channels, 1 | 3) {
         return Err(DataError::InvalidOptions {
@@ -98,16 +169,49 @@ pub(crate) fn read_classes(
     let total = files.len().checked_mul(image_len).ok_or_else(too_large)?;
     let mut pixels = vec![0u8; total];
     // Collecting in order makes the reported error the first bad file, whatever the threads did.
-    pixels
+    let results: Vec<Result<(), DataError>> = pixels
         .par_chunks_mut(image_len)
         .zip(files.par_iter())
         .map(|(out, (path, _))| decode_into(path, channels, size, out))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect::<Result<Vec<()>, DataError>>()?;
+        .collect();
 
-    let labels = files.iter().map(|&(_, l)| l).collect();
-    ImageDataset::new(pixels, labels, [channels, height, width], classes.to_vec())
+    // Compact the good images to the front, in order; bad ones fail or are reported.
+    let mut labels = Vec::with_capacity(files.len());
+    let mut skipped = Vec::new();
+    for (index, (result, (path, label))) in results.into_iter().zip(&files).enumerate() {
+        match result {
+            Ok(()) => {
+                let kept = labels.len();
+                if kept != index {
+                    pixels
+                        .copy_within(index * image_len..(index + 1) * image_len, kept * image_len);
+                }
+                labels.push(*label);
+            }
+            Err(e) if on_bad_image == OnBadImage::Fail => return Err(e),
+            Err(e) => skipped.push(SkippedImage {
+                path: path.clone(),
+                reason: skip_reason(e),
+            }),
+        }
+    }
+    if labels.is_empty() {
+        return Err(DataError::EmptyDataset {
+            path: root.to_path_buf(),
+        });
+    }
+    pixels.truncate(labels.len() * image_len);
+    let dataset = ImageDataset::new(pixels, labels, [channels, height, width], classes.to_vec())?;
+    Ok((dataset, skipped))
+}
+
+/// The message of a per-file error, without the path the [`SkippedImage`] already names.
+fn skip_reason(error: DataError) -> String {
+    match error {
+        DataError::BadImage { reason, .. } => format!("cannot decode: {reason}"),
+        DataError::Io { source, .. } => format!("cannot read: {source}"),
+        other => other.to_string(),
+    }
 }
 
 /// The image files directly inside `dir`.
@@ -197,7 +301,7 @@ mod tests {
     #[test]
     fn unsupported_channel_count_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let err = read_classes(dir.path(), &["a".into()], 2, (8, 8)).unwrap_err();
+        let err = read_classes(dir.path(), &["a".into()], 2, (8, 8), OnBadImage::Fail).unwrap_err();
         assert!(matches!(err, DataError::InvalidOptions { .. }), "{err}");
     }
 }

@@ -34,10 +34,11 @@ pub use batcher::{ImageBatch, ImageBatcher, Normalize};
 pub use cifar::{CIFAR10_CLASSES, read_cifar_batch, read_cifar10, read_cifar100};
 pub use dataset::{ImageDataset, ImageItem};
 pub use error::DataError;
-pub use folder::read_image_folder;
+pub use folder::{OnBadImage, SkippedImage, read_image_folder, read_image_folder_with};
 pub use idx::{read_idx_images, read_idx_labels};
 pub use load::{
     DatasetFormat, FASHION_MNIST_CLASSES, LoadOptions, Split, fashion_mnist_dir, load, load_format,
+    load_with_skipped,
 };
 pub use multiview::{CpuMultiViewBatch, DeviceMultiViewInputs, MultiViewBatch, MultiViewBatcher};
 pub use sampler::PkSampler;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cifar::{read_cifar10, read_cifar100};
 use crate::dataset::check_labels;
-use crate::folder::{class_folders, read_classes, read_image_folder};
+use crate::folder::{OnBadImage, SkippedImage, class_folders, read_classes};
 use crate::idx::{read_idx_images, read_idx_labels};
 use crate::{DataError, ImageDataset};
 
@@ -110,6 +110,9 @@ pub struct LoadOptions {
     pub image_size: Option<(usize, usize)>,
     /// 1 (grayscale) or 3 (RGB); default [`LoadOptions::DEFAULT_CHANNELS`].
     pub channels: Option<usize>,
+    /// What to do with an image file that cannot be read or decoded (default: fail).
+    #[serde(default)]
+    pub on_bad_image: OnBadImage,
 }
 
 impl LoadOptions {
@@ -129,6 +132,12 @@ impl LoadOptions {
         self.channels = Some(channels);
         self
     }
+
+    /// These options with bad image files skipped or failing the load.
+    pub fn with_on_bad_image(mut self, on_bad_image: OnBadImage) -> Self {
+        self.on_bad_image = on_bad_image;
+        self
+    }
 }
 
 /// Loads `split` of the dataset in `dir`, detecting its format with [`DatasetFormat::detect`].
@@ -138,8 +147,28 @@ impl LoadOptions {
 ///
 /// # Errors
 /// Any [`DataError`] of the detected format's reader, naming the file at fault.
+///
+/// Files skipped under [`OnBadImage::Skip`] are not reported: use [`load_with_skipped`] to list
+/// them.
 pub fn load(dir: &Path, split: Split, options: &LoadOptions) -> Result<ImageDataset, DataError> {
-    load_format(dir, DatasetFormat::detect(dir)?, split, options)
+    load_with_skipped(dir, split, options).map(|(dataset, _)| dataset)
+}
+
+/// As [`load`], also returning the image files left out under [`OnBadImage::Skip`] (always
+/// empty for IDX and CIFAR data, whose readers have no per-image files).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_skipped(
+    dir: &Path,
+    split: Split,
+    options: &LoadOptions,
+) -> Result<(ImageDataset, Vec<SkippedImage>), DataError> {
+    let format = DatasetFormat::detect(dir)?;
+    match format {
+        DatasetFormat::ImageFolder => load_folder(dir, split, options),
+        _ => Ok((load_format(dir, format, split, options)?, Vec::new())),
+    }
 }
 
 /// Loads `split` of the dataset in `dir`, read as `format`.
@@ -157,7 +186,7 @@ pub fn load_format(
         DatasetFormat::Idx => load_idx(dir, split),
         DatasetFormat::Cifar10 => read_cifar10(dir, split),
         DatasetFormat::Cifar100 => read_cifar100(dir, split),
-        DatasetFormat::ImageFolder => load_folder(dir, split, options),
+        DatasetFormat::ImageFolder => load_folder(dir, split, options).map(|(dataset, _)| dataset),
     }
 }
 
@@ -231,7 +260,11 @@ fn idx_path(dir: &Path, prefix: &str, kind: &str) -> Result<PathBuf, DataError> 
     })
 }
 
-fn load_folder(dir: &Path, split: Split, options: &LoadOptions) -> Result<ImageDataset, DataError> {
+fn load_folder(
+    dir: &Path,
+    split: Split,
+    options: &LoadOptions,
+) -> Result<(ImageDataset, Vec<SkippedImage>), DataError> {
     let size = options
         .image_size
         .unwrap_or(LoadOptions::DEFAULT_IMAGE_SIZE);
@@ -239,7 +272,10 @@ fn load_folder(dir: &Path, split: Split, options: &LoadOptions) -> Result<ImageD
     let (train, test) = (dir.join("train"), dir.join("test"));
     if !(train.is_dir() && test.is_dir()) {
         return match split {
-            Split::Train => read_image_folder(dir, channels, size),
+            Split::Train => {
+                let classes = class_folders(dir)?;
+                read_classes(dir, &classes, channels, size, options.on_bad_image)
+            }
             Split::Test => Err(DataError::MissingSplit {
                 path: dir.to_path_buf(),
                 split,
@@ -255,7 +291,7 @@ fn load_folder(dir: &Path, split: Split, options: &LoadOptions) -> Result<ImageD
         Split::Train => train,
         Split::Test => test,
     };
-    read_classes(&split_dir, &classes, channels, size)
+    read_classes(&split_dir, &classes, channels, size, options.on_bad_image)
 }
 
 #[cfg(test)]

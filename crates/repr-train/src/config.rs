@@ -178,6 +178,10 @@ pub struct DataConfig {
     pub image_size: Option<[usize; 2]>,
     /// Channels images of an image folder are converted to (1 or 3).
     pub channels: Option<usize>,
+    /// What to do with an image file of an image folder that cannot be read or decoded:
+    /// `"fail"` (default) stops before training; `"skip"` leaves it out and lists it, with the
+    /// reason, in the run folder's `skipped.txt`.
+    pub on_bad_image: repr_data::OnBadImage,
 }
 
 /// The optimizer.

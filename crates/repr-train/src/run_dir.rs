@@ -83,6 +83,53 @@ impl RunDir {
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
     }
+
+    /// `skipped.txt`: the image files left out under `on_bad_image = "skip"`, one
+    /// `<path>\t<reason>` per line (written only when some were skipped).
+    pub fn skipped_images(&self) -> PathBuf {
+        self.root.join("skipped.txt")
+    }
+
+    /// Drops the records of `metrics.jsonl` and `metrics.csv` logged after optimizer step
+    /// `step`, and any torn last line: a run killed after logging a step but before its next
+    /// checkpoint logs that step again when it resumes, so the log continues without
+    /// duplicates. Missing files are left missing.
+    pub fn truncate_metrics_after(&self, step: usize) -> Result<(), TrainError> {
+        let jsonl_step = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step")?.as_u64())
+        };
+        // `split,epoch,step,...`: the third column.
+        let csv_step = |line: &str| line.split(',').nth(2)?.parse::<u64>().ok();
+        keep_lines(&self.metrics(), false, |line| {
+            jsonl_step(line).is_some_and(|s| s <= step as u64)
+        })?;
+        keep_lines(&self.metrics_csv(), true, |line| {
+            csv_step(line).is_some_and(|s| s <= step as u64)
+        })
+    }
+}
+
+/// Rewrites `path` atomically with the complete lines `keep` accepts (and the first line when
+/// `header`), unless it keeps them all.
+fn keep_lines(path: &Path, header: bool, keep: impl Fn(&str) -> bool) -> Result<(), TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::io(path)(e)),
+    };
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let complete = line.ends_with('\n');
+        if complete && ((header && i == 0) || keep(line.trim_end())) {
+            out.push_str(line);
+        }
+    }
+    if out.len() != text.len() {
+        crate::checkpoint::write_atomic(path, out.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

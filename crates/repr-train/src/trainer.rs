@@ -9,7 +9,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor};
 use repr_augment::{ImageDims, RandomCropConfig, RandomHorizontalFlipConfig};
 use repr_backbones::BackboneConfig;
-use repr_data::{ImageDataset, LoadOptions, MultiViewBatcher, Normalize, PkSampler, Split};
+use repr_data::{
+    ImageDataset, LoadOptions, MultiViewBatcher, Normalize, PkSampler, SkippedImage, Split,
+};
 
 use crate::checkpoint::write_atomic;
 use crate::progress::Progress;
@@ -49,6 +51,7 @@ pub fn train(
     let train_device = device.clone().autodiff();
 
     let data = Data::load(config)?;
+    report_skipped(run, &data.skipped)?;
     check_backbone_fits(config, &data.train)?;
     let objective = Objective::new(config)?;
     let loader = loader_config(config, &data)?;
@@ -76,6 +79,8 @@ pub fn train(
         model = checkpoint.restore_model(model, &path)?;
         optimizer = checkpoint.restore_optimizer(optimizer, &path)?;
         state = checkpoint.state;
+        // Records logged after this checkpoint are logged again from here on.
+        run.truncate_metrics_after(state.global_step)?;
         progress.message(&format!(
             "resuming {} at epoch {}, batch {} (step {})",
             run.root().display(),
@@ -272,6 +277,8 @@ pub(crate) struct Data {
     /// The kNN memory and linear-probe training set of embedding methods.
     pub(crate) memory: Arc<ImageDataset>,
     pub(crate) normalize: Normalize,
+    /// Image files left out of either split under `on_bad_image = "skip"`.
+    skipped: Vec<SkippedImage>,
 }
 
 impl Data {
@@ -284,9 +291,11 @@ impl Data {
         let options = LoadOptions {
             image_size: config.data.image_size.map(|[h, w]| (h, w)),
             channels: config.data.channels,
+            on_bad_image: config.data.on_bad_image,
         };
-        let mut train = repr_data::load(&dir, Split::Train, &options)?;
-        let mut test = repr_data::load(&dir, Split::Test, &options)?;
+        let (mut train, mut skipped) = repr_data::load_with_skipped(&dir, Split::Train, &options)?;
+        let (mut test, skipped_test) = repr_data::load_with_skipped(&dir, Split::Test, &options)?;
+        skipped.extend(skipped_test);
         if let Some(limit) = config.data.train_limit {
             train = first_shuffled(&train, limit, config.seed);
         }
@@ -307,6 +316,7 @@ impl Data {
             test: Arc::new(test),
             memory,
             normalize,
+            skipped,
         })
     }
 
@@ -383,6 +393,33 @@ fn dataset_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Writes the skipped image files to `skipped.txt` and prints them (the first ten) to stderr,
+/// even without progress output.
+fn report_skipped(run: &RunDir, skipped: &[SkippedImage]) -> Result<(), TrainError> {
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let path = run.skipped_images();
+    let text: String = skipped
+        .iter()
+        .map(|s| format!("{}\t{}\n", s.path.display(), s.reason.replace('\n', " ")))
+        .collect();
+    write_atomic(&path, text.as_bytes())?;
+    let mut message = format!(
+        "warning: skipped {} unreadable image file(s) (on_bad_image = skip), listed in {}",
+        skipped.len(),
+        path.display()
+    );
+    for s in skipped.iter().take(10) {
+        message.push_str(&format!("\n  {s}"));
+    }
+    if skipped.len() > 10 {
+        message.push_str(&format!("\n  ... and {} more", skipped.len() - 10));
+    }
+    eprintln!("{message}");
+    Ok(())
 }
 
 fn check_backbone_fits(config: &TrainConfig, train: &ImageDataset) -> Result<(), TrainError> {
