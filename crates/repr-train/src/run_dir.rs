@@ -90,24 +90,29 @@ impl RunDir {
         self.root.join("skipped.txt")
     }
 
-    /// Drops the records of `metrics.jsonl` and `metrics.csv` logged after optimizer step
-    /// `step`, and any torn last line: a run killed after logging a step but before its next
-    /// checkpoint logs that step again when it resumes, so the log continues without
-    /// duplicates. Missing files are left missing.
-    pub fn truncate_metrics_after(&self, step: usize) -> Result<(), TrainError> {
-        let jsonl_step = |line: &str| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("step")?.as_u64())
+    /// Keeps the records of `metrics.jsonl` and `metrics.csv` for which `keep(split, step)`
+    /// holds, and drops any torn last line. A run killed after logging a step but before its
+    /// next checkpoint logs that step again when it resumes: dropping what was logged after the
+    /// checkpoint keeps the log free of duplicates. Missing files are left missing.
+    pub fn retain_metrics(&self, keep: impl Fn(&str, usize) -> bool) -> Result<(), TrainError> {
+        let jsonl = |line: &str| {
+            let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+            Some((
+                v.get("split")?.as_str()?.to_string(),
+                v.get("step")?.as_u64()?,
+            ))
         };
-        // `split,epoch,step,...`: the third column.
-        let csv_step = |line: &str| line.split(',').nth(2)?.parse::<u64>().ok();
-        keep_lines(&self.metrics(), false, |line| {
-            jsonl_step(line).is_some_and(|s| s <= step as u64)
-        })?;
-        keep_lines(&self.metrics_csv(), true, |line| {
-            csv_step(line).is_some_and(|s| s <= step as u64)
-        })
+        // `split,epoch,step,...`.
+        let csv = |line: &str| {
+            let mut cols = line.split(',');
+            let split = cols.next()?.to_string();
+            Some((split, cols.nth(1)?.parse::<u64>().ok()?))
+        };
+        let accept = |parsed: Option<(String, u64)>| {
+            parsed.is_some_and(|(split, step)| keep(&split, step as usize))
+        };
+        keep_lines(&self.metrics(), false, |line| accept(jsonl(line)))?;
+        keep_lines(&self.metrics_csv(), true, |line| accept(csv(line)))
     }
 }
 

@@ -79,8 +79,12 @@ pub fn train(
         model = checkpoint.restore_model(model, &path)?;
         optimizer = checkpoint.restore_optimizer(optimizer, &path)?;
         state = checkpoint.state;
-        // Records logged after this checkpoint are logged again from here on.
-        run.truncate_metrics_after(state.global_step)?;
+        // Records logged after this checkpoint are logged again from here on (the final
+        // evaluation too, when the checkpoint is the last one).
+        let step = state.global_step;
+        let finished =
+            state.epoch >= config.epochs || config.max_steps.is_some_and(|max| step >= max);
+        run.retain_metrics(|split, s| s < step || (s == step && !(finished && split == "test")))?;
         progress.message(&format!(
             "resuming {} at epoch {}, batch {} (step {})",
             run.root().display(),
@@ -95,6 +99,12 @@ pub fn train(
     let session_start_wall = state.wall_seconds;
     let wall = |started: &Instant| session_start_wall + started.elapsed().as_secs_f64();
     let max_steps = config.max_steps.unwrap_or(usize::MAX);
+    // A run killed between an epoch-end checkpoint and that epoch's evaluation record gets
+    // the evaluation now, so the resumed log has every record of an uninterrupted run.
+    if options.resume && missed_epoch_eval(run, config, state) {
+        let test = data.evaluate(&model, config, &device)?;
+        log.write(&test.record(state, steps_per_epoch, wall(&started)))?;
+    }
 
     'epochs: while state.epoch < config.epochs && state.global_step < max_steps {
         let epoch = state.epoch;
@@ -420,6 +430,20 @@ fn report_skipped(run: &RunDir, skipped: &[SkippedImage]) -> Result<(), TrainErr
     }
     eprintln!("{message}");
     Ok(())
+}
+
+/// Whether the checkpoint `state` sits at the end of an epoch that is evaluated, and the log
+/// has no test record for it.
+fn missed_epoch_eval(run: &RunDir, config: &TrainConfig, state: TrainState) -> bool {
+    let due = state.batch_in_epoch == 0
+        && state.epoch > 0
+        && state.epoch < config.epochs
+        && config.eval_every_epochs > 0
+        && state.epoch % config.eval_every_epochs == 0;
+    due && !MetricsLog::read(run)
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.split == "test" && r.step == state.global_step)
 }
 
 fn check_backbone_fits(config: &TrainConfig, train: &ImageDataset) -> Result<(), TrainError> {
