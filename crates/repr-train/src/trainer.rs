@@ -35,8 +35,9 @@ pub struct TrainOptions {
 
 /// Trains `config` into `run`, evaluates on the test split and writes `summary.json`.
 ///
-/// Checkpoints go to `run.last_checkpoint()` every `checkpoint_every_steps` and at the end of
-/// each epoch, always after the loss was checked to be finite, so a NaN stops the run with the
+/// Checkpoints of the state every `checkpoint_every_steps` and at the end of each epoch go to
+/// `run.last_checkpoint()` at the next loss read-back, once the loss that their weights produced
+/// is known to be finite (the last one at the end of the run), so a NaN stops the run with the
 /// last good checkpoint in place.
 pub fn train(
     config: &TrainConfig,
@@ -106,6 +107,10 @@ pub fn train(
         log.write(&test.record(state, steps_per_epoch, wall(&started)))?;
     }
 
+    // A checkpoint is captured when due but written only once the loss of the next step, which
+    // its weights produced, has been read back finite (or at the very end): so a NaN never
+    // leaves a checkpoint whose weights produce it, and the one on disk is the last good one.
+    let mut pending: Option<Checkpoint> = None;
     'epochs: while state.epoch < config.epochs && state.global_step < max_steps {
         let epoch = state.epoch;
         let batches = BatchLoader::start(
@@ -165,6 +170,9 @@ pub fn train(
                     wall_seconds: wall(&started),
                 };
                 log.write(&record)?;
+                if let Some(checkpoint) = pending.take() {
+                    checkpoint.save(&run.last_checkpoint())?;
+                }
                 progress.update(
                     epoch,
                     config.epochs,
@@ -187,7 +195,12 @@ pub fn train(
             }
             if checkpoint_due || stop || state.batch_in_epoch == 0 {
                 state.wall_seconds = wall(&started);
-                save_checkpoint(run, state, &model, &optimizer)?;
+                let checkpoint = capture_checkpoint(run, state, &model, &optimizer)?;
+                if stop {
+                    checkpoint.save(&run.last_checkpoint())?;
+                } else {
+                    pending = Some(checkpoint);
+                }
             }
             if stop {
                 break 'epochs;
@@ -205,6 +218,9 @@ pub fn train(
         }
     }
 
+    if let Some(checkpoint) = pending.take() {
+        checkpoint.save(&run.last_checkpoint())?;
+    }
     let test = data.evaluate(&model, config, &device)?;
     state.wall_seconds = wall(&started);
     log.write(&test.record(state, steps_per_epoch, state.wall_seconds))?;
@@ -560,19 +576,16 @@ fn metric_per_image(recipe: Recipe) -> usize {
     }
 }
 
-fn save_checkpoint(
+fn capture_checkpoint(
     run: &RunDir,
     state: TrainState,
     model: &Method,
     optimizer: &burn::optim::ModuleOptimizer,
-) -> Result<(), TrainError> {
-    let path = run.last_checkpoint();
-    Checkpoint::capture(state, model, optimizer)
-        .map_err(|reason| TrainError::Checkpoint {
-            path: path.clone(),
-            reason,
-        })?
-        .save(&path)
+) -> Result<Checkpoint, TrainError> {
+    Checkpoint::capture(state, model, optimizer).map_err(|reason| TrainError::Checkpoint {
+        path: run.last_checkpoint(),
+        reason,
+    })
 }
 
 fn checkpoint_name(run: &RunDir) -> String {

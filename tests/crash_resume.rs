@@ -1,0 +1,225 @@
+//! Failures during a run: a loss that becomes NaN/inf, a disk that fills up while a checkpoint
+//! is written, a checkpoint path that cannot be replaced, an output folder that cannot be
+//! created, an existing run. Each gives a clear error, and the previous checkpoint stays
+//! loadable. (Killing a real process and resuming it: xtask/tests/crash_resume.rs.)
+
+use std::path::Path;
+
+use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+use repr::train::{
+    AugmentConfig, Checkpoint, DeviceChoice, OptimizerConfig, RunDir, RunMode, TrainConfig,
+    TrainError, TrainOptions, TrainState,
+};
+
+/// ResNet of width 4, 64 Fashion-MNIST images in batches of 16, a checkpoint every step.
+fn tiny_config() -> TrainConfig {
+    let mut config = TrainConfig::supervised();
+    config.backbone = BackboneConfig::ResNet(
+        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
+            .with_stem(Stem::Cifar)
+            .with_width(4)
+            .with_in_channels(1)
+            .with_num_classes(10),
+    );
+    config.data.train_limit = Some(64);
+    config.data.test_limit = Some(32);
+    config.batch_size = 16;
+    config.eval_batch_size = 32;
+    config.epochs = 5;
+    config.schedule.warmup_epochs = 0.0;
+    config.augment = AugmentConfig {
+        crop_padding: 0,
+        horizontal_flip: 0.0,
+    };
+    config.log_every_steps = 1;
+    config.checkpoint_every_steps = 1;
+    config.eval_every_epochs = 0;
+    config.eval.plots = false;
+    config
+}
+
+fn options(resume: bool) -> TrainOptions {
+    TrainOptions {
+        device: DeviceChoice::Flex,
+        resume,
+        progress: false,
+    }
+}
+
+/// Every f32 of a burnpack file's data section (alignment padding is zeros).
+fn burnpack_floats(bytes: &[u8]) -> Vec<f32> {
+    assert_eq!(&bytes[..4], b"NRUB");
+    let metadata = u32::from_le_bytes(bytes[6..10].try_into().unwrap()) as usize;
+    let start = (10 + metadata).div_ceil(256) * 256;
+    bytes[start..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
+    let mut config = tiny_config();
+    // SGD at learning rate 100 with weight decay 1: every weight is multiplied by
+    // 1 - 100 = -99 each step, the BatchNorm scales and the head together grow ~10^4 per step,
+    // and the logits overflow after a few steps.
+    config.optimizer = OptimizerConfig::Sgd {
+        lr: 100.0,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 1.0,
+    };
+    let err = repr::train::train(&config, &run, &options(false)).unwrap_err();
+    let TrainError::NonFiniteLoss {
+        step,
+        value,
+        ref checkpoint,
+    } = err
+    else {
+        panic!("expected a non-finite loss, got {err}");
+    };
+    assert!(!value.is_finite());
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("step {step}")) && message.contains("--resume --lr"),
+        "{message}"
+    );
+    // The loss of `step` came from the weights after step - 1, so the checkpoint of step - 1
+    // was never written: the one left in place is step - 2's, whose weights gave the finite
+    // loss of step - 1. Every value in it is finite; there is no final model or summary.
+    assert!(
+        step >= 3,
+        "diverged too early to leave a checkpoint: {message}"
+    );
+    assert_eq!(Path::new(checkpoint), run.last_checkpoint());
+    let last = Checkpoint::load(&run.last_checkpoint()).unwrap();
+    assert_eq!(last.state.global_step, step - 2, "{message}");
+    let floats = burnpack_floats(&last.model);
+    assert!(floats.len() > 1000 && floats.iter().all(|v| v.is_finite()));
+    assert!(!run.final_model().exists() && !run.summary().exists());
+    let logged = repr::train::MetricsLog::read(&run).unwrap();
+    assert!(logged.iter().all(|r| r.loss.is_some_and(f64::is_finite)));
+    assert_eq!(logged.last().unwrap().step, step - 1);
+
+    // Resuming (lower learning rate, stopping after one step) starts from that checkpoint:
+    // its weights give step - 1 the very loss logged before, finite; the log has each step once.
+    let before = logged.last().unwrap().loss.unwrap();
+    let mut config = config;
+    if let OptimizerConfig::Sgd { lr, .. } = &mut config.optimizer {
+        *lr = 0.01;
+    }
+    config.max_steps = Some(step - 1);
+    let summary = repr::train::train(&config, &run, &options(true)).unwrap();
+    assert_eq!(summary.steps, step - 1);
+    let train: Vec<_> = repr::train::MetricsLog::read(&run)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.split == "train")
+        .collect();
+    let steps: Vec<usize> = train.iter().map(|r| r.step).collect();
+    assert_eq!(steps, (1..step).collect::<Vec<_>>());
+    assert_eq!(train.last().unwrap().loss.unwrap(), before);
+}
+
+fn sample_checkpoint(step: usize) -> Checkpoint {
+    Checkpoint {
+        state: TrainState {
+            global_step: step,
+            ..TrainState::default()
+        },
+        model: burn::tensor::Bytes::from_bytes_vec(vec![step as u8; 64]),
+        optimizer: burn::tensor::Bytes::from_bytes_vec(vec![1; 16]),
+    }
+}
+
+#[test]
+fn a_full_disk_while_saving_keeps_the_previous_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.ckpt");
+    sample_checkpoint(7).save(&path).unwrap();
+
+    // The temporary file the next save writes is /dev/full: every write fails with ENOSPC.
+    let tmp = dir.path().join("last.ckpt.tmp");
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    let err = sample_checkpoint(8).save(&path).unwrap_err();
+    let TrainError::Io { path: at, source } = &err else {
+        panic!("expected an I/O error, got {err}");
+    };
+    assert_eq!(at, &path);
+    assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {err}");
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!(Checkpoint::load(&path).unwrap().state.global_step, 7);
+    assert!(
+        !tmp.exists() && std::fs::symlink_metadata(&tmp).is_err(),
+        "tmp removed"
+    );
+
+    // In a run: the first checkpoint cannot be written, the run stops with that error.
+    let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
+    std::os::unix::fs::symlink("/dev/full", run.checkpoints().join("last.ckpt.tmp")).unwrap();
+    let err = repr::train::train(&tiny_config(), &run, &options(false)).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Io { path, source }
+            if path == &run.last_checkpoint() && source.raw_os_error() == Some(28)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("last.ckpt"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_path_that_cannot_be_replaced_is_a_named_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.ckpt");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("keep"), b"x").unwrap();
+    let err = sample_checkpoint(1).save(&path).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Io { path: at, .. } if at == &path),
+        "{err}"
+    );
+    assert!(path.join("keep").exists(), "nothing deleted");
+    assert!(!dir.path().join("last.ckpt.tmp").exists(), "tmp removed");
+}
+
+#[test]
+fn output_folders_that_cannot_be_made_or_exist_already_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // The runs folder is a file.
+    let file = dir.path().join("runs");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let err = RunDir::open(file.join("run"), RunMode::New).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Io { path, .. } if path.starts_with(&file)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("runs/run"), "{err}");
+
+    // A read-only folder (only meaningful when not running as root, who may write anyway).
+    use std::os::unix::fs::PermissionsExt;
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(ro.join("probe"), b"").is_err() {
+        let err = RunDir::open(ro.join("run"), RunMode::New).unwrap_err();
+        assert!(matches!(err, TrainError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("ro/run"), "{err}");
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // An existing run is never overwritten without RunMode::Overwrite.
+    let root = dir.path().join("done");
+    let run = RunDir::open(&root, RunMode::New).unwrap();
+    let summary = repr::train::train(&tiny_config(), &run, &options(false)).unwrap();
+    let model = std::fs::read(run.final_model()).unwrap();
+    let err = RunDir::open(&root, RunMode::New).unwrap_err();
+    assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("--resume") && message.contains("--overwrite"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(run.final_model()).unwrap(), model);
+    assert_eq!(summary.steps, 20);
+}
