@@ -49,8 +49,8 @@ use crate::{BlockKind, Pooling, ResNet, ResNetConfig, Stage, Stem};
 /// ```
 ///
 /// Serialization is Burn's (every field written); deserialization goes through a serde shadow
-/// of each variant's fields, because Burn's `Config` derive neither takes serde defaults nor
-/// rejects unknown keys.
+/// of the fields, because Burn's `Config` derive neither takes serde defaults nor rejects
+/// unknown keys.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BackboneConfig {
@@ -60,54 +60,48 @@ pub enum BackboneConfig {
 
 impl Config for BackboneConfig {}
 
-/// What a config file may hold for [`BackboneConfig`]: one shadow per variant, with serde's
-/// defaults and `deny_unknown_fields`.
+/// What a config file may hold for [`BackboneConfig`]: `kind` and the fields of every kind, as
+/// one flat struct with `deny_unknown_fields` (not a tagged enum, whose buffering would lose the
+/// position of a bad value: the parser's message then points at the key itself). A field left
+/// out takes the kind's default. When a kind is added, its fields join this struct and each
+/// kind rejects the fields of the others.
 #[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum BackboneConfigFile {
-    ResNet(ResNetConfigFile),
+#[serde(deny_unknown_fields)]
+struct BackboneConfigFile {
+    kind: BackboneKind,
+    layers: Option<[usize; 4]>,
+    block: Option<BlockKind>,
+    stem: Option<Stem>,
+    width: Option<usize>,
+    in_channels: Option<usize>,
+    num_classes: Option<usize>,
+    zero_init_residual: Option<bool>,
 }
 
-/// [`ResNetConfig`]'s fields; missing ones take [`ResNetConfig::resnet18`]'s values, which are
-/// the `#[config(default)]`s of the Burn derive plus ResNet-18's `layers` and `block`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct ResNetConfigFile {
-    layers: [usize; 4],
-    block: BlockKind,
-    stem: Stem,
-    width: usize,
-    in_channels: usize,
-    num_classes: usize,
-    zero_init_residual: bool,
-}
-
-impl Default for ResNetConfigFile {
-    fn default() -> Self {
-        let d = ResNetConfig::resnet18();
-        Self {
-            layers: d.layers,
-            block: d.block,
-            stem: d.stem,
-            width: d.width,
-            in_channels: d.in_channels,
-            num_classes: d.num_classes,
-            zero_init_residual: d.zero_init_residual,
-        }
-    }
+#[serde(rename_all = "lowercase")]
+enum BackboneKind {
+    ResNet,
 }
 
 impl<'de> Deserialize<'de> for BackboneConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match BackboneConfigFile::deserialize(deserializer)? {
-            BackboneConfigFile::ResNet(f) => Self::ResNet(
-                ResNetConfig::new(f.layers, f.block)
-                    .with_stem(f.stem)
-                    .with_width(f.width)
-                    .with_in_channels(f.in_channels)
-                    .with_num_classes(f.num_classes)
-                    .with_zero_init_residual(f.zero_init_residual),
-            ),
+        let f = BackboneConfigFile::deserialize(deserializer)?;
+        Ok(match f.kind {
+            BackboneKind::ResNet => {
+                // Missing fields: ResNet-18 (`layers`, `block`) and the `#[config(default)]`s.
+                let d = ResNetConfig::resnet18();
+                Self::ResNet(
+                    ResNetConfig::new(f.layers.unwrap_or(d.layers), f.block.unwrap_or(d.block))
+                        .with_stem(f.stem.unwrap_or(d.stem))
+                        .with_width(f.width.unwrap_or(d.width))
+                        .with_in_channels(f.in_channels.unwrap_or(d.in_channels))
+                        .with_num_classes(f.num_classes.unwrap_or(d.num_classes))
+                        .with_zero_init_residual(
+                            f.zero_init_residual.unwrap_or(d.zero_init_residual),
+                        ),
+                )
+            }
         })
     }
 }

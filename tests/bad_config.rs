@@ -1,0 +1,130 @@
+//! Config files with unknown keys, wrong types and impossible values: one error naming the
+//! field (and the allowed range), before any training work starts.
+
+use std::path::Path;
+
+use repr::train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainError, TrainOptions};
+
+fn from_toml(text: &str) -> Result<TrainConfig, TrainError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    TrainConfig::from_file(&path)
+}
+
+fn error_of(text: &str) -> String {
+    from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_the_key() {
+    let cases = [
+        ("epochz = 3", "epochz"),
+        ("[data]\ndirr = \"x\"", "dirr"),
+        ("[simclr]\ntemprature = 0.1", "temprature"),
+        // Inside [backbone] too, whose fields come from Burn's Config derive.
+        ("[backbone]\nkind = \"resnet\"\nwidht = 8", "widht"),
+        ("[backbone]\nkind = \"vgg\"", "vgg"),
+        ("batch_size = \"64\"", "batch_size"),
+        ("[backbone]\nkind = \"resnet\"\nlayers = [1, 1]", "layers"),
+        ("[data]\non_bad_image = \"ignore\"", "on_bad_image"),
+    ];
+    for (text, key) in cases {
+        let err = error_of(text);
+        assert!(err.contains(key), "{text:?}: {err}");
+        assert!(err.contains("run.toml"), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn missing_backbone_keys_take_their_defaults() {
+    let config = from_toml(
+        "[backbone]\nkind = \"resnet\"\nstem = \"cifar\"\nwidth = 8\nin_channels = 1\n\
+         num_classes = 10\n[data]\non_bad_image = \"skip\"",
+    )
+    .unwrap();
+    let repr::backbones::BackboneConfig::ResNet(resnet) = &config.backbone;
+    assert_eq!((resnet.layers, resnet.width), ([2, 2, 2, 2], 8));
+    assert!(!resnet.zero_init_residual);
+    assert_eq!(config.data.on_bad_image, repr::data::OnBadImage::Skip);
+}
+
+#[test]
+fn impossible_values_name_the_field_and_the_allowed_range() {
+    let sgd = |lr: &str| {
+        format!(
+            "[optimizer]\nkind = \"sgd\"\nlr = {lr}\nmomentum = 0.9\nnesterov = false\nweight_decay = 0.0"
+        )
+    };
+    let cases = [
+        ("batch_size = 0".to_string(), "batch_size", ">= 2"),
+        ("epochs = 0".into(), "epochs", ">= 1"),
+        (sgd("-0.1"), "optimizer.lr", "> 0"),
+        (sgd("0.0"), "optimizer.lr", "> 0"),
+        ("[simclr]\ntemperature = 0.0".into(), "simclr.temperature", "> 0"),
+        ("[eval]\nknn_temperature = -1.0".into(), "eval.knn_temperature", "> 0"),
+        ("label_smoothing = 1.0".into(), "label_smoothing", "< 1"),
+        ("[triplet]\nimages_per_class = 1".into(), "triplet.images_per_class", ">= 2"),
+        (
+            "recipe = \"triplet\"\nbatch_size = 100\n[backbone]\nkind = \"resnet\"\nnum_classes = 0".into(),
+            "batch_size",
+            "8 x 16 = 128",
+        ),
+        ("[data]\nimage_size = [0, 32]".into(), "data.image_size", ">= 1"),
+        ("[backbone]\nkind = \"resnet\"\nwidth = 0".into(), "width", ""),
+    ];
+    for (text, field, allowed) in cases {
+        let err = error_of(&text);
+        assert!(
+            err.contains(&format!("`{field}`")) || err.contains(field),
+            "{text:?}: {err}"
+        );
+        assert!(err.contains(allowed), "{text:?}: {err}");
+    }
+}
+
+fn fails_before_training(config: &TrainConfig, field: &str, dir: &Path) -> String {
+    let run = RunDir::open(dir.join(field), RunMode::New).unwrap();
+    let options = TrainOptions {
+        device: DeviceChoice::Flex,
+        resume: false,
+        progress: false,
+    };
+    let err = repr::train::train(config, &run, &options).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, TrainError::Config { field: f, .. } if f == field),
+        "{field}: {message}"
+    );
+    // Nothing of a run was written.
+    assert!(!run.last_checkpoint().exists() && !run.metrics().exists() && !run.config().exists());
+    message
+}
+
+#[test]
+fn values_impossible_for_the_dataset_fail_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    // P × K = 8 × 16 = 128 images per batch, from a training set of 40 (4 per class).
+    let mut triplet = Recipe::Triplet.config();
+    triplet.data.train_limit = Some(40);
+    triplet.data.test_limit = Some(40);
+    let message = fails_before_training(&triplet, "triplet.classes_per_batch", dir.path());
+    assert!(message.contains("16"), "{message}");
+
+    // A batch larger than the training set.
+    let mut supervised = Recipe::Supervised.config();
+    supervised.data.train_limit = Some(100);
+    supervised.data.test_limit = Some(10);
+    supervised.batch_size = 128;
+    let message = fails_before_training(&supervised, "batch_size", dir.path());
+    assert!(message.contains("100 images"), "{message}");
+
+    // A backbone built for RGB on grayscale images.
+    let mut rgb = Recipe::Supervised.config();
+    rgb.data.train_limit = Some(100);
+    rgb.data.test_limit = Some(10);
+    let repr::backbones::BackboneConfig::ResNet(resnet) = &mut rgb.backbone;
+    resnet.in_channels = 3;
+    let message = fails_before_training(&rgb, "backbone.in_channels", dir.path());
+    assert!(message.contains("1 channels"), "{message}");
+}
