@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets: small valid files and the usual ways they break.
+
+Each seed is the fuzz input, whose first byte is target-specific (idx: odd = gzip the rest;
+cifar: number of class-name lines, 0 = none; image_folder: no prefix). Run from fuzz/.
+"""
+import os
+import shutil
+import struct
+import zlib
+
+def put(target, name, data):
+    d = os.path.join("corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+# IDX: images (magic 0x803, count, rows, cols) and labels (magic 0x801, count).
+def images(count, rows, cols, data=None):
+    head = struct.pack(">IIII", 0x803, count, rows, cols)
+    return head + (bytes(range(count * rows * cols)) if data is None else data)
+
+labels = struct.pack(">II", 0x801, 3) + bytes([7, 0, 9])
+for mode, tag in ((0, "raw"), (1, "gz")):
+    p = bytes([mode])
+    put("idx", f"images-valid-{tag}", p + images(2, 3, 3))
+    put("idx", f"labels-valid-{tag}", p + labels)
+    put("idx", f"images-truncated-{tag}", p + images(2, 3, 3)[:-5])
+    put("idx", f"images-trailing-{tag}", p + images(1, 2, 2) + b"xx")
+    put("idx", f"images-huge-dims-{tag}", p + images(0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, b"abc"))
+    put("idx", f"images-big-count-{tag}", p + images(60000, 28, 28, b"\0" * 64))
+    put("idx", f"images-zero-rows-{tag}", p + images(4, 0, 28, b""))
+    put("idx", f"wrong-magic-{tag}", p + struct.pack(">IIII", 0x802, 1, 1, 1) + b"\0")
+    put("idx", f"short-header-{tag}", p + struct.pack(">I", 0x803) + b"\0\0")
+put("idx", "empty", b"\0")
+put("idx", "gzip-magic-only", b"\0\x1f\x8b")
+
+# CIFAR: records of label byte(s) + 3072 pixels.
+rec10 = bytes([3]) + bytes(i % 251 for i in range(3072))
+rec100 = bytes([4, 99]) + bytes(i % 13 for i in range(3072))
+put("cifar", "cifar10-one-record-default-names", b"\0" + rec10)
+put("cifar", "cifar10-two-records-10-names", b"\x0a" + rec10 + rec10)
+put("cifar", "cifar100-two-records-100-names", b"\x64" + rec100 + rec100)
+put("cifar", "cifar10-label-out-of-range", b"\0" + bytes([200]) + rec10[1:])
+put("cifar", "wrong-length", b"\0" + rec10[:-1])
+put("cifar", "wrong-name-count", b"\x03" + rec10)
+put("cifar", "empty", b"\0")
+
+# Image folder: PNG (built here), JPEG (copied), broken variants.
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+def png(w, h, color_type=2, rows=None):
+    channels = {0: 1, 2: 3, 6: 4}[color_type]
+    raw = rows if rows is not None else b"".join(
+        b"\0" + bytes((x * 40 + y * 7 + c) % 256 for x in range(w) for c in range(channels))
+        for y in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+good = png(5, 4)
+put("image_folder", "valid-rgb.png", good)
+put("image_folder", "valid-gray.png", png(3, 3, 0))
+put("image_folder", "valid-rgba.png", png(2, 6, 6))
+put("image_folder", "truncated.png", good[: len(good) // 2])
+put("image_folder", "zero-bytes", b"")
+put("image_folder", "huge-dims.png", png(0x7FFFFFFF, 0x7FFFFFFF, 2, rows=b"\0" * 16))
+put("image_folder", "not-an-image.txt", b"hello, not an image\n")
+jpeg = "jpeg-source/dot.jpg"
+with open(jpeg, "rb") as f:
+    j = f.read()
+put("image_folder", "valid.jpg", j)
+put("image_folder", "truncated.jpg", j[: len(j) // 2])

@@ -1,0 +1,163 @@
+//! The command line on bad input: a bad flag value, a bad config file and an impossible value
+//! each stop with one message naming the flag or field, before a run folder exists; and
+//! `--on-bad-image skip` trains on an image folder with a corrupt file, printing and listing it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn xtask(runs: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "train",
+            "--recipe",
+            "supervised",
+            "--device",
+            "flex",
+            "--quiet",
+        ])
+        .arg("--runs-dir")
+        .arg(runs)
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn fails_with(output: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected a failure: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
+    }
+}
+
+#[test]
+fn bad_flags_and_configs_fail_before_the_run_folder_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+
+    fails_with(
+        &xtask(&runs, &["--on-bad-image", "ignore"]),
+        &["--on-bad-image", "skip", "fail"],
+    );
+    fails_with(
+        &xtask(&runs, &["--batch-size", "0"]),
+        &["batch_size", ">= 2"],
+    );
+    fails_with(&xtask(&runs, &["--lr=-1"]), &["optimizer.lr", "> 0"]);
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[backbone]\nkind = \"resnet\"\nwidht = 8\n").unwrap();
+    let config = config.to_str().unwrap();
+    fails_with(&xtask(&runs, &["--config", config]), &["widht", "bad.toml"]);
+    assert!(!runs.exists(), "a failed start leaves no run folder");
+}
+
+/// A `width`×`height` PNG of one colour, written by hand (xtask has no image encoder): zlib
+/// with one stored (uncompressed) deflate block.
+fn png_rgb(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for _ in 0..height {
+        raw.push(0); // Filter: none.
+        for _ in 0..width {
+            raw.extend_from_slice(&rgb);
+        }
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + x as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    let len = raw.len() as u16;
+    let mut zlib = vec![0x78, 0x01, 0x01];
+    zlib.extend_from_slice(&len.to_le_bytes());
+    zlib.extend_from_slice(&(!len).to_le_bytes());
+    zlib.extend_from_slice(&raw);
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB.
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &zlib);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn on_bad_image_skip_trains_and_lists_the_skipped_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for split in ["train", "test"] {
+        for (class, shade) in [("a", 20u8), ("b", 220)] {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..8u8 {
+                std::fs::write(
+                    folder.join(format!("{i}.png")),
+                    png_rgb(5, 5, [shade, i, 0]),
+                )
+                .unwrap();
+            }
+        }
+    }
+    let corrupt = data.join("train/b/corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let config = dir.path().join("folder.toml");
+    std::fs::write(
+        &config,
+        "epochs = 1\nbatch_size = 8\n\
+         [data]\nimage_size = [4, 4]\n\
+         [backbone]\nkind = \"resnet\"\nlayers = [1, 1, 1, 1]\nstem = \"cifar\"\nwidth = 4\n\
+         in_channels = 3\nnum_classes = 2\n\
+         [eval]\nplots = false\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let common = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+
+    let failed = xtask(&runs, &[&common[..], &["--name", "fail"]].concat());
+    fails_with(&failed, &["corrupt.png", "cannot decode image"]);
+
+    let args = [&common[..], &["--name", "skip", "--on-bad-image", "skip"]].concat();
+    let output = xtask(&runs, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 unreadable image") && stderr.contains("corrupt.png"),
+        "{stderr}"
+    );
+    let listed = std::fs::read_to_string(runs.join("skip/skipped.txt")).unwrap();
+    let (path, reason) = listed.trim_end().split_once('\t').unwrap();
+    assert_eq!(Path::new(path), corrupt);
+    assert!(reason.starts_with("cannot decode"), "{listed}");
+    let saved = std::fs::read_to_string(runs.join("skip/config.toml")).unwrap();
+    assert!(saved.contains("on_bad_image = \"skip\""), "{saved}");
+}
