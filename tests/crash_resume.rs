@@ -106,7 +106,6 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     // Resuming (lower learning rate, stopping after one step) starts from that checkpoint:
     // its weights give step - 1 the very loss logged before, finite; the log has each step once.
     let before = logged.last().unwrap().loss.unwrap();
-    let mut config = config;
     if let OptimizerConfig::Sgd { lr, .. } = &mut config.optimizer {
         *lr = 0.01;
     }

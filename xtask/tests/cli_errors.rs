@@ -80,9 +80,7 @@ fn png_rgb(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     let mut raw = Vec::new();
     for _ in 0..height {
         raw.push(0); // Filter: none.
-        for _ in 0..width {
-            raw.extend_from_slice(&rgb);
-        }
+        raw.extend(rgb.iter().cycle().take(3 * width as usize));
     }
     let (mut a, mut b) = (1u32, 0u32);
     for &x in &raw {

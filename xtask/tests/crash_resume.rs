@@ -86,7 +86,9 @@ fn burnpack_sections(bytes: &[u8]) -> (usize, Vec<u8>) {
 }
 
 /// The records without their timings, which differ between runs.
-fn records(run: &RunDir) -> Vec<(String, usize, Option<f64>, Option<f64>, Option<f64>)> {
+type Record = (String, usize, Option<f64>, Option<f64>, Option<f64>);
+
+fn records(run: &RunDir) -> Vec<Record> {
     MetricsLog::read(run)
         .unwrap()
         .into_iter()

@@ -81,7 +81,12 @@ fn sigkill_then_resume_continues_from_the_last_checkpoint() {
     let killed_at = Checkpoint::load(&run.last_checkpoint()).unwrap().state;
     assert!(killed_at.global_step >= seen && killed_at.global_step < 96);
     assert!(!run.summary().exists(), "a killed run has no summary");
-    let logged_before = MetricsLog::read(&run).unwrap().len();
+    // Records logged after the checkpoint are dropped on resume and logged again.
+    let logged_before = MetricsLog::read(&run)
+        .unwrap()
+        .iter()
+        .filter(|r| r.step <= killed_at.global_step)
+        .count();
 
     // A second plain start refuses to overwrite the killed run.
     let refused = xtask(&runs, &config_path, &[]).output().unwrap();
@@ -108,4 +113,20 @@ fn sigkill_then_resume_continues_from_the_last_checkpoint() {
     assert_eq!(steps[0], killed_at.global_step + 5, "{steps:?}");
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
     assert_eq!(*steps.last().unwrap(), 96);
+    let all: Vec<usize> = MetricsLog::read(&run)
+        .unwrap()
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(
+        all,
+        (1..=96 / 5)
+            .map(|i| 5 * i)
+            .chain([32, 64, 96])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        "each step logged once"
+    );
 }

@@ -455,7 +455,7 @@ fn missed_epoch_eval(run: &RunDir, config: &TrainConfig, state: TrainState) -> b
         && state.epoch > 0
         && state.epoch < config.epochs
         && config.eval_every_epochs > 0
-        && state.epoch % config.eval_every_epochs == 0;
+        && state.epoch.is_multiple_of(config.eval_every_epochs);
     due && !MetricsLog::read(run)
         .unwrap_or_default()
         .iter()
