@@ -5,35 +5,18 @@
 
 use std::path::Path;
 
-use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+mod common;
+
 use repr::train::{
-    AugmentConfig, Checkpoint, DeviceChoice, OptimizerConfig, RunDir, RunMode, TrainConfig,
-    TrainError, TrainOptions, TrainState,
+    Checkpoint, DeviceChoice, OptimizerConfig, RunDir, RunMode, TrainConfig, TrainError,
+    TrainOptions, TrainState,
 };
 
 /// ResNet of width 4, 64 Fashion-MNIST images in batches of 16, a checkpoint every step.
 fn tiny_config() -> TrainConfig {
-    let mut config = TrainConfig::supervised();
-    config.backbone = BackboneConfig::ResNet(
-        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
-            .with_stem(Stem::Cifar)
-            .with_width(4)
-            .with_in_channels(1)
-            .with_num_classes(10),
-    );
-    config.data.train_limit = Some(64);
-    config.data.test_limit = Some(32);
-    config.batch_size = 16;
+    let mut config = common::tiny_supervised(64, 32, 16, 5);
     config.eval_batch_size = 32;
-    config.epochs = 5;
-    config.schedule.warmup_epochs = 0.0;
-    config.augment = AugmentConfig {
-        crop_padding: 0,
-        horizontal_flip: 0.0,
-    };
-    config.log_every_steps = 1;
     config.checkpoint_every_steps = 1;
-    config.eval_every_epochs = 0;
     config.eval.plots = false;
     config
 }

@@ -3,7 +3,8 @@
 //! slice of the embedded Fashion-MNIST the training loss must fall, and the final evaluation
 //! (kNN, linear probe, retrieval, baselines, pictures) must be written.
 
-use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+mod common;
+
 use repr::train::{
     DeviceChoice, EvalConfig, MetricsLog, Recipe, RunDir, RunMode, TrainConfig, TrainOptions,
 };
@@ -12,13 +13,7 @@ use repr::train::{
 /// `steps` optimizer steps on the same `batch` images, a small evaluation.
 fn tiny(recipe: Recipe, batch: usize, steps: usize) -> TrainConfig {
     let mut config = recipe.config();
-    config.backbone = BackboneConfig::ResNet(
-        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
-            .with_stem(Stem::Cifar)
-            .with_width(4)
-            .with_in_channels(1)
-            .with_num_classes(0),
-    );
+    config.backbone = common::tiny_backbone(0);
     config.data.train_limit = Some(batch);
     config.data.test_limit = Some(40);
     config.batch_size = batch;

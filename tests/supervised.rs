@@ -2,36 +2,13 @@
 //! `cargo xtask train --recipe supervised --device <backend>`, on a small network and a small
 //! slice of the embedded Fashion-MNIST, must lower the training loss and write its outputs.
 
-use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
-use repr::train::{
-    AugmentConfig, DeviceChoice, MetricsLog, RunDir, RunMode, Summary, TrainConfig, TrainOptions,
-};
+mod common;
 
-/// A network small enough for wgpu on lavapipe: ResNet with one basic block per stage, width 4.
+use repr::train::{DeviceChoice, MetricsLog, RunDir, RunMode, Summary, TrainConfig, TrainOptions};
+
+/// 64 images, 2 steps per epoch, 6 epochs: the loss must fall on data seen repeatedly.
 fn tiny_config() -> TrainConfig {
-    let mut config = TrainConfig::supervised();
-    config.backbone = BackboneConfig::ResNet(
-        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
-            .with_stem(Stem::Cifar)
-            .with_width(4)
-            .with_in_channels(1)
-            .with_num_classes(10),
-    );
-    // 64 images, 2 steps per epoch, 6 epochs: the loss must fall on data seen repeatedly.
-    config.data.train_limit = Some(64);
-    config.data.test_limit = Some(64);
-    config.batch_size = 32;
-    config.eval_batch_size = 64;
-    config.epochs = 6;
-    config.schedule.warmup_epochs = 0.0;
-    config.augment = AugmentConfig {
-        crop_padding: 0,
-        horizontal_flip: 0.0,
-    };
-    config.log_every_steps = 1;
-    config.checkpoint_every_steps = 0;
-    config.eval_every_epochs = 0;
-    config
+    common::tiny_supervised(64, 64, 32, 6)
 }
 
 fn loss_decreases(backend: &str) {

@@ -82,6 +82,26 @@ impl EvalError {
     }
 }
 
+/// Checks that `labels` (called `labels_field`) has one label per row of `embeddings` (called
+/// `field`).
+pub(crate) fn check_label_count(
+    field: &str,
+    embeddings: &crate::Embeddings,
+    labels_field: &str,
+    labels: &[u32],
+) -> Result<(), EvalError> {
+    if labels.len() == embeddings.len {
+        return Ok(());
+    }
+    Err(EvalError::mismatch(
+        field,
+        embeddings.len,
+        labels_field,
+        labels.len(),
+        "rows",
+    ))
+}
+
 /// Checks that every label is below `num_classes`.
 pub(crate) fn check_labels(
     field: &str,

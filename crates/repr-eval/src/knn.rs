@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Device;
 
-use crate::error::check_labels;
+use crate::error::{check_label_count, check_labels};
 use crate::search::{check_search, top_k_cosine};
 use crate::{Embeddings, EvalError};
 
@@ -83,24 +83,8 @@ pub fn knn_classify(
     config: &KnnConfig,
     device: &Device,
 ) -> Result<KnnResult, EvalError> {
-    if memory_labels.len() != memory.len {
-        return Err(EvalError::mismatch(
-            "memory",
-            memory.len,
-            "memory_labels",
-            memory_labels.len(),
-            "rows",
-        ));
-    }
-    if query_labels.len() != queries.len {
-        return Err(EvalError::mismatch(
-            "queries",
-            queries.len,
-            "query_labels",
-            query_labels.len(),
-            "rows",
-        ));
-    }
+    check_label_count("memory", memory, "memory_labels", memory_labels)?;
+    check_label_count("queries", queries, "query_labels", query_labels)?;
     if num_classes == 0 {
         return Err(EvalError::invalid("num_classes", "must be at least 1"));
     }

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::check_labels;
+use crate::error::{check_label_count, check_labels};
 use crate::{Embeddings, EvalError};
 
 /// Settings of [`linear_probe`]. The defaults are the reference protocol our SimCLR runs are
@@ -238,24 +238,8 @@ fn check_inputs(
             "dimensions",
         ));
     }
-    if train_labels.len() != train.len {
-        return Err(EvalError::mismatch(
-            "train",
-            train.len,
-            "train_labels",
-            train_labels.len(),
-            "rows",
-        ));
-    }
-    if test_labels.len() != test.len {
-        return Err(EvalError::mismatch(
-            "test",
-            test.len,
-            "test_labels",
-            test_labels.len(),
-            "rows",
-        ));
-    }
+    check_label_count("train", train, "train_labels", train_labels)?;
+    check_label_count("test", test, "test_labels", test_labels)?;
     if num_classes == 0 {
         return Err(EvalError::invalid("num_classes", "must be at least 1"));
     }

@@ -2,7 +2,7 @@
 
 use burn::tensor::Device;
 
-use crate::error::check_labels;
+use crate::error::{check_label_count, check_labels};
 use crate::search::{DEFAULT_CHUNK, check_search, top_k_cosine};
 use crate::{Embeddings, EvalError};
 
@@ -106,24 +106,8 @@ pub fn retrieval_metrics(
     same_set: bool,
     device: &Device,
 ) -> Result<RetrievalMetrics, EvalError> {
-    if query_labels.len() != queries.len {
-        return Err(EvalError::mismatch(
-            "queries",
-            queries.len,
-            "query_labels",
-            query_labels.len(),
-            "rows",
-        ));
-    }
-    if gallery_labels.len() != gallery.len {
-        return Err(EvalError::mismatch(
-            "gallery",
-            gallery.len,
-            "gallery_labels",
-            gallery_labels.len(),
-            "rows",
-        ));
-    }
+    check_label_count("queries", queries, "query_labels", query_labels)?;
+    check_label_count("gallery", gallery, "gallery_labels", gallery_labels)?;
     if same_set && query_labels != gallery_labels {
         return Err(EvalError::invalid(
             "gallery_labels",

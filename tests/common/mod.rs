@@ -1,0 +1,40 @@
+//! Small configurations shared by the end-to-end tests.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+use repr::train::{AugmentConfig, TrainConfig};
+
+/// A ResNet with one basic block per stage at width 4 for 1-channel images (small enough for
+/// wgpu on lavapipe); `num_classes` 0 builds an encoder only.
+pub fn tiny_backbone(num_classes: usize) -> BackboneConfig {
+    BackboneConfig::ResNet(
+        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
+            .with_stem(Stem::Cifar)
+            .with_width(4)
+            .with_in_channels(1)
+            .with_num_classes(num_classes),
+    )
+}
+
+/// The supervised recipe on `train` Fashion-MNIST images in batches of `batch`, for `epochs`,
+/// evaluated on `test` images, without augmentation, warm-up or per-epoch evaluation, logging
+/// every step.
+pub fn tiny_supervised(train: usize, test: usize, batch: usize, epochs: usize) -> TrainConfig {
+    let mut config = TrainConfig::supervised();
+    config.backbone = tiny_backbone(10);
+    config.data.train_limit = Some(train);
+    config.data.test_limit = Some(test);
+    config.batch_size = batch;
+    config.eval_batch_size = 64;
+    config.epochs = epochs;
+    config.schedule.warmup_epochs = 0.0;
+    config.augment = AugmentConfig {
+        crop_padding: 0,
+        horizontal_flip: 0.0,
+    };
+    config.log_every_steps = 1;
+    config.checkpoint_every_steps = 0;
+    config.eval_every_epochs = 0;
+    config
+}
