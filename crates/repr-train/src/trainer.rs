@@ -221,7 +221,34 @@ pub fn train(
     if let Some(checkpoint) = pending.take() {
         checkpoint.save(&run.last_checkpoint())?;
     }
-    let test = data.evaluate(&model, config, &device)?;
+    // The final evaluation: classifier accuracy, or the representation report, whose kNN is
+    // also the last test record (the embeddings of both splits are computed once).
+    let (test, eval, baselines, table) = match config.recipe {
+        Recipe::Supervised => {
+            let test = data.evaluate(&model, config, &device)?;
+            let Test::Classifier(accuracy) = &test else {
+                unreachable!("a supervised model is evaluated as a classifier")
+            };
+            let eval = EvalSummary {
+                accuracy: Some(accuracy.accuracy),
+                loss: Some(accuracy.loss),
+                ..EvalSummary::default()
+            };
+            (test, eval, None, None)
+        }
+        _ => {
+            progress
+                .message("evaluating the representation (kNN, linear probe, retrieval, baselines)");
+            let report = final_report(&model, &data.eval_sets(), config, run, &device)?;
+            let knn = report.eval.knn_top1.expect("the report always has kNN");
+            (
+                Test::Knn(knn),
+                report.eval,
+                report.baselines,
+                Some(report.table),
+            )
+        }
+    };
     state.wall_seconds = wall(&started);
     log.write(&test.record(state, steps_per_epoch, state.wall_seconds))?;
     progress.message(&format!("final test: {}", test.describe()));
@@ -231,44 +258,9 @@ pub fn train(
         reason: e.to_string(),
     })?;
     write_atomic(&run.final_model(), &bytes)?;
-
-    let report = match config.recipe {
-        Recipe::Supervised => None,
-        _ => {
-            progress
-                .message("evaluating the representation (kNN, linear probe, retrieval, baselines)");
-            Some(final_report(
-                &model,
-                &data.eval_sets(),
-                config,
-                run,
-                &device,
-            )?)
-        }
-    };
     if config.eval.plots {
         crate::plots::training_curves(run)?;
     }
-    let (eval, baselines, table) = match (report, test) {
-        (Some(report), _) => (report.eval, report.baselines, Some(report.table)),
-        (None, Test::Classifier(test)) => (
-            EvalSummary {
-                accuracy: Some(test.accuracy),
-                loss: Some(test.loss),
-                ..EvalSummary::default()
-            },
-            None,
-            None,
-        ),
-        (None, Test::Knn(knn)) => (
-            EvalSummary {
-                knn_top1: Some(knn),
-                ..EvalSummary::default()
-            },
-            None,
-            None,
-        ),
-    };
     if let Some(table) = &table {
         write_atomic(&run.root().join("eval.md"), table.as_bytes())?;
     }
