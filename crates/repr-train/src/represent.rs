@@ -76,6 +76,19 @@ fn eval_error(what: &str, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
+/// Embeddings of the memory and the test split, with `method` in inference mode.
+fn embed_sets(
+    method: &Method,
+    sets: &EvalSets,
+    batch_size: usize,
+    device: &Device,
+) -> (Embeddings, Embeddings) {
+    let embed = |dataset: &Arc<ImageDataset>| {
+        embed_split(method, dataset.clone(), &sets.normalize, batch_size, device)
+    };
+    (embed(&sets.memory), embed(&sets.test))
+}
+
 /// kNN top-1 of `method`'s embeddings.
 pub(crate) fn knn_top1(
     method: &Method,
@@ -83,20 +96,7 @@ pub(crate) fn knn_top1(
     config: &TrainConfig,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let memory = embed_split(
-        method,
-        sets.memory.clone(),
-        &sets.normalize,
-        config.eval_batch_size,
-        device,
-    );
-    let test = embed_split(
-        method,
-        sets.test.clone(),
-        &sets.normalize,
-        config.eval_batch_size,
-        device,
-    );
+    let (memory, test) = embed_sets(method, sets, config.eval_batch_size, device);
     knn(&memory, &test, sets, config, device)
 }
 
@@ -171,8 +171,7 @@ pub(crate) fn final_report(
     device: &Device,
 ) -> Result<Report, TrainError> {
     let batch = config.eval_batch_size;
-    let memory = embed_split(method, sets.memory.clone(), &sets.normalize, batch, device);
-    let test = embed_split(method, sets.test.clone(), &sets.normalize, batch, device);
+    let (memory, test) = embed_sets(method, sets, batch, device);
     let plain = device.clone().without_autodiff();
     let knn_top1 = knn(&memory, &test, sets, config, device)?;
     let linear_top1 = linear(&memory, &test, sets, config, device)?;
@@ -204,9 +203,7 @@ pub(crate) fn final_report(
         };
         // Same architecture, same seed policy, no training.
         let random = Method::init(config, &plain);
-        let random_memory =
-            embed_split(&random, sets.memory.clone(), &sets.normalize, batch, device);
-        let random_test = embed_split(&random, sets.test.clone(), &sets.normalize, batch, device);
+        let (random_memory, random_test) = embed_sets(&random, sets, batch, device);
         let random = Row {
             name: "random-init network".into(),
             knn: knn(&random_memory, &random_test, sets, config, device)?,
