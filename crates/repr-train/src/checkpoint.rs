@@ -36,6 +36,48 @@ pub struct TrainState {
     pub images_trained: u64,
 }
 
+/// The path (`encoder.layer1.0.bn1.running_var`) of the first float tensor of `model`, a
+/// parameter or a running statistic, that holds a NaN or an infinity; `None` when all are
+/// finite. One host read for the whole model.
+pub fn non_finite_tensor<M: Module>(model: &M) -> Option<String> {
+    let mut visitor = FiniteVisitor::default();
+    model.visit(&mut visitor);
+    if visitor.flags.is_empty() {
+        return None;
+    }
+    let flags = burn::tensor::Tensor::cat(visitor.flags, 0).into_data();
+    let flags = flags.iter::<bool>().collect::<Vec<_>>();
+    let first = flags.iter().position(|&bad| bad)?;
+    Some(visitor.paths.swap_remove(first))
+}
+
+#[derive(Default)]
+struct FiniteVisitor {
+    path: Vec<String>,
+    paths: Vec<String>,
+    flags: Vec<burn::tensor::Tensor<1, burn::tensor::Bool>>,
+}
+
+impl burn::module::ModuleVisitor for FiniteVisitor {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        // The derived `visit` enters every field, the parameter's own name included.
+        self.paths.push(self.path.join("."));
+        let flat: burn::tensor::Tensor<1> = param.val().flatten(0, D - 1);
+        self.flags.push(flat.is_finite().bool_not().any());
+    }
+}
+
 /// A saved training state.
 pub struct Checkpoint {
     /// The loop position.
@@ -57,16 +99,15 @@ impl std::fmt::Debug for Checkpoint {
 }
 
 impl Checkpoint {
-    /// Captures the model and optimizer.
+    /// Captures the model and optimizer. `model` is the evaluation view of the training
+    /// module (`valid()`), which has BatchNorm's pending running-statistics update folded in;
+    /// a record of the training module itself would lag one step behind.
     pub fn capture<M: Module>(
         state: TrainState,
-        model: &M,
+        model: M,
         optimizer: &ModuleOptimizer,
     ) -> Result<Self, String> {
-        // `valid()` folds BatchNorm's pending running-statistics update into the record; a
-        // record of the training module itself would lag one step behind.
         let model = model
-            .valid()
             .into_record()
             .into_bytes()
             .map_err(|e| format!("serializing the model: {e}"))?;
@@ -203,6 +244,22 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    repr_testing::backend_tests!(the_first_non_finite_tensor_is_named_by_its_path);
+
+    fn the_first_non_finite_tensor_is_named_by_its_path(device: &burn::tensor::Device) {
+        use burn::module::Param;
+        use burn::nn::LinearConfig;
+        use burn::tensor::Tensor;
+        let mut linear = LinearConfig::new(3, 2).init(device);
+        assert_eq!(non_finite_tensor(&linear), None);
+        let bias = Tensor::<1>::from_floats([0.0, f32::INFINITY], device);
+        linear.bias = Some(Param::from_tensor(bias));
+        assert_eq!(non_finite_tensor(&linear).as_deref(), Some("bias"));
+        let weight = Tensor::<2>::from_floats([[0.0, 1.0, 2.0], [3.0, f32::NAN, 5.0]], device);
+        linear.weight = Param::from_tensor(weight);
+        assert_eq!(non_finite_tensor(&linear).as_deref(), Some("weight"));
+    }
 
     fn sample() -> Checkpoint {
         Checkpoint {

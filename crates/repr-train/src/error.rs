@@ -66,6 +66,21 @@ pub enum TrainError {
         /// The checkpoint left in place.
         checkpoint: String,
     },
+    /// A weight or running statistic became NaN or infinite while the loss was still finite
+    /// (BatchNorm's running variance overflows before the loss does); found when the
+    /// checkpoint would have been taken.
+    #[error(
+        "the weights became non-finite by step {step} ({tensor}); the last good checkpoint \
+         ({checkpoint}) is kept. Resume with a lower learning rate: --resume --lr <smaller>"
+    )]
+    NonFiniteWeights {
+        /// The step after which the non-finite tensor was seen.
+        step: usize,
+        /// The path of the first non-finite tensor in the model.
+        tensor: String,
+        /// The checkpoint left in place.
+        checkpoint: String,
+    },
     /// Evaluating the representation failed.
     #[error("evaluation ({what}): {message}")]
     Eval {

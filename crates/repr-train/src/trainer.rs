@@ -13,7 +13,7 @@ use repr_data::{
     ImageDataset, LoadOptions, MultiViewBatcher, Normalize, PkSampler, SkippedImage, Split,
 };
 
-use crate::checkpoint::write_atomic;
+use crate::checkpoint::{non_finite_tensor, write_atomic};
 use crate::progress::Progress;
 use crate::represent::{EvalSets, final_report, knn_top1};
 use crate::{
@@ -110,6 +110,9 @@ pub fn train(
     // A checkpoint is captured when due but written only once the loss of the next step, which
     // its weights produced, has been read back finite (or at the very end): so a NaN never
     // leaves a checkpoint whose weights produce it, and the one on disk is the last good one.
+    // The same read-back also checks that every weight and running statistic is finite: a
+    // running variance can overflow while the loss is still finite, and a checkpoint whose
+    // next forward pass overflows it is no better than one whose next loss is NaN.
     let mut pending: Option<Checkpoint> = None;
     'epochs: while state.epoch < config.epochs && state.global_step < max_steps {
         let epoch = state.epoch;
@@ -155,6 +158,17 @@ pub fn train(
                         value: loss as f32,
                         checkpoint: checkpoint_name(run),
                     });
+                }
+                let captures_next =
+                    checkpoint_due || stop || state.batch_in_epoch == steps_per_epoch;
+                if pending.is_some() || captures_next {
+                    if let Some(tensor) = non_finite_tensor(&model.valid()) {
+                        return Err(TrainError::NonFiniteWeights {
+                            step: state.global_step,
+                            tensor,
+                            checkpoint: checkpoint_name(run),
+                        });
+                    }
                 }
                 state.train_seconds += seconds;
                 state.images_trained += images as u64;
@@ -574,7 +588,7 @@ fn capture_checkpoint(
     model: &Method,
     optimizer: &burn::optim::ModuleOptimizer,
 ) -> Result<Checkpoint, TrainError> {
-    Checkpoint::capture(state, model, optimizer).map_err(|reason| TrainError::Checkpoint {
+    Checkpoint::capture(state, model.valid(), optimizer).map_err(|reason| TrainError::Checkpoint {
         path: run.last_checkpoint(),
         reason,
     })
