@@ -19,6 +19,10 @@ pub enum Recipe {
     Simclr,
     /// Triplet loss with mining on P×K class-balanced batches (Hermans et al. 2017).
     Triplet,
+    /// Supervised fine-tuning of a pre-trained backbone (a `repr` run or PyTorch weights) with
+    /// a new classifier: copy the first stages, re-initialise the rest, freeze a prefix, a
+    /// smaller learning rate for the backbone, warm-up (see [`FinetuneConfig`]).
+    Finetune,
 }
 
 impl Recipe {
@@ -28,11 +32,17 @@ impl Recipe {
             Recipe::Supervised => "supervised",
             Recipe::Simclr => "simclr",
             Recipe::Triplet => "triplet",
+            Recipe::Finetune => "finetune",
         }
     }
 
     /// Every recipe, in the order the CLI lists them.
-    pub const ALL: [Recipe; 3] = [Recipe::Supervised, Recipe::Simclr, Recipe::Triplet];
+    pub const ALL: [Recipe; 4] = [
+        Recipe::Supervised,
+        Recipe::Simclr,
+        Recipe::Triplet,
+        Recipe::Finetune,
+    ];
 
     /// The recipe called `name` on the command line.
     pub fn parse(name: &str) -> Option<Recipe> {
@@ -45,13 +55,14 @@ impl Recipe {
             Recipe::Supervised => TrainConfig::supervised(),
             Recipe::Simclr => TrainConfig::simclr(),
             Recipe::Triplet => TrainConfig::triplet(),
+            Recipe::Finetune => TrainConfig::finetune(),
         }
     }
 
     /// Whether the method learns an embedding without a classifier (evaluated by kNN, linear
     /// probe and retrieval rather than by classifier accuracy).
     pub fn is_embedding(self) -> bool {
-        !matches!(self, Recipe::Supervised)
+        !matches!(self, Recipe::Supervised | Recipe::Finetune)
     }
 }
 
@@ -99,6 +110,9 @@ pub struct TrainConfig {
     pub triplet: TripletConfig,
     /// The augmented views of the self-supervised recipes (recipe `simclr`).
     pub views: MultiViewConfig,
+    /// Where the pre-trained weights come from and what is kept, frozen and re-initialised
+    /// (recipe `finetune`).
+    pub finetune: FinetuneConfig,
     /// How the learned representation is evaluated during and after training.
     pub eval: EvalConfig,
 }
@@ -119,6 +133,29 @@ pub struct SimclrConfig {
     pub head_batch_norm: bool,
     /// Rows of the similarity matrix computed at once (`None`: all 2N).
     pub chunk_size: Option<usize>,
+}
+
+/// Fine-tuning a pre-trained backbone on a labelled task (recipe `finetune`).
+///
+/// The backbone's stages are its stem (stage 0) then its residual stages (ResNet `layer1` to
+/// `layer4`) or transformer blocks (ViT); the classifier head is always new.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneConfig {
+    /// The pre-trained weights: a `repr` run folder (its `model.bpk`, or its last checkpoint
+    /// when unfinished; the backbone architecture then comes from its `config.toml`), or a
+    /// PyTorch state dict with torchvision names (`.safetensors` or `.pt`) for the `backbone`
+    /// of this config. Required by the `finetune` recipe.
+    pub from: Option<PathBuf>,
+    /// Copy the pre-trained stem and first this many stages; later stages start from a fresh
+    /// initialisation ("new layers"). `None`: every stage.
+    pub keep_stages: Option<usize>,
+    /// Freeze the stem and first this many stages: no gradient, no weight decay, and their
+    /// BatchNorm layers use and keep their running statistics. `None`: nothing frozen (the
+    /// stem is frozen from `Some(0)` on).
+    pub freeze_stages: Option<usize>,
+    /// The backbone's learning rate as a multiple of the head's (1: one rate for all).
+    pub backbone_lr_scale: f64,
 }
 
 /// Triplet loss with mining, on P×K batches.
@@ -174,6 +211,10 @@ pub struct DataConfig {
     pub train_limit: Option<usize>,
     /// Use only the first this many test images.
     pub test_limit: Option<usize>,
+    /// Train on this fraction of the (labelled) training split, a seeded class-stratified
+    /// subset (`0.01`: 1% of the labels, as in semi-supervised evaluation); applied after
+    /// `train_limit`. `None`: all of it.
+    pub labels_fraction: Option<f64>,
     /// Size images of an image folder are resized to, `[height, width]`.
     pub image_size: Option<[usize; 2]>,
     /// Channels images of an image folder are converted to (1 or 3).
@@ -279,6 +320,17 @@ impl Default for SimclrConfig {
             head_layers: 2,
             head_batch_norm: false,
             chunk_size: None,
+        }
+    }
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            from: None,
+            keep_stages: None,
+            freeze_stages: None,
+            backbone_lr_scale: 1.0,
         }
     }
 }

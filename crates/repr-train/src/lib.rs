@@ -10,6 +10,7 @@ mod config;
 mod device;
 mod error;
 mod evaluate;
+pub mod finetune;
 mod lars;
 mod loader;
 mod method;
@@ -31,8 +32,8 @@ mod validate;
 
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{
-    AugmentConfig, DataConfig, EvalConfig, OptimizerConfig, Recipe, ScheduleConfig, SimclrConfig,
-    TrainConfig, TripletConfig,
+    AugmentConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe, ScheduleConfig,
+    SimclrConfig, TrainConfig, TripletConfig,
 };
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;

@@ -65,7 +65,7 @@ impl Objective {
     /// The loss of `config.recipe`.
     pub fn new(config: &TrainConfig) -> Result<Self, TrainError> {
         Ok(match config.recipe {
-            Recipe::Supervised => Objective::CrossEntropy(
+            Recipe::Supervised | Recipe::Finetune => Objective::CrossEntropy(
                 CrossEntropyLossConfig::new()
                     .with_smoothing(config.label_smoothing)
                     .init()
@@ -102,7 +102,7 @@ impl Method {
     pub fn init(config: &TrainConfig, device: &Device) -> Self {
         let backbone = config.backbone.init(device);
         match config.recipe {
-            Recipe::Supervised => Method::Supervised(Supervised { backbone }),
+            Recipe::Supervised | Recipe::Finetune => Method::Supervised(Supervised { backbone }),
             Recipe::Simclr => {
                 let s = &config.simclr;
                 let head = ProjectionHeadConfig {
@@ -121,6 +121,26 @@ impl Method {
                 device,
             )),
         }
+    }
+
+    /// The method with its encoder replaced by `f(encoder)`.
+    pub fn map_backbone<E>(
+        self,
+        f: impl FnOnce(Backbone) -> Result<Backbone, E>,
+    ) -> Result<Self, E> {
+        Ok(match self {
+            Method::Supervised(m) => Method::Supervised(Supervised {
+                backbone: f(m.backbone)?,
+            }),
+            Method::Simclr(m) => Method::Simclr(SimClr {
+                backbone: f(m.backbone)?,
+                head: m.head,
+            }),
+            Method::Triplet(m) => Method::Triplet(TripletNet {
+                backbone: f(m.backbone)?,
+                ..m
+            }),
+        })
     }
 
     /// The encoder.

@@ -5,8 +5,8 @@ use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
 use repr_objectives::Miner;
 
 use crate::{
-    AugmentConfig, DataConfig, EvalConfig, OptimizerConfig, Recipe, ScheduleConfig, SimclrConfig,
-    TrainConfig, TripletConfig,
+    AugmentConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe, ScheduleConfig,
+    SimclrConfig, TrainConfig, TripletConfig,
 };
 
 /// A CIFAR-stem ResNet for 1-channel 28×28 images; `num_classes` 0 builds an encoder only.
@@ -53,7 +53,35 @@ impl TrainConfig {
             simclr: SimclrConfig::default(),
             triplet: TripletConfig::default(),
             views: MultiViewConfig::simclr_grayscale(28),
+            finetune: FinetuneConfig::default(),
             eval: EvalConfig::default(),
+        }
+    }
+
+    /// Fine-tuning a pre-trained backbone on 10% of the Fashion-MNIST labels (`--from` names
+    /// the weights; with a `repr` run its architecture is used): a new linear classifier,
+    /// every stage copied and trained, 10 epochs of SGD with Nesterov momentum at 0.05 in
+    /// batches of 64, one epoch of warm-up then cosine, the supervised recipe's crop and flip.
+    pub fn finetune() -> Self {
+        Self {
+            recipe: Recipe::Finetune,
+            epochs: 10,
+            batch_size: 64,
+            data: DataConfig {
+                labels_fraction: Some(0.1),
+                ..DataConfig::default()
+            },
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+            },
+            schedule: ScheduleConfig {
+                warmup_epochs: 1.0,
+                min_lr: 0.0,
+            },
+            ..Self::supervised()
         }
     }
 

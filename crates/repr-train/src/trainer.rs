@@ -45,6 +45,14 @@ pub fn train(
     options: &TrainOptions,
 ) -> Result<Summary, TrainError> {
     config.validate()?;
+    // Fine-tuning from a repr run takes that run's backbone architecture.
+    let resolved;
+    let config = if config.recipe == Recipe::Finetune {
+        resolved = crate::finetune::resolve(config)?;
+        &resolved
+    } else {
+        config
+    };
     let started = Instant::now();
     let progress = Progress::new(options.progress);
     let device = options.device.device()?;
@@ -72,6 +80,10 @@ pub fn train(
     let base_lr = config.optimizer.lr();
 
     let mut model = Method::init(config, &train_device);
+    if config.recipe == Recipe::Finetune && !options.resume {
+        model =
+            model.map_backbone(|fresh| crate::finetune::load_pretrained(config, fresh, &device))?;
+    }
     let mut optimizer = config.optimizer.init();
     let mut state = TrainState::default();
     if options.resume {
@@ -93,6 +105,12 @@ pub fn train(
             state.batch_in_epoch,
             state.global_step
         ));
+    }
+    if config.recipe == Recipe::Finetune {
+        let freeze = config.finetune.freeze_stages;
+        model = model.map_backbone(|b| {
+            Ok::<_, TrainError>(crate::finetune::freeze(&config.backbone, b, freeze))
+        })?;
     }
     // The resolved config of this session (a resume may have changed the learning rate).
     write_atomic(&run.config(), config.to_toml().as_bytes())?;
@@ -136,7 +154,13 @@ pub fn train(
             let output = model.step(batch.into_device(&train_device), &objective);
             interval.add(output.loss.clone().detach(), output.correct, images);
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
+            let rates = crate::finetune::learning_rates(
+                &config.backbone,
+                "Supervised.backbone.",
+                lr,
+                config.finetune.backbone_lr_scale,
+            );
+            model = optimizer.step(rates, model, grads);
             state.global_step += 1;
             state.batch_in_epoch += 1;
 
@@ -238,7 +262,7 @@ pub fn train(
     // The final evaluation: classifier accuracy, or the representation report, whose kNN is
     // also the last test record (the embeddings of both splits are computed once).
     let (test, eval, baselines, table) = match config.recipe {
-        Recipe::Supervised => {
+        Recipe::Supervised | Recipe::Finetune => {
             let test = data.evaluate(&model, config, &device)?;
             let Test::Classifier(accuracy) = &test else {
                 unreachable!("a supervised model is evaluated as a classifier")
@@ -331,6 +355,9 @@ impl Data {
         if let Some(limit) = config.data.train_limit {
             train = first_shuffled(&train, limit, config.seed);
         }
+        if let Some(fraction) = config.data.labels_fraction {
+            train = labelled_fraction(&train, fraction, config.seed);
+        }
         if let Some(limit) = config.data.test_limit {
             test = first_shuffled(&test, limit, config.seed);
         }
@@ -419,6 +446,32 @@ impl Test {
 fn first_shuffled(dataset: &ImageDataset, limit: usize, seed: u64) -> ImageDataset {
     let order = repr_data::epoch_permutation(dataset.len(), seed, usize::MAX);
     dataset.subset(&order[..limit.min(dataset.len())])
+}
+
+/// The same fraction of every class, at least one image each (the first of a seeded shuffle),
+/// in the shuffled order.
+fn labelled_fraction(dataset: &ImageDataset, fraction: f64, seed: u64) -> ImageDataset {
+    let order = repr_data::epoch_permutation(dataset.len(), seed, usize::MAX);
+    let labels = dataset.labels();
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut per_class = vec![0usize; classes];
+    for &label in labels {
+        per_class[label as usize] += 1;
+    }
+    let mut quota: Vec<usize> = per_class
+        .iter()
+        .map(|&n| ((n as f64 * fraction).round() as usize).clamp(n.min(1), n))
+        .collect();
+    let chosen: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| {
+            let q = &mut quota[labels[i] as usize];
+            let take = *q > 0;
+            *q = q.saturating_sub(1);
+            take
+        })
+        .collect();
+    dataset.subset(&chosen)
 }
 
 fn dataset_name(dir: &Path) -> String {

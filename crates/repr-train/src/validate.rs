@@ -225,6 +225,57 @@ impl TrainConfig {
                 "0".into(),
             );
         }
+        if let Some(fraction) = self.data.labels_fraction
+            && !(fraction > 0.0 && fraction <= 1.0)
+        {
+            return bad(
+                "data.labels_fraction",
+                "0 < value <= 1",
+                fraction.to_string(),
+            );
+        }
+        let finetune = &self.finetune;
+        if !(finetune.backbone_lr_scale >= 0.0 && finetune.backbone_lr_scale.is_finite()) {
+            return bad(
+                "finetune.backbone_lr_scale",
+                "a finite value >= 0",
+                finetune.backbone_lr_scale.to_string(),
+            );
+        }
+        let stages = crate::finetune::num_stages(&self.backbone);
+        for (field, value) in [
+            ("finetune.keep_stages", finetune.keep_stages),
+            ("finetune.freeze_stages", finetune.freeze_stages),
+        ] {
+            if let Some(value) = value
+                && value > stages
+            {
+                return bad(
+                    field,
+                    &format!("at most {stages} (the stages of {})", self.backbone.name()),
+                    value.to_string(),
+                );
+            }
+        }
+        if let (Some(frozen), Some(kept)) = (finetune.freeze_stages, finetune.keep_stages)
+            && frozen > kept
+        {
+            return bad(
+                "finetune.freeze_stages",
+                &format!(
+                    "<= finetune.keep_stages ({kept}): later stages are freshly initialised and \
+                     would never train"
+                ),
+                frozen.to_string(),
+            );
+        }
+        if self.recipe == Recipe::Finetune && finetune.from.is_none() {
+            return bad(
+                "finetune.from",
+                "the pre-trained weights (a repr run folder or a .safetensors/.pt file)",
+                "nothing".into(),
+            );
+        }
         if self.recipe == Recipe::Simclr
             && let Err(e) = self.views.validate()
         {

@@ -1,0 +1,229 @@
+//! Fine-tuning a pre-trained backbone (recipe `finetune`): where the weights come from, which
+//! stages are copied, frozen or re-initialised, and the backbone's learning-rate group.
+//!
+//! A backbone's *stages* are its stem (stage 0: ResNet `conv1` + `bn1`) then its residual stages
+//! (`layer1`..`layer4`); its classifier head is never copied. Stages are selected by parameter
+//! path (the paths of [`Backbone`], variant names included: `ResNet.layer1.0.Basic.conv1.weight`).
+
+use std::path::Path;
+
+use burn::module::{Module, ParamGroup};
+use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::store::{ModuleSnapshot, PathFilter};
+use burn::tensor::Device;
+use repr_backbones::{Backbone, BackboneConfig};
+
+use crate::{RunDir, TrainConfig, TrainError, saved::TrainedRun};
+
+/// Stages after the stem: ResNet's four residual stages.
+pub fn num_stages(config: &BackboneConfig) -> usize {
+    match config {
+        BackboneConfig::ResNet(_) => 4,
+    }
+}
+
+/// Path prefixes (inside [`Backbone`]) of the stem and stages `1..=upto`, or of the whole
+/// body without the head when `upto` is `None`.
+fn stage_prefixes(config: &BackboneConfig, upto: Option<usize>) -> Vec<String> {
+    let upto = upto.unwrap_or(num_stages(config)).min(num_stages(config));
+    match config {
+        BackboneConfig::ResNet(_) => ["ResNet.conv1.".to_string(), "ResNet.bn1.".to_string()]
+            .into_iter()
+            .chain((1..=upto).map(|i| format!("ResNet.layer{i}.")))
+            .collect(),
+    }
+}
+
+/// A regex matching parameter paths that start (after an optional `outer` prefix such as
+/// `Supervised.backbone.`) with one of `prefixes`.
+fn prefix_regex(outer: &str, prefixes: &[String]) -> String {
+    let alternatives: Vec<String> = prefixes.iter().map(|p| regex_escape(p)).collect();
+    format!(
+        "^(?:{})?(?:{})",
+        regex_escape(outer),
+        alternatives.join("|")
+    )
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+fn finetune_error(message: impl Into<String>) -> TrainError {
+    TrainError::Config {
+        field: "finetune.from".into(),
+        message: message.into(),
+    }
+}
+
+/// The config a fine-tuning run trains with: with a `repr` run as the source, its backbone
+/// architecture (this config's number of classes kept), so that every copied tensor fits.
+pub fn resolve(config: &TrainConfig) -> Result<TrainConfig, TrainError> {
+    let Some(from) = &config.finetune.from else {
+        return Err(finetune_error(
+            "the finetune recipe needs pre-trained weights: a repr run folder, or a PyTorch \
+             .safetensors/.pt file (--from)",
+        ));
+    };
+    let mut resolved = config.clone();
+    if from.is_dir() {
+        let source = source_config(from)?;
+        resolved.backbone = with_num_classes(&source.backbone, num_classes(&config.backbone));
+    }
+    Ok(resolved)
+}
+
+fn source_config(run: &Path) -> Result<TrainConfig, TrainError> {
+    let path = run.join("config.toml");
+    if !path.exists() {
+        return Err(finetune_error(format!(
+            "{} is a folder but not a repr run (no config.toml)",
+            run.display()
+        )));
+    }
+    TrainConfig::from_file(&path)
+}
+
+fn num_classes(config: &BackboneConfig) -> usize {
+    match config {
+        BackboneConfig::ResNet(c) => c.num_classes,
+    }
+}
+
+fn with_num_classes(config: &BackboneConfig, classes: usize) -> BackboneConfig {
+    match config {
+        BackboneConfig::ResNet(c) => BackboneConfig::ResNet(c.clone().with_num_classes(classes)),
+    }
+}
+
+/// The pre-trained backbone named by `config.finetune.from`, on `device`.
+fn pretrained(config: &TrainConfig, device: &Device) -> Result<Backbone, TrainError> {
+    let from = config.finetune.from.as_ref().expect("resolve() checked it");
+    if from.is_dir() {
+        let run = RunDir::open(from, crate::RunMode::Resume)?;
+        return Ok(TrainedRun::load(&run, device)?.method.backbone().clone());
+    }
+    Err(finetune_error(format!(
+        "{}: expected a repr run folder",
+        from.display()
+    )))
+}
+
+/// `fresh` with the pre-trained stem and first `keep_stages` stages copied in (all stages
+/// when `None`); the rest of `fresh`, the head included, keeps its initialisation.
+pub fn load_pretrained(
+    config: &TrainConfig,
+    fresh: Backbone,
+    device: &Device,
+) -> Result<Backbone, TrainError> {
+    let source = pretrained(config, device)?;
+    transfer(
+        &config.backbone,
+        fresh,
+        &source,
+        config.finetune.keep_stages,
+    )
+}
+
+/// Copies the stem and stages `..=keep` of `source` into `target`.
+pub fn transfer(
+    backbone: &BackboneConfig,
+    mut target: Backbone,
+    source: &Backbone,
+    keep: Option<usize>,
+) -> Result<Backbone, TrainError> {
+    let kept = kept_filter(backbone, keep);
+    let tensors = source.collect(Some(kept.clone()), None, false);
+    if tensors.is_empty() {
+        return Err(finetune_error("the source has none of the stages to copy"));
+    }
+    let result = target.apply(tensors, Some(kept), None, false);
+    if !result.errors.is_empty() || !result.unused.is_empty() {
+        let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        return Err(finetune_error(format!(
+            "the source does not fit the backbone {}: {}{}",
+            backbone.name(),
+            errors.join("; "),
+            if result.unused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; tensors it has that the backbone lacks: {:?}",
+                    result.unused
+                )
+            }
+        )));
+    }
+    let expected = target
+        .collect(Some(kept_filter(backbone, keep)), None, false)
+        .len();
+    if result.applied.len() != expected {
+        let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+        return Err(finetune_error(format!(
+            "the source lacks {} tensor(s) of the stages to copy: {missing:?}",
+            expected - result.applied.len()
+        )));
+    }
+    Ok(target)
+}
+
+fn kept_filter(backbone: &BackboneConfig, keep: Option<usize>) -> PathFilter {
+    PathFilter::new().with_regex(prefix_regex("", &stage_prefixes(backbone, keep)))
+}
+
+/// `backbone` with its stem and first `stages` stages frozen (none when `None`): no gradient,
+/// and BatchNorm layers in inference mode, so their running statistics stay as loaded.
+pub fn freeze(config: &BackboneConfig, backbone: Backbone, stages: Option<usize>) -> Backbone {
+    let Some(stages) = stages else {
+        return backbone;
+    };
+    let group = ParamGroup::from_regex(prefix_regex("", &stage_prefixes(config, Some(stages))))
+        .expect("escaped prefixes form a valid regex");
+    backbone.freeze_group(group)
+}
+
+/// The learning rate of every parameter: `lr` for the head, `lr * scale` for the backbone body
+/// (paths under `outer`, e.g. `Supervised.backbone.`).
+pub fn learning_rates(
+    config: &BackboneConfig,
+    outer: &str,
+    lr: f64,
+    scale: f64,
+) -> ModuleLearningRate {
+    if scale == 1.0 {
+        return lr.into();
+    }
+    let body = ParamGroup::from_regex(prefix_regex(outer, &stage_prefixes(config, None)))
+        .expect("escaped prefixes form a valid regex");
+    ModuleLrScheduler::new(lr)
+        .with_group(body, lr * scale)
+        .step()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_name_the_stem_and_stages() {
+        let config = BackboneConfig::ResNet(repr_backbones::ResNetConfig::resnet18());
+        assert_eq!(
+            stage_prefixes(&config, Some(1)),
+            ["ResNet.conv1.", "ResNet.bn1.", "ResNet.layer1."]
+        );
+        assert_eq!(stage_prefixes(&config, None).len(), 6);
+        let re = prefix_regex("Supervised.backbone.", &stage_prefixes(&config, Some(0)));
+        assert_eq!(
+            re,
+            r"^(?:Supervised\.backbone\.)?(?:ResNet\.conv1\.|ResNet\.bn1\.)"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The `finetune` recipe end to end: a small supervised run is the pre-trained source; a
+//! fine-tuning run copies its first stages, re-initialises the rest, freezes a prefix (no
+//! gradient, BatchNorm statistics fixed) and trains on a class-balanced fraction of the labels.
+
+use std::collections::BTreeMap;
+
+mod common;
+
+use burn::store::ModuleSnapshot;
+use repr::train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainOptions, TrainedRun};
+
+fn options() -> TrainOptions {
+    TrainOptions {
+        device: DeviceChoice::Flex,
+        resume: false,
+        progress: false,
+    }
+}
+
+/// Every tensor of the run's backbone (parameters and BatchNorm statistics), by path, as bytes.
+fn backbone_tensors(run: &RunDir) -> BTreeMap<String, Vec<u8>> {
+    let trained = TrainedRun::load(run, &burn::tensor::Device::flex()).unwrap();
+    trained
+        .method
+        .backbone()
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
+        .collect()
+}
+
+fn source_run(dir: &std::path::Path) -> RunDir {
+    let run = RunDir::open(dir.join("source"), RunMode::New).unwrap();
+    let mut config = common::tiny_supervised(64, 32, 16, 2);
+    config.eval.plots = false;
+    repr::train::train(&config, &run, &options()).unwrap();
+    run
+}
+
+fn finetune_config(from: &std::path::Path) -> TrainConfig {
+    let mut config = TrainConfig::finetune();
+    let tiny = common::tiny_supervised(600, 32, 16, 1);
+    config.data = tiny.data.clone();
+    config.data.labels_fraction = Some(0.1);
+    config.augment = tiny.augment.clone();
+    config.batch_size = 16;
+    config.epochs = 1;
+    config.log_every_steps = 1;
+    config.eval_every_epochs = 0;
+    config.eval.plots = false;
+    config.finetune.from = Some(from.to_path_buf());
+    config.finetune.keep_stages = Some(3);
+    config.finetune.freeze_stages = Some(2);
+    config.finetune.backbone_lr_scale = 0.1;
+    config
+}
+
+#[test]
+fn copies_freezes_and_reinitialises_the_stages_it_is_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_run(dir.path());
+    let run = RunDir::open(dir.path().join("finetune"), RunMode::New).unwrap();
+    let mut config = finetune_config(source.root());
+    // A different architecture in this config: a repr run as source imposes its own (the
+    // number of classes stays this config's).
+    config.backbone = repr::backbones::BackboneConfig::ResNet(
+        repr::backbones::ResNetConfig::resnet18()
+            .with_stem(repr::backbones::Stem::Cifar)
+            .with_in_channels(1)
+            .with_num_classes(10),
+    );
+    let summary = repr::train::train(&config, &run, &options()).unwrap();
+    // 600 images, 10% of each class = 60, in batches of 16: 3 full steps.
+    assert_eq!(summary.steps, 3);
+    let written = TrainConfig::from_file(&run.config()).unwrap();
+    assert_eq!(written.recipe, Recipe::Finetune);
+    assert_eq!(written.backbone.name(), common::tiny_backbone(10).name());
+
+    let before = backbone_tensors(&source);
+    let after = backbone_tensors(&run);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    let stage = |path: &str| -> usize {
+        [
+            "conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.", "fc.",
+        ]
+        .iter()
+        .position(|p| path.starts_with(&format!("ResNet.{p}")))
+        .unwrap_or_else(|| panic!("unexpected path {path}"))
+    };
+    let (mut frozen, mut trained, mut fresh) = (0, 0, 0);
+    for (path, value) in &after {
+        let same = before[path] == *value;
+        match stage(path) {
+            // Stem and layers 1-2: frozen, weights and running statistics bit-identical.
+            0..=3 => {
+                assert!(same, "frozen {path} changed");
+                frozen += 1;
+            }
+            // layer3: copied, then trained (a scalar such as a BN parameter may not move
+            // much, but every tensor moves).
+            4 => {
+                assert!(!same, "trained {path} did not change");
+                trained += 1;
+            }
+            // layer4 and the head: freshly initialised, never the source's values.
+            _ => {
+                assert!(!same, "re-initialised {path} equals the source");
+                fresh += 1;
+            }
+        }
+    }
+    assert!(
+        frozen >= 15 && trained >= 10 && fresh >= 10,
+        "{frozen} {trained} {fresh}"
+    );
+    let accuracy = summary.eval.accuracy.unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+}
+
+#[test]
+fn layer3_starts_from_the_source_weights() {
+    // With every stage kept and a learning rate scale of 0 for the backbone, nothing in the
+    // backbone body moves except BatchNorm running statistics of unfrozen stages: the
+    // weights of every stage equal the source's after training.
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_run(dir.path());
+    let run = RunDir::open(dir.path().join("finetune"), RunMode::New).unwrap();
+    let mut config = finetune_config(source.root());
+    config.finetune.keep_stages = None;
+    config.finetune.freeze_stages = None;
+    config.finetune.backbone_lr_scale = 0.0;
+    if let repr::train::OptimizerConfig::Sgd { weight_decay, .. } = &mut config.optimizer {
+        *weight_decay = 0.0;
+    }
+    repr::train::train(&config, &run, &options()).unwrap();
+    let before = backbone_tensors(&source);
+    let after = backbone_tensors(&run);
+    for (path, value) in &after {
+        let statistic = path.ends_with("running_mean") || path.ends_with("running_var");
+        let head = path.starts_with("ResNet.fc.");
+        let same = before[path] == *value;
+        if head || statistic {
+            assert!(!same, "{path} should have changed");
+        } else {
+            assert!(same, "{path} moved at learning rate 0");
+        }
+    }
+}
+
+#[test]
+fn bad_finetune_settings_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| RunDir::open(dir.path().join(name), RunMode::New).unwrap();
+    let mut config = TrainConfig::finetune();
+    let err = repr::train::train(&config, &run("a"), &options()).unwrap_err();
+    assert!(err.to_string().contains("finetune.from"), "{err}");
+
+    config.finetune.from = Some(dir.path().join("missing"));
+    let err = repr::train::train(&config, &run("b"), &options()).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+
+    config.finetune.freeze_stages = Some(3);
+    config.finetune.keep_stages = Some(1);
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("finetune.freeze_stages"), "{err}");
+
+    config.finetune.keep_stages = Some(5);
+    let err = config.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("finetune.keep_stages") && err.contains("at most 4"),
+        "{err}"
+    );
+
+    config.finetune.keep_stages = None;
+    config.data.labels_fraction = Some(0.0);
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("data.labels_fraction"), "{err}");
+}
