@@ -72,7 +72,7 @@ enum BenchTarget {
 #[derive(Parser, Default)]
 struct TrainArgs {
     /// Recipe to train (full recipes); without it, the short SimCLR default (`simclr-short`).
-    #[arg(long, value_parser = ["supervised", "simclr", "triplet"])]
+    #[arg(long, value_parser = ["supervised", "simclr", "triplet", "finetune"])]
     recipe: Option<String>,
     /// Backend: flex (default CPU), ndarray, wgpu, cuda.
     #[arg(long, default_value = "flex")]
@@ -114,6 +114,13 @@ struct TrainArgs {
     /// reason in `<run>/skipped.txt`), `fail` (the config's default) stops on the first.
     #[arg(long, value_name = "skip|fail")]
     on_bad_image: Option<repr_data::OnBadImage>,
+    /// Pre-trained weights for `--recipe finetune`: a repr run folder, or a PyTorch state dict
+    /// with torchvision names (`.safetensors` or `.pt`).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Train on this fraction of the labelled training split, class-balanced (e.g. 0.01).
+    #[arg(long)]
+    labels_fraction: Option<f64>,
     /// Continue the run from its last checkpoint (its config.toml is the base config).
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
@@ -179,6 +186,12 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     let config = apply_overrides(base, &args);
     config.validate()?;
+    // A fine-tuning run takes the architecture of the repr run it starts from.
+    let config = if config.recipe == Recipe::Finetune {
+        repr_train::finetune::resolve(&config)?
+    } else {
+        config
+    };
     let run = RunDir::open(&root, mode)?;
 
     println!(
@@ -237,6 +250,12 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
     }
     if let Some(batch_size) = args.batch_size {
         config.batch_size = batch_size;
+    }
+    if let Some(from) = &args.from {
+        config.finetune.from = Some(from.clone());
+    }
+    if let Some(fraction) = args.labels_fraction {
+        config.data.labels_fraction = Some(fraction);
     }
     if let Some(lr) = args.lr {
         // A constant schedule (min_lr = lr) stays constant at the new rate.

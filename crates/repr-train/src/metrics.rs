@@ -25,6 +25,10 @@ pub struct MetricRecord {
     /// kNN top-1 accuracy of the embeddings on the test split (embedding methods).
     #[serde(default)]
     pub knn_top1: Option<f64>,
+    /// Linear-probe top-1 accuracy on the test split (embedding methods with
+    /// `eval.linear_probe`).
+    #[serde(default)]
+    pub linear_top1: Option<f64>,
     /// Learning rate of the last step.
     pub lr: Option<f64>,
     /// Training images per second over the interval.
@@ -41,7 +45,7 @@ pub struct MetricsLog {
 }
 
 const CSV_HEADER: &str =
-    "split,epoch,step,loss,accuracy,knn_top1,lr,images_per_second,wall_seconds\n";
+    "split,epoch,step,loss,accuracy,knn_top1,linear_top1,lr,images_per_second,wall_seconds\n";
 
 impl MetricsLog {
     /// Opens (or creates) the run's metrics files for appending.
@@ -74,13 +78,14 @@ impl MetricsLog {
         line.push('\n');
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let row = format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             record.split,
             record.epoch,
             record.step,
             opt(record.loss),
             opt(record.accuracy),
             opt(record.knn_top1),
+            opt(record.linear_top1),
             opt(record.lr),
             opt(record.images_per_second),
             record.wall_seconds
@@ -139,6 +144,7 @@ mod tests {
             loss: Some(1.25),
             accuracy: Some(0.5),
             knn_top1: None,
+            linear_top1: None,
             lr: Some(0.1),
             images_per_second: None,
             wall_seconds: 3.0,

@@ -32,6 +32,9 @@ pub(crate) fn training_curves(run: &RunDir) -> Result<(), TrainError> {
         }),
         series("test accuracy", "test", &|r| r.accuracy.map(|a| 100.0 * a)),
         series("test kNN top-1", "test", &|r| r.knn_top1.map(|a| 100.0 * a)),
+        series("test linear top-1", "test", &|r| {
+            r.linear_top1.map(|a| 100.0 * a)
+        }),
     ]
     .into_iter()
     .filter(|s| !s.points.is_empty())

@@ -90,14 +90,17 @@ fn embed_sets(
 }
 
 /// kNN top-1 of `method`'s embeddings.
-pub(crate) fn knn_top1(
+pub(crate) fn knn_and_linear(
     method: &Method,
     sets: &EvalSets,
     config: &TrainConfig,
     device: &Device,
-) -> Result<f64, TrainError> {
+) -> Result<(f64, Option<f64>), TrainError> {
     let (memory, test) = embed_sets(method, sets, config.eval_batch_size, device);
-    knn(&memory, &test, sets, config, device)
+    Ok((
+        knn(&memory, &test, sets, config, device)?,
+        linear(&memory, &test, sets, config, device)?,
+    ))
 }
 
 fn knn(

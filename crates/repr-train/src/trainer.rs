@@ -15,7 +15,7 @@ use repr_data::{
 
 use crate::checkpoint::{non_finite_tensor, write_atomic};
 use crate::progress::Progress;
-use crate::represent::{EvalSets, final_report, knn_top1};
+use crate::represent::{EvalSets, final_report, knn_and_linear};
 use crate::{
     Accuracy, BatchLoader, Checkpoint, DeviceChoice, EvalSummary, LoaderConfig, Method,
     MetricRecord, MetricsLog, Objective, Recipe, RunDir, Summary, TrainConfig, TrainError,
@@ -203,6 +203,7 @@ pub fn train(
                     loss: Some(loss),
                     accuracy: acc,
                     knn_top1: None,
+                    linear_top1: None,
                     lr: Some(lr),
                     images_per_second: Some(images_per_second),
                     wall_seconds: wall(&started),
@@ -280,7 +281,10 @@ pub fn train(
             let report = final_report(&model, &data.eval_sets(), config, run, &device)?;
             let knn = report.eval.knn_top1.expect("the report always has kNN");
             (
-                Test::Knn(knn),
+                Test::Embedding {
+                    knn,
+                    linear: report.eval.linear_top1,
+                },
                 report.eval,
                 report.baselines,
                 Some(report.table),
@@ -402,15 +406,19 @@ impl Data {
                 config.eval_batch_size,
                 device,
             )),
-            _ => Test::Knn(knn_top1(model, &self.eval_sets(), config, device)?),
+            _ => {
+                let (knn, linear) = knn_and_linear(model, &self.eval_sets(), config, device)?;
+                Test::Embedding { knn, linear }
+            }
         })
     }
 }
 
-/// A per-epoch test result.
+/// A per-epoch test result: classifier accuracy, or kNN (and linear-probe) top-1 of the
+/// embeddings.
 enum Test {
     Classifier(Accuracy),
-    Knn(f64),
+    Embedding { knn: f64, linear: Option<f64> },
 }
 
 impl Test {
@@ -419,14 +427,21 @@ impl Test {
             Test::Classifier(t) => {
                 format!("loss {:.4}, accuracy {:.2}%", t.loss, 100.0 * t.accuracy)
             }
-            Test::Knn(knn) => format!("kNN top-1 {:.2}%", 100.0 * knn),
+            Test::Embedding { knn, linear } => match linear {
+                Some(linear) => format!(
+                    "kNN top-1 {:.2}%, linear top-1 {:.2}%",
+                    100.0 * knn,
+                    100.0 * linear
+                ),
+                None => format!("kNN top-1 {:.2}%", 100.0 * knn),
+            },
         }
     }
 
     fn record(&self, state: TrainState, steps_per_epoch: usize, wall_seconds: f64) -> MetricRecord {
-        let (loss, accuracy, knn_top1) = match self {
-            Test::Classifier(t) => (Some(t.loss), Some(t.accuracy), None),
-            Test::Knn(knn) => (None, None, Some(*knn)),
+        let (loss, accuracy, knn_top1, linear_top1) = match self {
+            Test::Classifier(t) => (Some(t.loss), Some(t.accuracy), None, None),
+            Test::Embedding { knn, linear } => (None, None, Some(*knn), *linear),
         };
         MetricRecord {
             split: "test".into(),
@@ -435,6 +450,7 @@ impl Test {
             loss,
             accuracy,
             knn_top1,
+            linear_top1,
             lr: None,
             images_per_second: None,
             wall_seconds,
