@@ -4,6 +4,7 @@
 //! - [`ResNet`]: He et al. 2016, "Deep Residual Learning for Image Recognition", with
 //!   torchvision's layout, presets and initialisation ([`ResNetConfig::resnet18`], `resnet34`,
 //!   `resnet50`), an ImageNet or CIFAR [`Stem`] and a width multiplier.
+//! - [`Backbone::load_torchvision`] loads torchvision weights (`.safetensors`, `.pt`).
 //! - [`BackboneConfig`] builds a [`Backbone`], the enum of all variants; it (de)serialises with
 //!   serde (JSON, TOML) as part of a run configuration.
 //!
@@ -29,9 +30,11 @@ mod error;
 mod params;
 mod pool;
 pub mod resnet;
+mod torchvision;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use error::ConfigError;
 pub use params::num_learnable_params;
 pub use pool::Pooling;
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stage, Stem};
+pub use torchvision::ImportError;
