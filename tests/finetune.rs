@@ -20,13 +20,7 @@ fn options() -> TrainOptions {
 /// Every tensor of the run's backbone (parameters and BatchNorm statistics), by path, as bytes.
 fn backbone_tensors(run: &RunDir) -> BTreeMap<String, Vec<u8>> {
     let trained = TrainedRun::load(run, &burn::tensor::Device::flex()).unwrap();
-    trained
-        .method
-        .backbone()
-        .collect(None, None, false)
-        .into_iter()
-        .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
-        .collect()
+    tensors(trained.method.backbone())
 }
 
 fn source_run(dir: &std::path::Path) -> RunDir {
@@ -178,4 +172,50 @@ fn bad_finetune_settings_are_named() {
     config.data.labels_fraction = Some(0.0);
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("data.labels_fraction"), "{err}");
+}
+
+#[test]
+fn torchvision_weights_are_a_source_too() {
+    use repr::backbones::{BackboneConfig, ResNetConfig};
+    let device = burn::tensor::Device::flex();
+    let weights = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/resnet18/weights_f16.safetensors");
+    let mut config = TrainConfig::finetune();
+    config.backbone = BackboneConfig::ResNet(ResNetConfig::resnet18().with_num_classes(7));
+    config.finetune.from = Some(weights.clone());
+    config.finetune.keep_stages = Some(1);
+    let config = repr::train::finetune::resolve(&config).unwrap();
+    let fresh = config.backbone.init(&device);
+    let fresh_tensors = tensors(&fresh);
+    let loaded = repr::train::finetune::load_pretrained(&config, fresh, &device).unwrap();
+    let reference = BackboneConfig::ResNet(ResNetConfig::resnet18().with_num_classes(10))
+        .init(&device)
+        .load_torchvision(&weights, &[])
+        .unwrap();
+    let reference = tensors(&reference);
+    let mut copied = 0;
+    for (path, value) in tensors(&loaded) {
+        let kept = ["ResNet.conv1.", "ResNet.bn1.", "ResNet.layer1."]
+            .iter()
+            .any(|p| path.starts_with(p));
+        if kept {
+            assert_eq!(value, reference[&path], "{path} not copied");
+            copied += 1;
+        } else {
+            assert_eq!(value, fresh_tensors[&path], "{path} not left fresh");
+        }
+    }
+    assert_eq!(
+        copied,
+        5 + 2 * 10,
+        "stem conv + BN (4) and layer1's two blocks"
+    );
+}
+
+fn tensors(backbone: &repr::backbones::Backbone) -> BTreeMap<String, Vec<u8>> {
+    backbone
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
+        .collect()
 }

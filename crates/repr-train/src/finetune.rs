@@ -111,10 +111,12 @@ fn pretrained(config: &TrainConfig, device: &Device) -> Result<Backbone, TrainEr
         let run = RunDir::open(from, crate::RunMode::Resume)?;
         return Ok(TrainedRun::load(&run, device)?.method.backbone().clone());
     }
-    Err(finetune_error(format!(
-        "{}: expected a repr run folder",
-        from.display()
-    )))
+    // A PyTorch state dict for this config's architecture; its classifier is never used.
+    config
+        .backbone
+        .init(device)
+        .load_torchvision(from, &["fc."])
+        .map_err(|e| finetune_error(e.to_string()))
 }
 
 /// `fresh` with the pre-trained stem and first `keep_stages` stages copied in (all stages
