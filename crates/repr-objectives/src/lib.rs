@@ -7,17 +7,21 @@
 //! - [`NtXentLoss`] and [`ProjectionHead`]: SimCLR.
 //! - [`TripletLoss`] over a [`Distance`] with a [`Miner`]: metric learning (FaceNet, Hermans et
 //!   al. 2017).
+//! - [`byol_loss`], [`target_decay`] and [`momentum`]: BYOL (Grill et al. 2020).
 #![warn(missing_docs)]
 
+mod byol;
 mod cross_entropy;
 mod distance;
 mod error;
 mod miner;
+pub mod momentum;
 mod nt_xent;
 mod projection;
 mod reduction;
 mod triplet;
 
+pub use byol::{byol_loss, byol_symmetric_loss, target_decay};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
 pub use distance::Distance;
 pub use error::ObjectiveError;
