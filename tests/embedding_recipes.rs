@@ -1,4 +1,4 @@
-//! The SimCLR and triplet recipes end to end on every backend, through the same code path as
+//! The SimCLR, BYOL and triplet recipes end to end on every backend, through the same code path as
 //! `cargo xtask train --recipe simclr|triplet --device <backend>`: on a small network and a small
 //! slice of the embedded Fashion-MNIST the training loss must fall, and the final evaluation
 //! (kNN, linear probe, retrieval, baselines, pictures) must be written.
@@ -125,4 +125,37 @@ fn triplet_learns(backend: &str) {
     check_evaluation(&run, &summary, backend);
 }
 
-repr_testing::named_backend_tests!(simclr_learns, triplet_learns);
+fn byol_learns(backend: &str) {
+    // 32 images, 10 steps: the online network learns to predict the target's projection.
+    let mut config = tiny(Recipe::Byol, 32, 10);
+    config.byol.hidden = 64;
+    config.byol.output = 32;
+    config.optimizer = repr::train::OptimizerConfig::Adamw {
+        lr: 3e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.0,
+    };
+    config.schedule.min_lr = 3e-3;
+    let (run, _dir, losses, summary) = train_losses(&config, backend);
+    assert_eq!(losses.len(), 10);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    // Two terms of 2 - 2 cos each: in [0, 8], near 4 for unrelated random vectors.
+    let first = (losses[0] + losses[1]) / 2.0;
+    let last = (losses[8] + losses[9]) / 2.0;
+    assert!((2.0..6.0).contains(&first), "{backend}: first loss {first}");
+    assert!(
+        last < first - 0.1,
+        "{backend}: the BYOL loss did not fall: {first:.4} -> {last:.4} ({losses:?})"
+    );
+    check_evaluation(&run, &summary, backend);
+    // Not collapsed: spread-out 128-d unit vectors have a per-dimension std near 0.09.
+    let std = summary
+        .eval
+        .embedding_std
+        .expect("the collapse check is reported");
+    assert!(std > 0.01, "{backend}: embedding std {std}");
+}
+
+repr_testing::named_backend_tests!(simclr_learns, triplet_learns, byol_learns);

@@ -19,6 +19,9 @@ pub enum Recipe {
     Simclr,
     /// Triplet loss with mining on P×K class-balanced batches (Hermans et al. 2017).
     Triplet,
+    /// BYOL (Grill et al. 2020): online network predicts a momentum target's projection of the
+    /// other view; no negatives.
+    Byol,
     /// Supervised fine-tuning of a pre-trained backbone (a `repr` run or PyTorch weights) with
     /// a new classifier: copy the first stages, re-initialise the rest, freeze a prefix, a
     /// smaller learning rate for the backbone, warm-up (see [`FinetuneConfig`]).
@@ -32,15 +35,17 @@ impl Recipe {
             Recipe::Supervised => "supervised",
             Recipe::Simclr => "simclr",
             Recipe::Triplet => "triplet",
+            Recipe::Byol => "byol",
             Recipe::Finetune => "finetune",
         }
     }
 
     /// Every recipe, in the order the CLI lists them.
-    pub const ALL: [Recipe; 4] = [
+    pub const ALL: [Recipe; 5] = [
         Recipe::Supervised,
         Recipe::Simclr,
         Recipe::Triplet,
+        Recipe::Byol,
         Recipe::Finetune,
     ];
 
@@ -55,6 +60,7 @@ impl Recipe {
             Recipe::Supervised => TrainConfig::supervised(),
             Recipe::Simclr => TrainConfig::simclr(),
             Recipe::Triplet => TrainConfig::triplet(),
+            Recipe::Byol => TrainConfig::byol(),
             Recipe::Finetune => TrainConfig::finetune(),
         }
     }
@@ -108,7 +114,9 @@ pub struct TrainConfig {
     pub simclr: SimclrConfig,
     /// Triplet loss, mining and P×K batches (recipe `triplet`).
     pub triplet: TripletConfig,
-    /// The augmented views of the self-supervised recipes (recipe `simclr`).
+    /// BYOL's projector, predictor and target decay (recipe `byol`).
+    pub byol: ByolConfig,
+    /// The augmented views of the self-supervised recipes (`simclr`, `byol`).
     pub views: MultiViewConfig,
     /// Where the pre-trained weights come from and what is kept, frozen and re-initialised
     /// (recipe `finetune`).
@@ -133,6 +141,28 @@ pub struct SimclrConfig {
     pub head_batch_norm: bool,
     /// Rows of the similarity matrix computed at once (`None`: all 2N).
     pub chunk_size: Option<usize>,
+}
+
+/// BYOL's heads and target network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ByolConfig {
+    /// Hidden width of the projector and predictor MLPs (BYOL: 4096).
+    pub hidden: usize,
+    /// Output width of the projector and predictor (BYOL: 256).
+    pub output: usize,
+    /// The target's decay at the first step, rising to 1 along a cosine (BYOL: 0.996).
+    pub base_decay: f64,
+}
+
+impl Default for ByolConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 4096,
+            output: 256,
+            base_decay: 0.996,
+        }
+    }
 }
 
 /// Fine-tuning a pre-trained backbone on a labelled task (recipe `finetune`).

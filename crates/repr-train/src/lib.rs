@@ -5,6 +5,7 @@
 //! [`train`] into a [`RunDir`], and summarised by a [`Summary`] (`summary.json`).
 #![warn(missing_docs)]
 
+mod byol;
 mod checkpoint;
 mod config;
 mod device;
@@ -30,10 +31,11 @@ mod trainer;
 mod triplet;
 mod validate;
 
+pub use byol::Byol;
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{
-    AugmentConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe, ScheduleConfig,
-    SimclrConfig, TrainConfig, TripletConfig,
+    AugmentConfig, ByolConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe,
+    ScheduleConfig, SimclrConfig, TrainConfig, TripletConfig,
 };
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;

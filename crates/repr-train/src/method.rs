@@ -9,7 +9,7 @@ use repr_objectives::{
     TripletLoss, TripletLossConfig,
 };
 
-use crate::{Recipe, SimClr, Supervised, TrainConfig, TrainError, TripletNet};
+use crate::{Byol, Recipe, SimClr, Supervised, TrainConfig, TrainError, TripletNet};
 
 /// What one training step returns, still on the device.
 pub struct StepOutput {
@@ -31,6 +31,8 @@ pub enum Method {
     Simclr(SimClr),
     /// Encoder + embedding head trained with triplet loss on P×K batches.
     Triplet(TripletNet),
+    /// Online and momentum-target networks trained with BYOL's regression loss on two views.
+    Byol(Byol),
 }
 
 /// A training batch: labelled images, or several augmented views of the same images.
@@ -52,6 +54,8 @@ pub enum Objective {
     NtXent(NtXentLoss),
     /// Triplet loss with its miner.
     Triplet(TripletLoss),
+    /// BYOL's normalised regression (no parameters).
+    Byol,
 }
 
 fn config_error(field: &str, e: impl std::fmt::Display) -> TrainError {
@@ -79,6 +83,7 @@ impl Objective {
                 .init()
                 .map_err(|e| config_error("simclr.temperature", e))?,
             ),
+            Recipe::Byol => Objective::Byol,
             Recipe::Triplet => {
                 let t = &config.triplet;
                 Objective::Triplet(
@@ -115,6 +120,12 @@ impl Method {
                 .init(device);
                 Method::Simclr(SimClr { backbone, head })
             }
+            Recipe::Byol => Method::Byol(Byol::new(
+                backbone,
+                config.byol.hidden,
+                config.byol.output,
+                device,
+            )),
             Recipe::Triplet => Method::Triplet(TripletNet::new(
                 backbone,
                 config.triplet.embedding_dim,
@@ -140,7 +151,29 @@ impl Method {
                 backbone: f(m.backbone)?,
                 ..m
             }),
+            // The target encoder follows the online one.
+            Method::Byol(m) => {
+                let backbone = f(m.backbone)?;
+                Method::Byol(Byol {
+                    target_backbone: repr_objectives::momentum::momentum_copy(&backbone),
+                    backbone,
+                    ..m
+                })
+            }
         })
+    }
+
+    /// Work after each optimizer step: BYOL moves its target network towards the online one
+    /// with the decay of step `step` of `total`.
+    pub fn after_step(self, step: usize, total: usize, config: &TrainConfig) -> Self {
+        match self {
+            Method::Byol(m) => Method::Byol(m.update_target(repr_objectives::target_decay(
+                step,
+                total,
+                config.byol.base_decay,
+            ))),
+            other => other,
+        }
     }
 
     /// The encoder.
@@ -149,6 +182,7 @@ impl Method {
             Method::Supervised(m) => &m.backbone,
             Method::Simclr(m) => &m.backbone,
             Method::Triplet(m) => &m.backbone,
+            Method::Byol(m) => &m.backbone,
         }
     }
 
@@ -176,6 +210,13 @@ impl Method {
             (Method::Supervised(m), Batch::Labeled(b), Objective::CrossEntropy(l)) => m.step(b, l),
             (Method::Triplet(m), Batch::Labeled(b), Objective::Triplet(l)) => {
                 m.step(b.images, b.targets, l)
+            }
+            (Method::Byol(m), Batch::Views(b), Objective::Byol) => {
+                let mut views = b.views.into_iter();
+                match (views.next(), views.next()) {
+                    (Some(v1), Some(v2)) => m.step(v1, v2),
+                    _ => panic!("BYOL needs two views per image"),
+                }
             }
             (Method::Simclr(m), Batch::Views(b), Objective::NtXent(l)) => {
                 let mut views = b.views.into_iter();

@@ -5,8 +5,8 @@ use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
 use repr_objectives::Miner;
 
 use crate::{
-    AugmentConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe, ScheduleConfig,
-    SimclrConfig, TrainConfig, TripletConfig,
+    AugmentConfig, ByolConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe,
+    ScheduleConfig, SimclrConfig, TrainConfig, TripletConfig,
 };
 
 /// A CIFAR-stem ResNet for 1-channel 28×28 images; `num_classes` 0 builds an encoder only.
@@ -53,6 +53,7 @@ impl TrainConfig {
             simclr: SimclrConfig::default(),
             triplet: TripletConfig::default(),
             views: MultiViewConfig::simclr_grayscale(28),
+            byol: ByolConfig::default(),
             finetune: FinetuneConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -147,6 +148,32 @@ impl TrainConfig {
                 ..EvalConfig::default()
             },
             ..full
+        }
+    }
+
+    /// BYOL (Grill et al. 2020) sized like the short SimCLR default: a width-16 ResNet-10 on
+    /// 20,000 training images for 4 epochs in batches of 128, projector and predictor
+    /// 1024-256 with BatchNorm, target decay from 0.99 to 1 along a cosine, SGD momentum 0.9
+    /// at 0.06 (lightly's CIFAR-10 benchmark setting for batch 128) with weight decay 5e-4,
+    /// warm-up 0.2 epoch then cosine, the SimCLR views.
+    pub fn byol() -> Self {
+        let short = Self::simclr_short();
+        Self {
+            recipe: Recipe::Byol,
+            epochs: 4,
+            batch_size: 128,
+            byol: ByolConfig {
+                hidden: 1024,
+                output: 256,
+                base_decay: 0.99,
+            },
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.06,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 5e-4,
+            },
+            ..short
         }
     }
 

@@ -254,17 +254,52 @@ pub(crate) fn final_report(
             .join(", "),
         retrieval.map_at_r
     ));
+    let embedding_std = normalised_std(&test);
+    table.push_str(&format!(
+        "embedding std (L2-normalised, mean over {} dims): {embedding_std:.4} (1/sqrt(dim) = {:.4})\n",
+        test.dim,
+        1.0 / (test.dim as f64).sqrt()
+    ));
     Ok(Report {
         eval: EvalSummary {
             knn_top1: Some(knn_top1),
             linear_top1,
             recall_at_1,
             map_at_r: Some(retrieval.map_at_r),
+            embedding_std: Some(embedding_std),
             ..EvalSummary::default()
         },
         baselines,
         table,
     })
+}
+
+/// Per-dimension standard deviation of the L2-normalised rows, averaged over dimensions.
+fn normalised_std(e: &Embeddings) -> f64 {
+    if e.len == 0 || e.dim == 0 {
+        return 0.0;
+    }
+    let mut sum = vec![0.0f64; e.dim];
+    let mut sum_sq = vec![0.0f64; e.dim];
+    for row in e.data.chunks_exact(e.dim) {
+        let norm = row
+            .iter()
+            .map(|&v| (v as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-12);
+        for (d, &v) in row.iter().enumerate() {
+            let u = v as f64 / norm;
+            sum[d] += u;
+            sum_sq[d] += u * u;
+        }
+    }
+    let n = e.len as f64;
+    sum.iter()
+        .zip(&sum_sq)
+        .map(|(s, q)| (q / n - (s / n).powi(2)).max(0.0).sqrt())
+        .sum::<f64>()
+        / e.dim as f64
 }
 
 /// `embedding.png` (PCA of the test embeddings, by class) and `retrieval.png` (the first test
@@ -328,4 +363,27 @@ pub(crate) fn draw_retrieval(
     let grid = repr_eval::retrieval_grid(&query_images, &found, sets.test.shape(), 3);
     grid.save(path)
         .map_err(|e| eval_error("retrieval grid", format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collapse_check_is_zero_for_a_collapsed_set_and_half_for_two_axes() {
+        let collapsed = Embeddings {
+            data: [0.6f32, 0.8].repeat(5),
+            len: 5,
+            dim: 2,
+        };
+        assert!(normalised_std(&collapsed) < 1e-7);
+        // Rows alternate between the two axes (one scaled by 3: normalisation removes it):
+        // each dimension is 0 or 1 half of the time, std 0.5.
+        let axes = Embeddings {
+            data: vec![1.0, 0.0, 0.0, 3.0, 1.0, 0.0, 0.0, 3.0],
+            len: 4,
+            dim: 2,
+        };
+        assert!((normalised_std(&axes) - 0.5).abs() < 1e-12);
+    }
 }

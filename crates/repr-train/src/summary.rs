@@ -45,4 +45,9 @@ pub struct EvalSummary {
     pub recall_at_1: Option<f64>,
     /// Retrieval mAP@R.
     pub map_at_r: Option<f64>,
+    /// Collapse check (Grill et al. 2020 watch the same): the standard deviation over the test
+    /// set of each dimension of the L2-normalised embeddings, averaged over the dimensions.
+    /// Near 0 for a collapsed representation, about `1/sqrt(dim)` for a spread-out one.
+    #[serde(default)]
+    pub embedding_std: Option<f64>,
 }

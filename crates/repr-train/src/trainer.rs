@@ -160,7 +160,11 @@ pub fn train(
                 lr,
                 config.finetune.backbone_lr_scale,
             );
-            model = optimizer.step(rates, model, grads);
+            model = optimizer.step(rates, model, grads).after_step(
+                state.global_step,
+                total_steps,
+                config,
+            );
             state.global_step += 1;
             state.batch_in_epoch += 1;
 
@@ -581,7 +585,7 @@ fn loader_config(config: &TrainConfig, data: &Data) -> Result<LoaderConfig, Trai
         field: field.to_string(),
         message: e.to_string(),
     };
-    let single_view = config.recipe != Recipe::Simclr;
+    let single_view = !matches!(config.recipe, Recipe::Simclr | Recipe::Byol);
     let crop = (single_view && config.augment.crop_padding > 0)
         .then(|| {
             RandomCropConfig {
@@ -646,7 +650,7 @@ fn loader_config(config: &TrainConfig, data: &Data) -> Result<LoaderConfig, Trai
 /// or the method has none.
 fn metric_per_image(recipe: Recipe) -> usize {
     match recipe {
-        Recipe::Simclr => 2,
+        Recipe::Simclr | Recipe::Byol => 2,
         _ => 1,
     }
 }

@@ -276,7 +276,17 @@ impl TrainConfig {
                 "nothing".into(),
             );
         }
-        if self.recipe == Recipe::Simclr
+        if !(self.byol.base_decay >= 0.0 && self.byol.base_decay <= 1.0) {
+            return bad(
+                "byol.base_decay",
+                "0 <= value <= 1",
+                self.byol.base_decay.to_string(),
+            );
+        }
+        if self.byol.hidden == 0 || self.byol.output == 0 {
+            return bad("byol.hidden / byol.output", ">= 1", "0".into());
+        }
+        if matches!(self.recipe, Recipe::Simclr | Recipe::Byol)
             && let Err(e) = self.views.validate()
         {
             return Err(TrainError::Config {
