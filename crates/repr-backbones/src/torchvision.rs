@@ -68,6 +68,19 @@ impl Backbone {
     /// the parameters under the `ignore` prefixes (repr paths without variant names, e.g.
     /// `"fc."`) as they are. BatchNorm running statistics are loaded too.
     ///
+    /// ```
+    /// use repr_backbones::{BackboneConfig, ResNetConfig};
+    ///
+    /// let device = burn::tensor::Device::flex();
+    /// let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/resnet18/weights_f16.safetensors");
+    /// // torchvision's ResNet-18 body under a new 3-class head.
+    /// let backbone = BackboneConfig::from(ResNetConfig::resnet18().with_num_classes(3))
+    ///     .init(&device)
+    ///     .load_torchvision(weights.as_ref(), &["fc."])?;
+    /// assert_eq!(backbone.num_features(), 512);
+    /// # Ok::<(), repr_backbones::ImportError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ImportError::Read`] for an unreadable file or extension, [`ImportError::Tensors`] for
     /// a tensor whose shape does not fit (naming it), [`ImportError::Keys`] listing missing and
