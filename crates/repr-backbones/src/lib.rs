@@ -4,7 +4,8 @@
 //! - [`ResNet`]: He et al. 2016, "Deep Residual Learning for Image Recognition", with
 //!   torchvision's layout, presets and initialisation ([`ResNetConfig::resnet18`], `resnet34`,
 //!   `resnet50`), an ImageNet or CIFAR [`Stem`] and a width multiplier.
-//! - [`Backbone::load_torchvision`] loads torchvision weights (`.safetensors`, `.pt`).
+//! - [`Backbone::load_torchvision`] loads torchvision weights (`.safetensors`, `.pt`);
+//!   [`StateDict`] reads PyTorch state dicts and loads them by an explicit key table.
 //! - [`BackboneConfig`] builds a [`Backbone`], the enum of all variants; it (de)serialises with
 //!   serde (JSON, TOML) as part of a run configuration.
 //!
@@ -27,6 +28,7 @@
 
 mod backbone;
 mod error;
+mod import;
 mod params;
 mod pool;
 pub mod resnet;
@@ -37,4 +39,4 @@ pub use error::ConfigError;
 pub use params::num_learnable_params;
 pub use pool::Pooling;
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stage, Stem};
-pub use torchvision::ImportError;
+pub use import::{ImportError, ShapeMismatch, StateDict};

@@ -71,7 +71,7 @@ fn a_new_head_can_be_left_out() {
     let seven = resnet18(ResNetConfig::resnet18().with_num_classes(7), &device);
     let err = seven.load_torchvision(&weights(), &[]).unwrap_err();
     assert!(
-        matches!(err, ImportError::Tensors { .. }) && err.to_string().contains("fc.weight"),
+        matches!(err, ImportError::Shapes { .. }) && err.to_string().contains("fc.weight"),
         "{err}"
     );
     let seven = resnet18(ResNetConfig::resnet18().with_num_classes(7), &device);

@@ -4,6 +4,7 @@
 mod base;
 mod block;
 mod config;
+mod torchvision;
 
 pub use base::{ResNet, Stage};
 pub use block::{BasicBlock, Block, BlockConfig, Bottleneck, Downsample};
