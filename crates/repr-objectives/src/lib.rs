@@ -7,6 +7,7 @@
 //! - [`NtXentLoss`] and [`ProjectionHead`]: SimCLR.
 //! - [`TripletLoss`] over a [`Distance`] with a [`Miner`]: metric learning (FaceNet, Hermans et
 //!   al. 2017).
+//! - [`MaskedPatchConfig`]: masked-patch prediction for ViTs (Dosovitskiy et al. 2020).
 //! - [`byol_loss`], [`target_decay`] and [`momentum`]: BYOL (Grill et al. 2020).
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ mod byol;
 mod cross_entropy;
 mod distance;
 mod error;
+mod masked_patch;
 mod miner;
 pub mod momentum;
 mod nt_xent;
@@ -25,6 +27,7 @@ pub use byol::{byol_loss, byol_symmetric_loss, target_decay};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
 pub use distance::Distance;
 pub use error::ObjectiveError;
+pub use masked_patch::{CorruptionPlan, MaskedPatchConfig, MaskedPatchTarget, PatchTargets};
 pub use miner::{MinedTriplets, Miner, Triplet};
 pub use nt_xent::{NtXentLoss, NtXentLossConfig};
 pub use projection::{ProjectionBlock, ProjectionHead, ProjectionHeadConfig};
