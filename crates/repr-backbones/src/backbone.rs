@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::{BlockKind, Pooling, ResNet, ResNetConfig, Stage, Stem};
+use crate::{BlockKind, Norm, Pooling, ResNet, ResNetConfig, Stage, Stem};
 
 /// Configuration of any backbone, tagged by `kind` in files:
 ///
@@ -32,6 +32,8 @@ use crate::{BlockKind, Pooling, ResNet, ResNetConfig, Stage, Stem};
 /// in_channels = 1
 /// num_classes = 0        # no head
 /// zero_init_residual = false
+/// norm = "batch"         # or BiT's GroupNorm + Weight Standardization:
+///                        # norm = { group_ws = { groups = 32 } }
 /// ```
 ///
 /// `kind` is required; every other field may be left out and takes the default of
@@ -76,6 +78,7 @@ struct BackboneConfigFile {
     in_channels: Option<usize>,
     num_classes: Option<usize>,
     zero_init_residual: Option<bool>,
+    norm: Option<Norm>,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +102,8 @@ impl<'de> Deserialize<'de> for BackboneConfig {
                         .with_num_classes(f.num_classes.unwrap_or(d.num_classes))
                         .with_zero_init_residual(
                             f.zero_init_residual.unwrap_or(d.zero_init_residual),
-                        ),
+                        )
+                        .with_norm(f.norm.unwrap_or(d.norm)),
                 )
             }
         })
@@ -282,6 +286,28 @@ mod tests {
         assert_eq!(config.num_features(), 256);
         let err = toml::from_str::<BackboneConfig>(r#"kind = "vgg""#).unwrap_err();
         assert!(err.to_string().contains("vgg"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_norm() {
+        let config: BackboneConfig =
+            toml::from_str("kind = \"resnet\"\nnorm = { group_ws = { groups = 8 } }").unwrap();
+        let BackboneConfig::ResNet(resnet) = &config;
+        assert_eq!(resnet.norm, Norm::GroupWs { groups: 8 });
+        assert_eq!(config.name(), "resnet18-gn8ws");
+        let back: BackboneConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        let BackboneConfig::ResNet(back) = back;
+        assert_eq!(back.norm, Norm::GroupWs { groups: 8 });
+        let config: BackboneConfig = toml::from_str("kind = \"resnet\"\nnorm = \"batch\"").unwrap();
+        let BackboneConfig::ResNet(resnet) = &config;
+        assert_eq!(resnet.norm, Norm::Batch);
+        let err =
+            toml::from_str::<BackboneConfig>("kind = \"resnet\"\nnorm = \"layer\"").unwrap_err();
+        assert!(err.to_string().contains("layer"), "{err}");
+        let json = r#"{"kind":"resnet","width":48,"norm":{"group_ws":{"groups":32}}}"#;
+        let config: BackboneConfig = serde_json::from_str(json).unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("groups"), "{err}");
     }
 
     #[test]

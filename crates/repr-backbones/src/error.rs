@@ -15,4 +15,15 @@ pub enum ConfigError {
         /// Name of the configuration field.
         field: &'static str,
     },
+    /// GroupNorm groups that do not divide the channels.
+    #[error(
+        "resnet `norm.group_ws.groups` ({groups}) must be at least 1 and divide `width` ({width}), \
+         so that it divides every layer's channels"
+    )]
+    Groups {
+        /// The number of groups.
+        groups: usize,
+        /// The ResNet's base width.
+        width: usize,
+    },
 }

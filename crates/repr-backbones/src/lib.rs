@@ -36,7 +36,7 @@ mod torchvision;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use error::ConfigError;
+pub use import::{ImportError, ShapeMismatch, StateDict};
 pub use params::num_learnable_params;
 pub use pool::Pooling;
-pub use resnet::{BlockKind, ResNet, ResNetConfig, Stage, Stem};
-pub use import::{ImportError, ShapeMismatch, StateDict};
+pub use resnet::{BlockKind, Norm, ResNet, ResNetConfig, Stage, Stem};

@@ -5,9 +5,10 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
-use repr_backbones::resnet::Block;
+use repr_backbones::resnet::{Block, standardized_conv2d};
 use repr_backbones::{
-    BackboneConfig, BlockKind, Pooling, ResNet, ResNetConfig, Stage, Stem, num_learnable_params,
+    BackboneConfig, BlockKind, Norm, Pooling, ResNet, ResNetConfig, Stage, Stem,
+    num_learnable_params,
 };
 
 /// A configuration with the input its tests feed it.
@@ -463,5 +464,174 @@ fn backbone_enum(device: &Device) {
 repr_testing::backend_tests!(
     batch_norm_train_and_eval,
     backbone_enum,
-    record_of_a_training_model_lags_one_update
+    record_of_a_training_model_lags_one_update,
+    group_norm_is_batch_independent,
+    group_norm_stem_matches_the_definition
 );
+
+// BiT normalisation (Kolesnikov et al. 2020): GroupNorm + Weight Standardization.
+
+/// Width 8 with 4 groups (32 would not divide 8), the small CIFAR encoder of the BN presets.
+fn gn_ws_w8_cifar() -> Preset {
+    Preset {
+        config: resnet18_w8_cifar()
+            .config
+            .with_norm(Norm::GroupWs { groups: 4 }),
+        input: [2, 1, 16, 16],
+    }
+}
+
+/// BiT's 32 groups on bottleneck blocks, no head.
+fn gn_ws_bottleneck_w32_encoder() -> Preset {
+    Preset {
+        config: ResNetConfig::new([1, 1, 1, 1], BlockKind::Bottleneck)
+            .with_stem(Stem::Cifar)
+            .with_width(32)
+            .with_num_classes(0)
+            .with_norm(Norm::BIT),
+        input: [2, 3, 12, 10],
+    }
+}
+
+mod group_norm {
+    use burn::tensor::Device;
+
+    fn shapes_and_finite(device: &Device) {
+        super::shapes_and_finite(&super::gn_ws_w8_cifar(), device);
+        super::shapes_and_finite(&super::gn_ws_bottleneck_w32_encoder(), device);
+    }
+    fn gradients(device: &Device) {
+        super::gradients(&super::gn_ws_w8_cifar(), device);
+        super::gradients(&super::gn_ws_bottleneck_w32_encoder(), device);
+    }
+
+    repr_testing::backend_tests!(shapes_and_finite, gradients);
+}
+
+/// GroupNorm has the same learnable parameters as BatchNorm (gamma, beta per channel) and no
+/// running statistics: Burn's count equals the learnable count.
+#[test]
+fn group_norm_has_no_running_statistics() {
+    let device = repr_testing::flex();
+    for preset in [gn_ws_w8_cifar(), gn_ws_bottleneck_w32_encoder()] {
+        let gn = preset.config.init(&device);
+        let mut bn_config = preset.config.clone();
+        bn_config.norm = Norm::Batch;
+        let bn = bn_config.init(&device);
+        assert_eq!(num_learnable_params(&gn), num_learnable_params(&bn));
+        assert_eq!(gn.num_params(), num_learnable_params(&gn));
+        assert_eq!(
+            bn.num_params(),
+            num_learnable_params(&bn) + 2 * batch_norm_channels(&bn)
+        );
+        assert!(gn.bn1.batch_norm().is_none() && bn.bn1.batch_norm().is_some());
+    }
+    assert_eq!(gn_ws_w8_cifar().config.name(), "resnet18-w8-cifar-gn4ws");
+    assert_eq!(
+        ResNetConfig::resnet50().with_norm(Norm::BIT).name(),
+        "resnet50-gnws"
+    );
+    // Groups must divide the width (and so every layer's channels).
+    for groups in [0, 3, 32] {
+        let err = gn_ws_w8_cifar()
+            .config
+            .with_norm(Norm::GroupWs { groups })
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("groups"), "{err}");
+    }
+}
+
+#[test]
+fn zero_init_residual_zeroes_the_last_group_norm_gamma() {
+    let device = repr_testing::flex();
+    let model = ResNetConfig::new([1, 1, 1, 1], BlockKind::Bottleneck)
+        .with_width(4)
+        .with_norm(Norm::GroupWs { groups: 2 })
+        .with_zero_init_residual(true)
+        .init(&device);
+    for block in [&model.layer1, &model.layer2, &model.layer3, &model.layer4]
+        .into_iter()
+        .flatten()
+    {
+        let Block::Bottleneck(block) = block else {
+            unreachable!()
+        };
+        assert!(values(block.bn3.gamma()).iter().all(|&g| g == 0.0));
+        assert!(values(block.bn1.gamma()).iter().all(|&g| g == 1.0));
+    }
+}
+
+/// The point of GroupNorm for BiT: in training mode a sample's output does not depend on the
+/// rest of its batch (each sample is normalised over its own channel groups), so a batch of
+/// one works and gives the same output as within a batch. BatchNorm's does depend on it.
+fn group_norm_is_batch_independent(device: &Device) {
+    let autodiff = device.clone().autodiff();
+    device.seed(3);
+    let preset = gn_ws_w8_cifar();
+    let gn = preset.config.init(&autodiff);
+    let x = random_input([3, 1, 16, 16], &autodiff);
+    let alone = gn.forward(x.clone().slice(0..1));
+    let within = gn.forward(x.clone()).slice(0..1);
+    let diff = max_abs_diff(alone.clone(), within);
+    assert!(
+        diff < 1e-5,
+        "GroupNorm: sample 0 alone vs in the batch differs by {diff}"
+    );
+    assert_finite(alone, "batch of one");
+    // Another batch around the same sample: still the same output.
+    let other = Tensor::cat(
+        vec![
+            x.clone().slice(0..1),
+            random_input([2, 1, 16, 16], &autodiff).mul_scalar(5.0),
+        ],
+        0,
+    );
+    let diff = max_abs_diff(
+        gn.forward(other).slice(0..1),
+        gn.forward(x.clone()).slice(0..1),
+    );
+    assert!(
+        diff < 1e-5,
+        "GroupNorm: depends on the other samples ({diff})"
+    );
+
+    // BatchNorm in training mode: sample 0's output changes with its batch.
+    let mut bn_config = preset.config.clone();
+    bn_config.norm = Norm::Batch;
+    let bn = bn_config.init(&autodiff);
+    let pair = bn.forward(x.clone().slice(0..2)).slice(0..1);
+    let triple = bn.forward(x).slice(0..1);
+    assert!(
+        max_abs_diff(pair, triple) > 1e-3,
+        "BatchNorm should depend on the batch"
+    );
+}
+
+/// GroupNorm + WS layers are the definition: the stem output equals a GroupNorm (biased
+/// variance over each sample's channel group, eps 1e-5) of the weight-standardised convolution,
+/// computed in f64 from the convolution's output.
+fn group_norm_stem_matches_the_definition(device: &Device) {
+    device.seed(5);
+    let preset = gn_ws_w8_cifar();
+    let model = preset.config.init(device);
+    let x = random_input([2, 1, 16, 16], device);
+    let conv = values(standardized_conv2d(&model.conv1, x.clone()));
+    let got = values(model.forward_intermediates(x, &[Stage::Stem]).remove(0));
+    let (channels, groups, plane) = (8, 4, 16 * 16);
+    let per_group = channels / groups * plane;
+    let mut expected = vec![0.0f64; conv.len()];
+    for (g, chunk) in conv.chunks(per_group).enumerate() {
+        let mean = chunk.iter().map(|&v| v as f64).sum::<f64>() / per_group as f64;
+        let var = chunk
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / per_group as f64;
+        for (i, &v) in chunk.iter().enumerate() {
+            // gamma 1, beta 0, then the stem's ReLU.
+            expected[g * per_group + i] = ((v as f64 - mean) / (var + 1e-5).sqrt()).max(0.0);
+        }
+    }
+    repr_testing::assert_close(&got, &expected, 1e-4, 1e-4, "GroupNorm stem");
+}

@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use repr_backbones::{Backbone, BackboneConfig, ImportError, ResNetConfig, StateDict, Stem};
+use repr_backbones::{Backbone, BackboneConfig, ImportError, Norm, ResNetConfig, StateDict, Stem};
 use repr_testing::{Array, assert_close, fixture_path, read_fixture};
 use serde::Deserialize;
 
@@ -229,6 +229,36 @@ fn bf16_and_f16_files_are_cast_and_integer_tensors_rejected() {
     let err = StateDict::read(&path).unwrap_err();
     assert!(
         matches!(&err, ImportError::Dtype { key, .. } if key == "step"),
+        "{err}"
+    );
+}
+
+/// A GroupNorm ResNet has no running statistics: torchvision's 20 BatchNorms' are unexpected
+/// (and nothing else: the affine parameters fit GroupNorm's).
+#[test]
+fn a_group_norm_model_reports_running_statistics_as_unexpected() {
+    let device = Device::flex();
+    let config = ResNetConfig::resnet18()
+        .with_num_classes(10)
+        .with_norm(Norm::BIT);
+    let err = config
+        .init(&device)
+        .load_torchvision(&weights(), &[])
+        .unwrap_err();
+    let ImportError::Keys {
+        missing,
+        unexpected,
+        ..
+    } = &err
+    else {
+        panic!("expected a key error, got {err}");
+    };
+    assert!(missing.is_empty(), "{err}");
+    assert_eq!(unexpected.len(), 2 * 20, "{err}");
+    assert!(
+        unexpected
+            .iter()
+            .all(|k| k.ends_with("running_mean") || k.ends_with("running_var")),
         "{err}"
     );
 }

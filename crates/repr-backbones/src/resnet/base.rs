@@ -3,13 +3,13 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::block::{batch_norm, conv};
-use super::{Block, BlockConfig, ResNetConfig, Stem};
+use super::block::conv;
+use super::{Block, BlockConfig, NormLayer, ResNetConfig, Stem};
 use crate::Pooling;
 
 /// A point of the network whose activation [`ResNet::forward_intermediates`] can return.
@@ -50,15 +50,17 @@ impl Stage {
 /// [`forward_intermediates`](Self::forward_intermediates) tapping any [`Stage`].
 ///
 /// Names that differ from torchvision's state dict, for an importer: BatchNorm `weight`/`bias`
-/// are `gamma`/`beta`; `fc.weight` is stored transposed (`[in, out]`); blocks carry their
-/// [`Block`] variant in the path; shortcuts are `downsample.conv`/`downsample.bn`
-/// (see [`Downsample`](super::Downsample)). burn-store's `PytorchStore` handles the first three.
+/// are `gamma`/`beta`; `fc.weight` is stored transposed (`[in, out]`); blocks and
+/// normalisation layers carry their [`Block`] and [`NormLayer`] variant in the path
+/// (`layer1.0.Basic.bn1.Batch.gamma`); shortcuts are `downsample.conv`/`downsample.bn`
+/// (see [`Downsample`](super::Downsample)). [`ResNet::load_torchvision`] handles them.
 #[derive(Module, Debug)]
 pub struct ResNet {
     /// Stem convolution: 7x7 stride 2 (ImageNet stem) or 3x3 stride 1 (CIFAR stem).
     pub conv1: Conv2d,
-    /// BatchNorm after `conv1`.
-    pub bn1: BatchNorm,
+    /// Normalisation after `conv1` (BatchNorm, or GroupNorm with a weight-standardised
+    /// `conv1`: see [`Norm`](super::Norm)).
+    pub bn1: NormLayer,
     /// 3x3 stride-2 max pool of the ImageNet stem; `None` for the CIFAR stem.
     pub maxpool: Option<MaxPool2d>,
     /// First stage: `width` inner channels, stride 1.
@@ -97,7 +99,8 @@ impl ResNet {
                 .map(|block| {
                     let block_config = BlockConfig::new(config.block, in_channels, planes)
                         .with_stride(if block == 0 { stride } else { 1 })
-                        .with_zero_init_residual(config.zero_init_residual);
+                        .with_zero_init_residual(config.zero_init_residual)
+                        .with_norm(config.norm);
                     in_channels = block_config.out_channels();
                     block_config.init(device)
                 })
@@ -109,7 +112,7 @@ impl ResNet {
             .then(|| LinearConfig::new(num_features, config.num_classes).init(device));
         Self {
             conv1,
-            bn1: batch_norm(config.width, false, device),
+            bn1: config.norm.init(config.width, false, device),
             maxpool,
             layer1,
             layer2,
@@ -250,7 +253,7 @@ impl ResNet {
             "ResNet expects {expected} input channels, got {channels} (input shape {:?})",
             x.dims()
         );
-        relu(self.bn1.forward(self.conv1.forward(x)))
+        relu(self.bn1.conv_forward(&self.conv1, x))
     }
 
     fn stages(&self) -> [&Vec<Block>; 4] {

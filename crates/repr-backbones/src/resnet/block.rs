@@ -3,12 +3,12 @@
 
 use burn::config::Config;
 use burn::module::{Initializer, Module};
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::BlockKind;
+use super::{BlockKind, Norm, NormLayer};
 
 /// Configuration of one residual [`Block`]: the first block of a stage gets the stride and, when
 /// the shape changes, a projection shortcut ([`Downsample`]).
@@ -23,9 +23,12 @@ pub struct BlockConfig {
     /// Stride of the block (on the first 3x3 convolution, and on the shortcut).
     #[config(default = 1)]
     pub stride: usize,
-    /// Start the last BatchNorm scale at zero, so the block starts as the identity.
+    /// Start the last normalisation's scale at zero, so the block starts as the identity.
     #[config(default = false)]
     pub zero_init_residual: bool,
+    /// The normalisation after each convolution.
+    #[config(default = "Norm::Batch")]
+    pub norm: Norm,
 }
 
 impl BlockConfig {
@@ -34,31 +37,32 @@ impl BlockConfig {
         self.planes * self.kind.expansion()
     }
 
-    /// Builds the block; the shortcut is a 1x1 convolution + BatchNorm when the stride is not 1
+    /// Builds the block; the shortcut is a 1x1 convolution + normalisation when the stride is not 1
     /// or the channels change, the identity otherwise (torchvision's option B).
     pub fn init(&self, device: &Device) -> Block {
         let out_channels = self.out_channels();
         let downsample =
             (self.stride != 1 || self.in_channels != out_channels).then(|| Downsample {
                 conv: conv(self.in_channels, out_channels, 1, self.stride, device),
-                bn: batch_norm(out_channels, false, device),
+                bn: self.norm.init(out_channels, false, device),
             });
         let zero = self.zero_init_residual;
+        let norm = |channels, zero_gamma| self.norm.init(channels, zero_gamma, device);
         match self.kind {
             BlockKind::Basic => Block::Basic(BasicBlock {
                 conv1: conv(self.in_channels, self.planes, 3, self.stride, device),
-                bn1: batch_norm(self.planes, false, device),
+                bn1: norm(self.planes, false),
                 conv2: conv(self.planes, self.planes, 3, 1, device),
-                bn2: batch_norm(self.planes, zero, device),
+                bn2: norm(self.planes, zero),
                 downsample,
             }),
             BlockKind::Bottleneck => Block::Bottleneck(Bottleneck {
                 conv1: conv(self.in_channels, self.planes, 1, 1, device),
-                bn1: batch_norm(self.planes, false, device),
+                bn1: norm(self.planes, false),
                 conv2: conv(self.planes, self.planes, 3, self.stride, device),
-                bn2: batch_norm(self.planes, false, device),
+                bn2: norm(self.planes, false),
                 conv3: conv(self.planes, out_channels, 1, 1, device),
-                bn3: batch_norm(out_channels, zero, device),
+                bn3: norm(out_channels, zero),
                 downsample,
             }),
         }
@@ -84,15 +88,6 @@ pub(super) fn conv(
             fan_out_only: true,
         })
         .init(device)
-}
-
-/// BatchNorm with PyTorch's defaults (eps 1e-5, momentum 0.1), gamma 1 (or 0) and beta 0.
-pub(super) fn batch_norm(channels: usize, zero_gamma: bool, device: &Device) -> BatchNorm {
-    let mut bn = BatchNormConfig::new(channels).init(device);
-    if zero_gamma {
-        bn.gamma = Initializer::Zeros.init([channels], device);
-    }
-    bn
 }
 
 /// A residual block of either kind, as stacked in `layer1..layer4`.
@@ -124,7 +119,7 @@ impl Block {
     }
 }
 
-/// The projection shortcut: 1x1 strided convolution + BatchNorm.
+/// The projection shortcut: 1x1 strided convolution + normalisation.
 ///
 /// Field names differ from torchvision, whose shortcut is an `nn.Sequential`: `conv` is
 /// `downsample.0` and `bn` is `downsample.1`. A weight importer remaps
@@ -133,8 +128,8 @@ impl Block {
 pub struct Downsample {
     /// 1x1 convolution with the block's stride (torchvision `downsample.0`).
     pub conv: Conv2d,
-    /// BatchNorm (torchvision `downsample.1`).
-    pub bn: BatchNorm,
+    /// Normalisation (torchvision `downsample.1`).
+    pub bn: NormLayer,
 }
 
 impl Downsample {
@@ -144,7 +139,7 @@ impl Downsample {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, ceil(height / stride), ceil(width / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.conv_forward(&self.conv, x)
     }
 }
 
@@ -153,12 +148,12 @@ impl Downsample {
 pub struct BasicBlock {
     /// 3x3 convolution carrying the stride.
     pub conv1: Conv2d,
-    /// BatchNorm after `conv1`.
-    pub bn1: BatchNorm,
+    /// Normalisation after `conv1`.
+    pub bn1: NormLayer,
     /// 3x3 convolution.
     pub conv2: Conv2d,
-    /// BatchNorm after `conv2` (zeroed by `zero_init_residual`).
-    pub bn2: BatchNorm,
+    /// Normalisation after `conv2` (zeroed by `zero_init_residual`).
+    pub bn2: NormLayer,
     /// Projection shortcut, `None` for the identity.
     pub downsample: Option<Downsample>,
 }
@@ -176,8 +171,8 @@ impl BasicBlock {
             Some(downsample) => downsample.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.conv_forward(&self.conv1, x));
+        let out = self.bn2.conv_forward(&self.conv2, out);
         relu(out + shortcut)
     }
 }
@@ -189,16 +184,16 @@ impl BasicBlock {
 pub struct Bottleneck {
     /// 1x1 convolution reducing to `planes` channels.
     pub conv1: Conv2d,
-    /// BatchNorm after `conv1`.
-    pub bn1: BatchNorm,
+    /// Normalisation after `conv1`.
+    pub bn1: NormLayer,
     /// 3x3 convolution carrying the stride.
     pub conv2: Conv2d,
-    /// BatchNorm after `conv2`.
-    pub bn2: BatchNorm,
+    /// Normalisation after `conv2`.
+    pub bn2: NormLayer,
     /// 1x1 convolution expanding to `4 * planes` channels.
     pub conv3: Conv2d,
-    /// BatchNorm after `conv3` (zeroed by `zero_init_residual`).
-    pub bn3: BatchNorm,
+    /// Normalisation after `conv3` (zeroed by `zero_init_residual`).
+    pub bn3: NormLayer,
     /// Projection shortcut, `None` for the identity.
     pub downsample: Option<Downsample>,
 }
@@ -216,9 +211,9 @@ impl Bottleneck {
             Some(downsample) => downsample.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(self.bn1.conv_forward(&self.conv1, x));
+        let out = relu(self.bn2.conv_forward(&self.conv2, out));
+        let out = self.bn3.conv_forward(&self.conv3, out);
         relu(out + shortcut)
     }
 }

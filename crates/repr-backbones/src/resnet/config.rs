@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
-use super::ResNet;
+use super::{Norm, ResNet};
 
 /// The residual block a ResNet stacks (He et al. 2016, "Deep Residual Learning for Image
 /// Recognition", Fig. 5).
@@ -90,6 +90,10 @@ pub struct ResNetConfig {
     /// block starts as the identity (torchvision's `zero_init_residual`; Goyal et al. 2017).
     #[config(default = false)]
     pub zero_init_residual: bool,
+    /// The normalisation after every convolution: BatchNorm (torchvision) or BiT's GroupNorm
+    /// with Weight Standardization ([`Norm::GroupWs`], [`Norm::BIT`]).
+    #[config(default = "Norm::Batch")]
+    pub norm: Norm,
 }
 
 impl ResNetConfig {
@@ -118,7 +122,9 @@ impl ResNetConfig {
     }
 
     /// Short name for run summaries: `resnet{depth}`, then `-w{width}` when the width is not 64
-    /// and `-cifar` for the CIFAR stem, e.g. `"resnet18"`, `"resnet18-w32-cifar"`.
+    /// and `-cifar` for the CIFAR stem, then `-gnws` for BiT's normalisation with 32 groups
+    /// (`-gn{groups}ws` with another number), e.g. `"resnet18"`, `"resnet18-w32-cifar"`,
+    /// `"resnet50-gnws"`.
     pub fn name(&self) -> String {
         let mut name = format!("resnet{}", self.depth());
         if self.width != 64 {
@@ -126,6 +132,11 @@ impl ResNetConfig {
         }
         if self.stem == Stem::Cifar {
             name.push_str("-cifar");
+        }
+        match self.norm {
+            Norm::Batch => {}
+            Norm::GroupWs { groups: 32 } => name.push_str("-gnws"),
+            Norm::GroupWs { groups } => name.push_str(&format!("-gn{groups}ws")),
         }
         name
     }
@@ -136,8 +147,8 @@ impl ResNetConfig {
         8 * self.width * self.block.expansion()
     }
 
-    /// Checks the values a configuration file may get wrong: every stage needs a block, and
-    /// `width` and `in_channels` must be positive.
+    /// Checks the values a configuration file may get wrong: every stage needs a block,
+    /// `width` and `in_channels` must be positive, and GroupNorm's `groups` must divide `width`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.layers.contains(&0) {
             return Err(ConfigError::EmptyStage {
@@ -149,12 +160,21 @@ impl ResNetConfig {
                 return Err(ConfigError::Zero { field });
             }
         }
+        if let Norm::GroupWs { groups } = self.norm
+            && (groups == 0 || !self.width.is_multiple_of(groups))
+        {
+            return Err(ConfigError::Groups {
+                groups,
+                width: self.width,
+            });
+        }
         Ok(())
     }
 
     /// Builds the network on `device`, with torchvision's initialisation: Kaiming-normal
-    /// (fan-out, ReLU gain) convolutions without bias, BatchNorm gamma 1 and beta 0 (eps 1e-5,
-    /// momentum 0.1), and Burn's default `Linear` initialisation, which is PyTorch's.
+    /// (fan-out, ReLU gain) convolutions without bias, BatchNorm (or GroupNorm) gamma 1 and
+    /// beta 0 (eps 1e-5, momentum 0.1), and Burn's default `Linear` initialisation, which is
+    /// PyTorch's.
     ///
     /// # Panics
     ///

@@ -4,8 +4,10 @@
 mod base;
 mod block;
 mod config;
+mod norm;
 mod torchvision;
 
 pub use base::{ResNet, Stage};
 pub use block::{BasicBlock, Block, BlockConfig, Bottleneck, Downsample};
 pub use config::{BlockKind, ResNetConfig, Stem};
+pub use norm::{Norm, NormLayer, WS_EPS, standardized_conv2d};
