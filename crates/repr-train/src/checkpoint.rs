@@ -78,6 +78,59 @@ impl burn::module::ModuleVisitor for FiniteVisitor {
     }
 }
 
+/// Loads burnpack `bytes` (a checkpoint's model section, a `model.bpk`) into `model`.
+///
+/// Records written before ResNets got the normalisation option name BatchNorm tensors
+/// `…bn1.gamma`; the layer is now an enum (`…bn1.Batch.gamma`). Such a record is renamed and
+/// loaded, so runs from before the change still resume and evaluate.
+pub(crate) fn load_module_bytes<M: Module>(model: M, bytes: Bytes) -> Result<M, String> {
+    let record =
+        ModuleRecord::from_bytes(bytes.clone()).map_err(|e| format!("model record: {e}"))?;
+    match model.clone().try_load_record(record) {
+        Ok(model) => Ok(model),
+        Err(error) => {
+            let error = format!("does not fit this model (another backbone config?): {error}");
+            match migrate_norm_paths(bytes) {
+                Some(migrated) => ModuleRecord::from_bytes(migrated)
+                    .ok()
+                    .and_then(|record| model.try_load_record(record).ok())
+                    .ok_or(error),
+                None => Err(error),
+            }
+        }
+    }
+}
+
+/// The record with `ResNet…bnN.x` renamed `ResNet…bnN.Batch.x`; `None` when no name changes.
+fn migrate_norm_paths(bytes: Bytes) -> Option<Bytes> {
+    use burn::store::burn_pack::{Reader, Writer};
+    let mut tensors = Reader::from_bytes(bytes).ok()?.into_tensors().ok()?;
+    let mut changed = false;
+    for tensor in &mut tensors {
+        let segments: Vec<&str> = tensor.name.split('.').collect();
+        if !segments.contains(&"ResNet") {
+            continue;
+        }
+        let mut renamed = Vec::with_capacity(segments.len() + 1);
+        for (i, segment) in segments.iter().enumerate() {
+            renamed.push(*segment);
+            let is_norm = *segment == "bn"
+                || (segment.len() == 3
+                    && segment.starts_with("bn")
+                    && segment[2..].parse::<u8>().is_ok());
+            let next = segments.get(i + 1).copied();
+            if is_norm && i + 2 == segments.len() && !matches!(next, Some("Batch" | "Group")) {
+                renamed.push("Batch");
+                changed = true;
+            }
+        }
+        tensor.name = renamed.join(".");
+    }
+    changed
+        .then(|| Writer::new(tensors).into_bytes().ok())
+        .flatten()
+}
+
 /// A saved training state.
 pub struct Checkpoint {
     /// The loop position.
@@ -180,17 +233,10 @@ impl Checkpoint {
 
     /// Applies the saved parameters to `model` (which must have the same architecture).
     pub fn restore_model<M: Module>(&self, model: M, path: &Path) -> Result<M, TrainError> {
-        let record =
-            ModuleRecord::from_bytes(self.model.clone()).map_err(|e| TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                reason: format!("model section: {e}"),
-            })?;
-        model
-            .try_load_record(record)
-            .map_err(|e| TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                reason: format!("does not fit this model (another backbone config?): {e}"),
-            })
+        load_module_bytes(model, self.model.clone()).map_err(|reason| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 
     /// Applies the saved optimizer state.
@@ -246,6 +292,54 @@ mod tests {
     use super::*;
 
     repr_testing::backend_tests!(the_first_non_finite_tensor_is_named_by_its_path);
+
+    /// A record from before the ResNet normalisation option (`bn1.gamma` instead of
+    /// `bn1.Batch.gamma`) still loads, with the same values.
+    #[test]
+    fn records_with_the_old_batch_norm_paths_load() {
+        use burn::store::burn_pack::{Reader, Writer};
+        use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
+        let device = burn::tensor::Device::flex();
+        let config = BackboneConfig::from(
+            ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
+                .with_stem(Stem::Cifar)
+                .with_width(4)
+                .with_in_channels(1),
+        );
+        let trained = config.init(&device);
+        let bytes = trained.clone().into_record().into_bytes().unwrap();
+        let mut tensors = Reader::from_bytes(bytes).unwrap().into_tensors().unwrap();
+        let mut old_names = 0;
+        for t in &mut tensors {
+            if t.name.contains(".Batch.") {
+                t.name = t.name.replace(".Batch.", ".");
+                old_names += 1;
+            }
+        }
+        assert!(old_names >= 40, "{old_names}");
+        let old = Writer::new(tensors).into_bytes().unwrap();
+        let fresh = config.init(&device);
+        let loaded = load_module_bytes(fresh, old).unwrap();
+        let values = |b: &repr_backbones::Backbone| {
+            use burn::store::ModuleSnapshot;
+            b.collect(None, None, false)
+                .into_iter()
+                .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (loaded, trained_values) = (values(&loaded), values(&trained));
+        assert_eq!(loaded.len(), trained_values.len());
+        let differing: Vec<&String> = loaded
+            .iter()
+            .filter(|(name, v)| trained_values.get(*name) != Some(v))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(differing.is_empty(), "{differing:?}");
+        // A record of another architecture still fails, with the first error.
+        let wider = BackboneConfig::from(ResNetConfig::resnet18().with_width(8)).init(&device);
+        let err = load_module_bytes(wider, trained.into_record().into_bytes().unwrap());
+        assert!(err.unwrap_err().contains("does not fit"));
+    }
 
     fn the_first_non_finite_tensor_is_named_by_its_path(device: &burn::tensor::Device) {
         use burn::module::Param;

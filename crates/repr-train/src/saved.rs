@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use repr_data::{ImageDataset, Split};
 
@@ -45,11 +44,7 @@ fn load_bytes(method: Method, bytes: Vec<u8>, path: &Path) -> Result<Method, Tra
         path: path.to_path_buf(),
         reason,
     };
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| bad(format!("model record: {e}")))?;
-    method
-        .try_load_record(record)
-        .map_err(|e| bad(format!("does not fit the run's config: {e}")))
+    crate::checkpoint::load_module_bytes(method, Bytes::from_bytes_vec(bytes)).map_err(bad)
 }
 
 /// The datasets of a run's config (both splits, its limits, its normalisation).
