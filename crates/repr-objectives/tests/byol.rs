@@ -55,7 +55,7 @@ fn matches_the_reference_and_closed_forms(device: &Device) {
     // A zero prediction stays finite.
     let zero = values(byol_loss(
         Tensor::zeros([2, 5], device),
-        z.clone().slice([0..2]),
+        z.clone().slice(0..2),
     ));
     assert_close(&zero, &[2.0], 1e-6, 0.0, "zero prediction");
 }

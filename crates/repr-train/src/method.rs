@@ -24,6 +24,8 @@ pub struct StepOutput {
 /// A network and the way it is trained. Adding a method adds a variant here (see
 /// `docs/adding-a-method.md`).
 #[derive(Module, Debug)]
+// One network per run, moved rarely: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Method {
     /// Classifier trained with cross-entropy.
     Supervised(Supervised),

@@ -189,14 +189,14 @@ pub fn train(
                 }
                 let captures_next =
                     checkpoint_due || stop || state.batch_in_epoch == steps_per_epoch;
-                if pending.is_some() || captures_next {
-                    if let Some(tensor) = non_finite_tensor(&model.valid()) {
-                        return Err(TrainError::NonFiniteWeights {
-                            step: state.global_step,
-                            tensor,
-                            checkpoint: checkpoint_name(run),
-                        });
-                    }
+                if (pending.is_some() || captures_next)
+                    && let Some(tensor) = non_finite_tensor(&model.valid())
+                {
+                    return Err(TrainError::NonFiniteWeights {
+                        step: state.global_step,
+                        tensor,
+                        checkpoint: checkpoint_name(run),
+                    });
                 }
                 state.train_seconds += seconds;
                 state.images_trained += images as u64;
