@@ -7,8 +7,10 @@
 //! - [`NtXentLoss`] and [`ProjectionHead`]: SimCLR.
 //! - [`TripletLoss`] over a [`Distance`] with a [`Miner`]: metric learning (FaceNet, Hermans et
 //!   al. 2017).
-//! - [`MaskedPatchConfig`]: masked-patch prediction for ViTs (Dosovitskiy et al. 2020).
-//! - [`byol_loss`], [`target_decay`] and [`momentum`]: BYOL (Grill et al. 2020).
+//! - [`MaskedPatchConfig`], [`CorruptionPlan`] and [`MaskedPatchHead`]: masked-patch prediction
+//!   for ViTs (Dosovitskiy et al. 2020).
+//! - [`byol_loss`], [`target_decay`] and [`momentum`] (the target network as an exponential
+//!   moving average): BYOL (Grill et al. 2020).
 #![warn(missing_docs)]
 
 mod byol;
@@ -16,6 +18,7 @@ mod cross_entropy;
 mod distance;
 mod error;
 mod masked_patch;
+mod masked_patch_plan;
 mod miner;
 pub mod momentum;
 mod nt_xent;
@@ -27,7 +30,8 @@ pub use byol::{byol_loss, byol_symmetric_loss, target_decay};
 pub use cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
 pub use distance::Distance;
 pub use error::ObjectiveError;
-pub use masked_patch::{CorruptionPlan, MaskedPatchConfig, MaskedPatchTarget, PatchTargets};
+pub use masked_patch::{MaskedPatchConfig, MaskedPatchTarget, PatchTargets, TargetTensors};
+pub use masked_patch_plan::{CorruptionPlan, MaskedPatchHead, MaskedPatchOutput, PatchAction};
 pub use miner::{MinedTriplets, Miner, Triplet};
 pub use nt_xent::{NtXentLoss, NtXentLossConfig};
 pub use projection::{ProjectionBlock, ProjectionHead, ProjectionHeadConfig};

@@ -4,13 +4,24 @@
 //! image, 10% kept) and predict, for the corrupted patches only, a target computed from the
 //! original pixels.
 //!
+//! This file holds the configuration and the targets; the corruption plan, the prediction head
+//! and the loss are in `masked_patch_plan.rs`.
+//!
 //! Patches are `p×p`, row-major over the grid (patch `k` covers rows `p·(k / gw)..` and columns
 //! `p·(k % gw)..`, with `gw = width / p`), the order of the ViT tokens.
+//!
+//! # Colour classes
+//! A channel's 3-bit bin is `floor(mean / 32)` of its u8 values (`0..=7`), computed exactly in
+//! integers as `sum / (32·n)` over the `n` pixels averaged. Images given in `[0, 1]` (the u8
+//! value over 255) are first rounded back to `round(v·255)`: binning the `[0, 1]` mean as
+//! `floor(mean₀₁·8)` would be another partition (a u8 mean of 31.9 is bin 0, but
+//! `31.9·8/255 = 1.0008` gives bin 1), and `floor(mean₀₁·255/32)` in f32 can round across a
+//! boundary (a mean of exactly 64 is the boundary of bins 1 and 2). A colour class
+//! reads the bins as a base-8 number, first channel most significant (`r·64 + g·8 + b`), so there
+//! are `8^channels` classes: 512 for RGB and **8 for one channel** (Fashion-MNIST): there the
+//! "colour" is the 3-bit grey level of the patch (or cell) mean.
 
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::ObjectiveError;
@@ -20,7 +31,7 @@ use crate::ObjectiveError;
 #[serde(rename_all = "kebab-case")]
 pub enum MaskedPatchTarget {
     /// The patch's mean colour at 3 bits per channel: one of `8^channels` classes (512 for
-    /// RGB, 8 for grayscale).
+    /// RGB, 8 grey levels for one channel).
     MeanColor,
     /// The patch downsized to `cells × cells` (each cell the mean of a `p/cells` square), each
     /// cell a 3-bit colour class (the paper: 4×4 for 16-pixel patches; 2×2 for 4-pixel ones).
@@ -32,7 +43,32 @@ pub enum MaskedPatchTarget {
     Pixels,
 }
 
-/// The corruption and target of masked-patch prediction.
+/// The corruption and target of masked-patch prediction (Dosovitskiy et al. 2020, B.1.2).
+///
+/// ```
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use repr_objectives::MaskedPatchConfig;
+///
+/// let device = Device::flex().autodiff();
+/// let config = MaskedPatchConfig::default(); // patch 4, 50% corrupted, mean colour
+/// config.validate()?;
+/// // Two 8x8 grey images (v/255 of u8 values): 4 patches each, 8 grey-level classes.
+/// let images = Tensor::<4>::random([2, 1, 8, 8], Distribution::Uniform(0.0, 1.0), &device)
+///     .mul_scalar(255.0).round().div_scalar(255.0);
+/// let targets = config.target_tensors(images);
+/// let plan = config.plan(2, 4, 7);
+/// assert_eq!(plan.corrupted().len(), 4); // round(0.5 * 4) per image
+/// // Patch embeddings (from the ViT's patch_embed), corrupted, then the encoder (here: none).
+/// let tokens = Tensor::<3>::random([2, 4, 16], Distribution::Normal(0.0, 1.0), &device);
+/// let encoded = plan.apply(tokens, Tensor::zeros([16], &device));
+/// let head = config.init_head(16, 1, &device);
+/// let output = plan.loss(head.forward(encoded), &targets);
+/// let loss: f32 = output.loss.clone().into_scalar();
+/// assert!(loss > 0.0 && loss.is_finite());
+/// let accuracy: f32 = output.accuracy().unwrap().into_scalar();
+/// assert!((0.0..=1.0).contains(&accuracy));
+/// # Ok::<(), repr_objectives::ObjectiveError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaskedPatchConfig {
@@ -42,9 +78,11 @@ pub struct MaskedPatchConfig {
     pub mask_ratio: f64,
     /// Of the corrupted patches, the fraction replaced by the mask token.
     pub replace_with_mask: f64,
-    /// Of the corrupted patches, the fraction replaced by another patch of the same image
-    /// (the rest are kept as they are).
+    /// Of the corrupted patches, the fraction replaced by another patch of the same image.
     pub replace_with_random: f64,
+    /// Of the corrupted patches, the fraction kept as they are (still predicted). The three
+    /// fractions sum to 1.
+    pub keep: f64,
     /// What is predicted.
     pub target: MaskedPatchTarget,
 }
@@ -58,12 +96,13 @@ impl Default for MaskedPatchConfig {
             mask_ratio: 0.5,
             replace_with_mask: 0.8,
             replace_with_random: 0.1,
+            keep: 0.1,
             target: MaskedPatchTarget::MeanColor,
         }
     }
 }
 
-/// Targets of a batch: class indices or pixel values, one row per patch.
+/// Targets of a batch computed on the host: class indices or pixel values, one row per patch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatchTargets {
     /// `[batch · patches, cells²]` colour classes, row-major (`cells² = 1` for the mean colour).
@@ -75,6 +114,50 @@ pub enum PatchTargets {
     },
     /// `[batch · patches, p·p·channels]` pixel values in `[0, 1]`.
     Pixels(Vec<f32>),
+}
+
+/// Targets of a batch as tensors, on the images' device.
+#[derive(Debug, Clone)]
+pub enum TargetTensors {
+    /// Colour classes, `[batch, patches, cells²]` (`cells² = 1` for the mean colour), each in
+    /// `0..8^channels`.
+    Classes(Tensor<3, Int>),
+    /// Pixel values in `[0, 1]`, `[batch, patches, p·p·channels]` in (row, column, channel)
+    /// order.
+    Pixels(Tensor<3>),
+}
+
+impl PatchTargets {
+    /// The same targets as tensors on `device`, for `batch` images of `patches` patches.
+    ///
+    /// # Panics
+    /// If the number of values is not a multiple of `batch · patches`.
+    pub fn to_tensors(&self, batch: usize, patches: usize, device: &Device) -> TargetTensors {
+        let rows = batch * patches;
+        match self {
+            PatchTargets::Classes { classes, per_patch } => {
+                assert_eq!(
+                    classes.len(),
+                    rows * per_patch,
+                    "targets for {rows} patches"
+                );
+                TargetTensors::Classes(Tensor::from_data(
+                    TensorData::new(classes.clone(), [batch, patches, *per_patch]),
+                    device,
+                ))
+            }
+            PatchTargets::Pixels(values) => {
+                assert!(
+                    values.len().is_multiple_of(rows),
+                    "targets for {rows} patches"
+                );
+                TargetTensors::Pixels(Tensor::from_data(
+                    TensorData::new(values.clone(), [batch, patches, values.len() / rows]),
+                    device,
+                ))
+            }
+        }
+    }
 }
 
 impl MaskedPatchConfig {
@@ -101,10 +184,15 @@ impl MaskedPatchConfig {
         probability("mask_ratio", self.mask_ratio)?;
         probability("replace_with_mask", self.replace_with_mask)?;
         probability("replace_with_random", self.replace_with_random)?;
-        probability(
-            "replace_with_mask + replace_with_random",
-            self.replace_with_mask + self.replace_with_random,
-        )?;
+        probability("keep", self.keep)?;
+        let sum = self.replace_with_mask + self.replace_with_random + self.keep;
+        if (sum - 1.0).abs() > 1e-9 {
+            return Err(ObjectiveError::OutOfRange {
+                field: "replace_with_mask + replace_with_random + keep",
+                value: sum,
+                allowed: "1 (the three fractions of the corrupted patches)",
+            });
+        }
         if let MaskedPatchTarget::DownsizedColor { cells } = self.target
             && (cells == 0 || !self.patch_size.is_multiple_of(cells))
         {
@@ -128,10 +216,17 @@ impl MaskedPatchConfig {
         }
     }
 
+    /// Cells per patch side of the colour targets (1 for the mean colour), `None` for pixels.
+    fn cells(&self) -> Option<usize> {
+        match self.target {
+            MaskedPatchTarget::MeanColor => Some(1),
+            MaskedPatchTarget::DownsizedColor { cells } => Some(cells),
+            MaskedPatchTarget::Pixels => None,
+        }
+    }
+
     /// The targets of `images`, u8 CHW, `[batch, channels, height, width]` flat, computed
-    /// exactly from the integer pixel values: a channel's 3-bit bin is
-    /// `sum / (32 · n)` (integer division) over the `n` pixels averaged, and a colour class is
-    /// the bins read as a base-8 number, first channel most significant (`r·64 + g·8 + b`).
+    /// exactly from the integer pixel values (see the module documentation for the classes).
     ///
     /// # Panics
     /// If `images` does not hold `batch · channels · height · width` values or the patch size
@@ -164,26 +259,8 @@ impl MaskedPatchConfig {
         };
         let patches =
             (0..batch).flat_map(|b| (0..gh * gw).map(move |k| (b, k / gw * p, k % gw * p)));
-        match self.target {
-            MaskedPatchTarget::MeanColor => PatchTargets::Classes {
-                classes: patches.map(|(b, y, x)| class(b, y, x, p)).collect(),
-                per_patch: 1,
-            },
-            MaskedPatchTarget::DownsizedColor { cells } => {
-                let side = p / cells;
-                PatchTargets::Classes {
-                    classes: patches
-                        .flat_map(|(b, y, x)| {
-                            (0..cells * cells).map(move |cell| {
-                                (b, y + cell / cells * side, x + cell % cells * side)
-                            })
-                        })
-                        .map(|(b, y, x)| class(b, y, x, side))
-                        .collect(),
-                    per_patch: cells * cells,
-                }
-            }
-            MaskedPatchTarget::Pixels => PatchTargets::Pixels(
+        let Some(cells) = self.cells() else {
+            return PatchTargets::Pixels(
                 patches
                     .flat_map(|(b, y0, x0)| {
                         (0..p * p * channels).map(move |i| {
@@ -192,159 +269,68 @@ impl MaskedPatchConfig {
                         })
                     })
                     .collect(),
-            ),
-        }
-    }
-
-    /// Samples which patches of each of `batch` images are corrupted and how, from `seed`:
-    /// exactly `round(mask_ratio · patches)` per image, each replaced by the mask token with
-    /// probability `replace_with_mask`, by another patch of the same image with probability
-    /// `replace_with_random`, kept otherwise.
-    pub fn plan(&self, batch: usize, patches: usize, seed: u64) -> CorruptionPlan {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let per_image = ((self.mask_ratio * patches as f64).round() as usize).min(patches);
-        let mut plan = CorruptionPlan {
-            batch,
-            patches,
-            corrupted: Vec::with_capacity(batch * per_image),
-            source: (0..batch * patches).map(|i| i as i64).collect(),
-            masked: vec![false; batch * patches],
+            );
         };
-        let mut order: Vec<usize> = (0..patches).collect();
-        for b in 0..batch {
-            // The first `per_image` entries of a partial Fisher-Yates shuffle.
-            for i in 0..per_image {
-                let j = rng.random_range(i..patches);
-                order.swap(i, j);
-            }
-            let mut chosen = order[..per_image].to_vec();
-            chosen.sort_unstable();
-            for k in chosen {
-                let row = b * patches + k;
-                plan.corrupted.push(row);
-                let u: f64 = rng.random();
-                if u < self.replace_with_mask {
-                    plan.masked[row] = true;
-                } else if u < self.replace_with_mask + self.replace_with_random && patches > 1 {
-                    // Uniform over the other patches of the image.
-                    let other = rng.random_range(0..patches - 1);
-                    let other = if other >= k { other + 1 } else { other };
-                    plan.source[row] = (b * patches + other) as i64;
-                }
-            }
+        let side = p / cells;
+        PatchTargets::Classes {
+            classes: patches
+                .flat_map(|(b, y, x)| {
+                    (0..cells * cells)
+                        .map(move |cell| (b, y + cell / cells * side, x + cell % cells * side))
+                })
+                .map(|(b, y, x)| class(b, y, x, side))
+                .collect(),
+            per_patch: cells * cells,
         }
-        plan
-    }
-}
-
-/// Which patches are corrupted and how: see [`MaskedPatchConfig::plan`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct CorruptionPlan {
-    /// Images in the batch.
-    pub batch: usize,
-    /// Patches per image.
-    pub patches: usize,
-    /// Flat rows (`image · patches + patch`) of the corrupted patches, ascending.
-    pub corrupted: Vec<usize>,
-    /// For every row, the row whose embedding it receives (itself unless replaced by another
-    /// patch).
-    pub source: Vec<i64>,
-    /// For every row, whether it receives the mask token.
-    pub masked: Vec<bool>,
-}
-
-impl CorruptionPlan {
-    /// The corrupted patch embeddings.
-    ///
-    /// # Shapes
-    /// - `tokens`: `[batch, patches, dim]` (patch embeddings, before position embeddings)
-    /// - `mask_token`: `[dim]`
-    /// - output: `[batch, patches, dim]`
-    pub fn apply(&self, tokens: Tensor<3>, mask_token: Tensor<1>) -> Tensor<3> {
-        let [batch, patches, dim] = tokens.dims();
-        assert_eq!(
-            (batch, patches),
-            (self.batch, self.patches),
-            "plan and tokens differ"
-        );
-        let device = tokens.device();
-        let rows = tokens.reshape([batch * patches, dim]);
-        let source = Tensor::<1, Int>::from_data(
-            TensorData::new(self.source.clone(), [batch * patches]),
-            &device,
-        );
-        let moved = rows.select(0, source);
-        let masked = Tensor::<1, Bool>::from_data(
-            TensorData::new(self.masked.clone(), [batch * patches]),
-            &device,
-        )
-        .reshape([batch * patches, 1])
-        .expand([batch * patches, dim]);
-        let token = mask_token.reshape([1, dim]).expand([batch * patches, dim]);
-        moved
-            .mask_where(masked, token)
-            .reshape([batch, patches, dim])
     }
 
-    /// The loss over the corrupted patches only: cross-entropy for colour classes (mean over
-    /// the corrupted patches and their cells), mean squared error for pixels (mean over the
-    /// corrupted patches' values). Returns the loss, `[1]`, and for classes the number of
-    /// correct predictions, `[1]`.
+    /// The targets of `images` in `[0, 1]` (a u8 value `v` given as `v/255`), on their device:
+    /// the same values as [`targets`](Self::targets) of the u8 images, computed exactly after
+    /// rounding back to `round(v·255)`.
     ///
     /// # Shapes
-    /// - `predictions`: `[batch · patches, head_outputs]` (row `image · patches + patch`)
-    pub fn loss(
-        &self,
-        predictions: Tensor<2>,
-        targets: &PatchTargets,
-    ) -> (Tensor<1>, Option<Tensor<1, Int>>) {
-        let device = predictions.device();
-        let [rows, outputs] = predictions.dims();
-        assert_eq!(
-            rows,
-            self.batch * self.patches,
-            "one prediction row per patch"
+    /// - `images`: `[batch, channels, height, width]`, the patch size dividing both sides
+    /// - output: [`TargetTensors::Classes`] `[batch, patches, cells²]` or
+    ///   [`TargetTensors::Pixels`] `[batch, patches, p·p·channels]`
+    ///
+    /// # Panics
+    /// If the patch size does not divide the sides.
+    pub fn target_tensors(&self, images: Tensor<4>) -> TargetTensors {
+        let [batch, channels, height, width] = images.dims();
+        let p = self.patch_size;
+        assert!(
+            height.is_multiple_of(p) && width.is_multiple_of(p),
+            "patch size {p} must divide {height}x{width}"
         );
-        let picked = Tensor::<1, Int>::from_data(
-            TensorData::new(
-                self.corrupted.iter().map(|&r| r as i64).collect::<Vec<_>>(),
-                [self.corrupted.len()],
-            ),
-            &device,
+        let (gh, gw) = (height / p, width / p);
+        let Some(cells) = self.cells() else {
+            let patches = images
+                .reshape([batch, channels, gh, p, gw, p])
+                .permute([0, 2, 4, 3, 5, 1]); // [b, gh, gw, row, col, c]
+            return TargetTensors::Pixels(patches.reshape([batch, gh * gw, p * p * channels]));
+        };
+        let side = p / cells;
+        let (ch, cw) = (height / side, width / side);
+        let sums = images
+            .mul_scalar(255.0)
+            .round()
+            .int()
+            .reshape([batch, channels, ch, side, cw, side])
+            .sum_dim(5)
+            .sum_dim(3)
+            .reshape([batch, channels, ch, cw]);
+        let bins = sums.div_scalar((32 * side * side) as i64); // exact: sums are non-negative
+        let weights: Vec<i64> = (0..channels)
+            .map(|c| 8i64.pow((channels - 1 - c) as u32))
+            .collect();
+        let weights = Tensor::<4, Int>::from_data(
+            TensorData::new(weights, [1, channels, 1, 1]),
+            &bins.device(),
         );
-        let n = self.corrupted.len();
-        let predictions = predictions.select(0, picked.clone());
-        match targets {
-            PatchTargets::Pixels(values) => {
-                let target = Tensor::<2>::from_data(
-                    TensorData::new(values.clone(), [rows, outputs]),
-                    &device,
-                )
-                .select(0, picked);
-                ((predictions - target).square().mean().reshape([1]), None)
-            }
-            PatchTargets::Classes { classes, per_patch } => {
-                let per_patch = *per_patch;
-                let num_classes = outputs / per_patch;
-                let chosen: Vec<i64> = self
-                    .corrupted
-                    .iter()
-                    .flat_map(|&r| classes[r * per_patch..(r + 1) * per_patch].iter().copied())
-                    .collect();
-                let logits = predictions.reshape([n * per_patch, num_classes]);
-                let target =
-                    Tensor::<1, Int>::from_data(TensorData::new(chosen, [n * per_patch]), &device);
-                let log_p = log_softmax(logits.clone(), 1);
-                let picked = log_p.gather(1, target.clone().reshape([n * per_patch, 1]));
-                let loss = picked.mean().neg().reshape([1]);
-                let correct = logits
-                    .argmax(1)
-                    .reshape([n * per_patch])
-                    .equal(target)
-                    .int()
-                    .sum();
-                (loss, Some(correct))
-            }
-        }
+        let classes = (bins * weights)
+            .sum_dim(1)
+            .reshape([batch, gh, cells, gw, cells])
+            .permute([0, 1, 3, 2, 4]); // [b, gh, gw, cell row, cell col]
+        TargetTensors::Classes(classes.reshape([batch, gh * gw, cells * cells]))
     }
 }
