@@ -4,6 +4,13 @@
 //! An online network (encoder, projector, predictor) predicts the projection a target network
 //! (encoder, projector; an exponential moving average of the online one, see
 //! [`crate::momentum`]) gives the other view of the same image. No negatives.
+//!
+//! The projector and the predictor are BYOL's MLP `Linear(4096) → BN → ReLU → Linear(256)`:
+//! [`ProjectionHeadConfig`](crate::ProjectionHeadConfig) with `layers: 2, batch_norm: true`
+//! (see [`byol_symmetric_loss`]). One difference, without effect on what the MLP computes: its
+//! first linear layer has no bias, because the BatchNorm that follows subtracts any constant
+//! shift (in training mode the batch mean, in evaluation mode the running mean, which then
+//! tracks the bias too) and adds its own `β`.
 
 use burn::tensor::Tensor;
 
@@ -30,7 +37,26 @@ pub fn byol_loss(prediction: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
 }
 
 /// The symmetrised loss of Eq. 2: the online network's prediction of view 1 against the
-/// target's projection of view 2, plus the same with the views swapped.
+/// target's projection of view 2, plus the same with the views swapped. Each term is a mean
+/// over the batch, so the loss is in `[0, 8]`.
+///
+/// ```
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use repr_objectives::{ProjectionHeadConfig, byol_symmetric_loss};
+///
+/// let device = Device::flex().autodiff();
+/// // BYOL's predictor: 256 → Linear 4096 → BN → ReLU → Linear 256.
+/// let predictor = ProjectionHeadConfig { input: 256, hidden: 4096, output: 256, layers: 2,
+///     batch_norm: true }.init(&device);
+/// assert_eq!(predictor.hidden.len(), 1);
+/// assert_eq!(predictor.output.weight.dims(), [4096, 256]);
+/// // Online projections z1, z2 and target projections t1, t2 of two views of 8 images.
+/// let z = || Tensor::<2>::random([8, 256], Distribution::Normal(0.0, 1.0), &device);
+/// let (z1, z2, t1, t2) = (z(), z(), z(), z());
+/// let loss = byol_symmetric_loss(predictor.forward(z1), predictor.forward(z2), t1, t2);
+/// let value: f32 = loss.into_scalar();
+/// assert!(value > 0.0 && value < 8.0);
+/// ```
 ///
 /// # Shapes
 /// - every input: `[batch, dim]`
