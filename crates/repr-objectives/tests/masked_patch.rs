@@ -315,10 +315,16 @@ fn apply_replaces_exactly_the_planned_rows(device: &Device) {
         }
         let flags = plan
             .corrupted_mask(device)
+            .int() // wgpu stores booleans as u32
             .into_data()
-            .try_to_vec::<bool>()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
             .unwrap();
-        let expected: Vec<bool> = plan.actions().iter().map(|a| a.is_corrupted()).collect();
+        let expected: Vec<i64> = plan
+            .actions()
+            .iter()
+            .map(|a| a.is_corrupted() as i64)
+            .collect();
         assert_eq!(flags, expected);
         let rows = plan
             .corrupted_rows(device)
