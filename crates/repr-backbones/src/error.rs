@@ -26,4 +26,48 @@ pub enum ConfigError {
         /// The ResNet's base width.
         width: usize,
     },
+    /// A ViT size that must be positive is zero.
+    #[error("vit `{field}` must be at least 1, got 0")]
+    ViTZero {
+        /// Name of the configuration field.
+        field: &'static str,
+    },
+    /// A ViT size that must divide another does not.
+    #[error("vit `{field}` ({value}) must be divisible by `{by}` ({divisor})")]
+    Indivisible {
+        /// Name of the configuration field.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// What must divide it.
+        by: &'static str,
+        /// The divisor's value.
+        divisor: usize,
+    },
+    /// A value that must be positive and finite is not.
+    #[error("vit `{field}` must be positive and finite")]
+    NotPositive {
+        /// Name of the configuration field.
+        field: &'static str,
+    },
+    /// A layer index beyond the network (see [`Backbone::embed_at`](crate::Backbone::embed_at)).
+    #[error("layer {layer} does not exist: a {backbone} has layers 0 to {max}")]
+    Layer {
+        /// The requested layer.
+        layer: usize,
+        /// The deepest layer.
+        max: usize,
+        /// The backbone's kind, e.g. `"ResNet"`.
+        backbone: &'static str,
+    },
+    /// A pooling the backbone cannot apply (e.g. the CLS token of a ResNet).
+    #[error("pooling `{pooling}` is not available for a {backbone}: {reason}")]
+    Pooling {
+        /// The pooling, as written in a config file.
+        pooling: &'static str,
+        /// The backbone's kind.
+        backbone: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
 }

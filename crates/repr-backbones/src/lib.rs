@@ -4,6 +4,10 @@
 //! - [`ResNet`]: He et al. 2016, "Deep Residual Learning for Image Recognition", with
 //!   torchvision's layout, presets and initialisation ([`ResNetConfig::resnet18`], `resnet34`,
 //!   `resnet50`), an ImageNet or CIFAR [`Stem`] and a width multiplier.
+//! - [`ViT`]: Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words", with torchvision's
+//!   layout ([`ViTConfig::vit_tiny`], `vit_small`, `vit_base`, and `vit_tiny_p4` / `vit_small_p4`
+//!   for 28–32 px images), learned or 2-D sine-cosine positions resampled for other input
+//!   sizes, and a mask token for masked-patch prediction.
 //! - [`Backbone::load_torchvision`] loads torchvision weights (`.safetensors`, `.pt`);
 //!   [`StateDict`] reads PyTorch state dicts and loads them by an explicit key table.
 //! - [`BackboneConfig`] builds a [`Backbone`], the enum of all variants; it (de)serialises with
@@ -33,6 +37,7 @@ mod params;
 mod pool;
 pub mod resnet;
 mod torchvision;
+pub mod vit;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use error::ConfigError;
@@ -40,3 +45,4 @@ pub use import::{ImportError, ShapeMismatch, StateDict};
 pub use params::num_learnable_params;
 pub use pool::Pooling;
 pub use resnet::{BlockKind, Norm, ResNet, ResNetConfig, Stage, Stem};
+pub use vit::{PosEmbedding, ViT, ViTConfig};

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// Global pooling over the spatial axes, turning `forward_features` output into an embedding.
 ///
 /// `Avg` is the global average pooling of He et al. 2016 (ResNet, Sec. 3.4) and torchvision's
-/// `avgpool`.
+/// `avgpool`. `Cls` is the ViT's class token (Dosovitskiy et al. 2020, Eq. 4), which a feature
+/// map does not hold: it is taken from the tokens by
+/// [`Backbone::embed_at`](crate::Backbone::embed_at) or [`ViT::pool_tokens`](crate::ViT::pool_tokens).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
@@ -15,6 +17,8 @@ pub enum Pooling {
     Avg,
     /// Maximum over all positions.
     Max,
+    /// The CLS token of a ViT (serde `"cls"`).
+    Cls,
 }
 
 impl Pooling {
@@ -23,12 +27,19 @@ impl Pooling {
     /// # Shapes
     /// - input: `[batch, channels, height, width]`
     /// - output: `[batch, channels]`
+    ///
+    /// # Panics
+    /// For [`Pooling::Cls`]: a feature map has no CLS token.
     pub fn pool(&self, x: Tensor<4>) -> Tensor<2> {
         let [batch, channels, _height, _width] = x.dims();
         let x = x.flatten::<3>(2, 3); // [b, c, h * w]
         let pooled = match self {
             Self::Avg => x.mean_dim(2),
             Self::Max => x.max_dim(2),
+            Self::Cls => panic!(
+                "Pooling::Cls takes a ViT's CLS token, which a feature map does not hold; \
+                 use Backbone::embed_at or ViT::pool_tokens"
+            ),
         };
         pooled.reshape([batch, channels])
     }
