@@ -43,7 +43,9 @@ fn missing_backbone_keys_take_their_defaults() {
          num_classes = 10\n[data]\non_bad_image = \"skip\"",
     )
     .unwrap();
-    let repr::backbones::BackboneConfig::ResNet(resnet) = &config.backbone;
+    let repr::backbones::BackboneConfig::ResNet(resnet) = &config.backbone else {
+        unreachable!("a ResNet preset")
+    };
     assert_eq!((resnet.layers, resnet.width), ([2, 2, 2, 2], 8));
     assert!(!resnet.zero_init_residual);
     assert_eq!(config.data.on_bad_image, repr::data::OnBadImage::Skip);
@@ -123,7 +125,9 @@ fn values_impossible_for_the_dataset_fail_before_training() {
     let mut rgb = Recipe::Supervised.config();
     rgb.data.train_limit = Some(100);
     rgb.data.test_limit = Some(10);
-    let repr::backbones::BackboneConfig::ResNet(resnet) = &mut rgb.backbone;
+    let repr::backbones::BackboneConfig::ResNet(resnet) = &mut rgb.backbone else {
+        unreachable!("a ResNet preset")
+    };
     resnet.in_channels = 3;
     let message = fails_before_training(&rgb, "backbone.in_channels", dir.path());
     assert!(message.contains("1 channels"), "{message}");

@@ -15,7 +15,9 @@ use repr_train::{Checkpoint, MetricRecord, MetricsLog, RunDir, TrainConfig};
 fn small_config() -> TrainConfig {
     let mut config = TrainConfig::supervised();
     {
-        let repr_backbones::BackboneConfig::ResNet(resnet) = &mut config.backbone;
+        let repr_backbones::BackboneConfig::ResNet(resnet) = &mut config.backbone else {
+            unreachable!("the supervised preset is a ResNet")
+        };
         resnet.width = 4;
         resnet.layers = [1, 1, 1, 1];
     }

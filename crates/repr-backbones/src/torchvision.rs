@@ -1,7 +1,8 @@
 //! Loading PyTorch weights with torchvision's parameter names into a [`Backbone`].
 //!
 //! Each variant has its own key table, documented on its loader:
-//! [`ResNet::load_torchvision`](crate::ResNet::load_torchvision).
+//! [`ResNet::load_torchvision`](crate::ResNet::load_torchvision),
+//! [`ViT::load_torchvision`](crate::ViT::load_torchvision).
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ impl Backbone {
         let dict = StateDict::read(path)?;
         match self {
             Self::ResNet(model) => model.load_state_dict(dict, ignore).map(Self::ResNet),
+            Self::ViT(model) => model.load_state_dict(dict, ignore).map(Self::ViT),
         }
     }
 }

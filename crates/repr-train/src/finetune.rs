@@ -15,10 +15,11 @@ use repr_backbones::{Backbone, BackboneConfig};
 
 use crate::{RunDir, TrainConfig, TrainError, saved::TrainedRun};
 
-/// Stages after the stem: ResNet's four residual stages.
+/// Stages after the stem: ResNet's four residual stages, a ViT's blocks.
 pub fn num_stages(config: &BackboneConfig) -> usize {
     match config {
         BackboneConfig::ResNet(_) => 4,
+        BackboneConfig::ViT(c) => c.depth,
     }
 }
 
@@ -30,6 +31,14 @@ fn stage_prefixes(config: &BackboneConfig, upto: Option<usize>) -> Vec<String> {
         BackboneConfig::ResNet(_) => ["ResNet.conv1.".to_string(), "ResNet.bn1.".to_string()]
             .into_iter()
             .chain((1..=upto).map(|i| format!("ResNet.layer{i}.")))
+            .collect(),
+        // The "stem" of a ViT: patch embedding, CLS, positions, mask token; stage i is block
+        // i - 1; the whole body adds the final LayerNorm.
+        BackboneConfig::ViT(c) => ["patch_embed.", "cls_token", "pos_embed", "mask_token"]
+            .iter()
+            .map(|p| format!("ViT.{p}"))
+            .chain((1..=upto).map(|i| format!("ViT.blocks.{}.", i - 1)))
+            .chain((upto == c.depth).then(|| "ViT.norm.".to_string()))
             .collect(),
     }
 }
@@ -93,15 +102,11 @@ fn source_config(run: &Path) -> Result<TrainConfig, TrainError> {
 }
 
 fn num_classes(config: &BackboneConfig) -> usize {
-    match config {
-        BackboneConfig::ResNet(c) => c.num_classes,
-    }
+    config.num_classes()
 }
 
 fn with_num_classes(config: &BackboneConfig, classes: usize) -> BackboneConfig {
-    match config {
-        BackboneConfig::ResNet(c) => BackboneConfig::ResNet(c.clone().with_num_classes(classes)),
-    }
+    config.with_num_classes(classes)
 }
 
 /// The pre-trained backbone named by `config.finetune.from`, on `device`.

@@ -8,7 +8,6 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor};
 use repr_augment::{ImageDims, RandomCropConfig, RandomHorizontalFlipConfig};
-use repr_backbones::BackboneConfig;
 use repr_data::{
     ImageDataset, LoadOptions, MultiViewBatcher, Normalize, PkSampler, SkippedImage, Split,
 };
@@ -542,13 +541,13 @@ fn missed_epoch_eval(run: &RunDir, config: &TrainConfig, state: TrainState) -> b
 }
 
 fn check_backbone_fits(config: &TrainConfig, train: &ImageDataset) -> Result<(), TrainError> {
-    let BackboneConfig::ResNet(resnet) = &config.backbone;
-    if resnet.in_channels != train.channels() {
+    let backbone = &config.backbone;
+    if backbone.in_channels() != train.channels() {
         return Err(TrainError::Config {
             field: "backbone.in_channels".into(),
             message: format!(
                 "{} does not match the dataset's {} channels",
-                resnet.in_channels,
+                backbone.in_channels(),
                 train.channels()
             ),
         });
@@ -561,12 +560,12 @@ fn check_backbone_fits(config: &TrainConfig, train: &ImageDataset) -> Result<(),
     } else {
         (train.num_classes(), "the dataset's number of classes")
     };
-    if resnet.num_classes != expected {
+    if backbone.num_classes() != expected {
         return Err(TrainError::Config {
             field: "backbone.num_classes".into(),
             message: format!(
                 "{} is not allowed: expected {expected} ({why})",
-                resnet.num_classes
+                backbone.num_classes()
             ),
         });
     }

@@ -168,6 +168,7 @@ fn phase_profile(device: &Device, width: usize, batch: usize, steps: usize) -> R
     };
     let flops = match &model.backbone {
         repr_backbones::Backbone::ResNet(r) => forward_flops(r, batch),
+        repr_backbones::Backbone::ViT(_) => unreachable!("the profiled backbone is a ResNet"),
     };
     let mut optimizer = sgd().init();
     let loss_fn = CrossEntropyLossConfig::new().init()?;
