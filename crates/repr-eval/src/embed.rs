@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Device;
-use repr_backbones::{Backbone, Pooling, Stage};
+use repr_backbones::{Backbone, Pooling};
 use repr_data::{ImageBatcher, ImageDataset, Normalize};
 use serde::{Deserialize, Serialize};
 
@@ -11,42 +11,62 @@ use crate::{Embeddings, EvalError};
 
 /// Where in the backbone embeddings are taken.
 ///
-/// In TOML: `layer = "final"` or `layer = { stage = 3 }`.
+/// In TOML: `layer = "final"`, `layer = { stage = 3 }` (ResNet) or `layer = { block = 6 }`
+/// (ViT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
-    /// The last feature map ([`Backbone::forward_features`]).
+    /// The final features ([`Backbone::forward_features`]; a ViT's tokens after its final
+    /// LayerNorm).
     #[default]
     Final,
-    /// The output of stage `n`, 1 to 4 for a ResNet (`layer1` … `layer4`; 4 is the same as
-    /// `Final`).
+    /// A ResNet's stage `n`: 1 to 4 for `layer1` … `layer4` (4 is the same as `Final`), 0 for
+    /// the stem.
     Stage(usize),
+    /// A ViT's block `n`: its output tokens, 1 to the depth (before the final LayerNorm), 0 for
+    /// the encoder input (patch embeddings, CLS and positions).
+    Block(usize),
 }
 
 impl Layer {
-    fn stage(self) -> Result<Option<Stage>, EvalError> {
-        match self {
-            Layer::Final => Ok(None),
-            Layer::Stage(1) => Ok(Some(Stage::Layer1)),
-            Layer::Stage(2) => Ok(Some(Stage::Layer2)),
-            Layer::Stage(3) => Ok(Some(Stage::Layer3)),
-            Layer::Stage(4) => Ok(Some(Stage::Layer4)),
-            Layer::Stage(n) => Err(EvalError::invalid(
-                "config.layer",
-                format!("stage {n} does not exist; a ResNet has stages 1 to 4"),
-            )),
-        }
+    /// The layer index of [`Backbone::embed_at`], checked against `backbone` and `pooling`.
+    fn index(self, backbone: &Backbone, pooling: Pooling) -> Result<Option<usize>, EvalError> {
+        let index = match (self, backbone) {
+            (Layer::Final, _) => None,
+            (Layer::Stage(n), Backbone::ResNet(_)) | (Layer::Block(n), Backbone::ViT(_)) => Some(n),
+            (Layer::Stage(_), Backbone::ViT(_)) => {
+                return Err(EvalError::invalid(
+                    "config.layer",
+                    "a ViT has blocks, not stages: use { block = n }",
+                ));
+            }
+            (Layer::Block(_), Backbone::ResNet(_)) => {
+                return Err(EvalError::invalid(
+                    "config.layer",
+                    "a ResNet has stages, not blocks: use { stage = n }",
+                ));
+            }
+        };
+        backbone.check_layer(index, pooling).map_err(|e| {
+            let field = match e {
+                repr_backbones::ConfigError::Pooling { .. } => "config.pooling",
+                _ => "config.layer",
+            };
+            EvalError::invalid(field, e.to_string())
+        })?;
+        Ok(index)
     }
 }
 
 /// Settings of [`embed_dataset`]. The default is the reference protocol: the final feature map
-/// with global average pooling.
+/// with global average pooling (for a ViT, the mean of its patch tokens; [`Pooling::Cls`] takes
+/// the CLS token instead).
 #[derive(Config, Debug)]
 pub struct EmbedConfig {
     /// The layer whose activations are pooled.
     #[config(default = "Layer::Final")]
     pub layer: Layer,
-    /// How the feature map is pooled into a vector.
+    /// How the feature map is pooled into a vector (`Cls`: a ViT's CLS token).
     #[config(default = "Pooling::Avg")]
     pub pooling: Pooling,
     /// Images per forward pass.
@@ -61,7 +81,7 @@ impl Default for EmbedConfig {
 }
 
 /// Embeds every image of `dataset`, in order: normalise, run `backbone` up to `config.layer`,
-/// pool over height and width.
+/// pool over height and width (or take a ViT's CLS token): [`Backbone::embed_at`].
 ///
 /// The backbone runs in inference mode ([`Module::valid`]: BatchNorm running statistics, no
 /// autodiff graph) on `device` without autodiff, so a training copy may be passed as is. For
@@ -69,7 +89,7 @@ impl Default for EmbedConfig {
 ///
 /// ```
 /// use burn::tensor::Device;
-/// use repr_backbones::{BackboneConfig, ResNetConfig, Stem};
+/// use repr_backbones::{BackboneConfig, Pooling, ResNetConfig, Stem, ViTConfig};
 /// use repr_data::{ImageDataset, Normalize};
 /// use repr_eval::{embed_dataset, EmbedConfig, Layer};
 ///
@@ -81,13 +101,21 @@ impl Default for EmbedConfig {
 /// let config = EmbedConfig::new().with_layer(Layer::Stage(2)).with_batch_size(2);
 /// let e = embed_dataset(&backbone, &data, &Normalize::identity(1), &config, &device)?;
 /// assert_eq!((e.len, e.dim), (3, 8)); // layer2 has 2 * width channels
+///
+/// // A ViT with 4-pixel patches: the CLS token after block 1 of 2.
+/// let vit = BackboneConfig::from(ViTConfig::new(8, 4, 16, 2, 2, 32).with_in_channels(1));
+/// let vit = vit.init(&device);
+/// let config = EmbedConfig::new().with_layer(Layer::Block(1)).with_pooling(Pooling::Cls);
+/// let e = embed_dataset(&vit, &data, &Normalize::identity(1), &config, &device)?;
+/// assert_eq!((e.len, e.dim), (3, 16));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors
-/// [`EvalError::InvalidInput`] when the batch size is 0, the stage does not exist, or the
-/// normalisation's channel count differs from the images'; [`EvalError::NonFinite`] when the
-/// backbone produces NaN or infinity.
+/// [`EvalError::InvalidInput`] when the batch size is 0, the layer does not exist or is of the
+/// other backbone kind, the pooling is `Cls` for a ResNet, or the normalisation's channel count
+/// differs from the images'; [`EvalError::NonFinite`] when the backbone produces NaN or
+/// infinity.
 pub fn embed_dataset(
     backbone: &Backbone,
     dataset: &ImageDataset,
@@ -102,7 +130,7 @@ pub fn embed_dataset(
         ));
     }
     check_channels(dataset, normalize)?;
-    let stage = config.layer.stage()?;
+    let layer = config.layer.index(backbone, config.pooling)?;
     let device = device.clone().without_autodiff();
     let backbone = backbone.valid().to_device(&device);
     let batcher = ImageBatcher::new(normalize.clone());
@@ -116,14 +144,9 @@ pub fn embed_dataset(
         batcher.normalize_into(&images, &mut floats);
         let labels = vec![0; end - start];
         let batch = ImageBatcher::to_batch(std::mem::take(&mut floats), &labels, shape, &device);
-        let features = match stage {
-            None => backbone.forward_features(batch.images),
-            Some(stage) => backbone
-                .forward_intermediates(batch.images, &[stage])
-                .pop()
-                .expect("one tensor per requested stage"),
-        };
-        let pooled = backbone.pool(features, config.pooling); // [b, channels]
+        let pooled = backbone
+            .embed_at(batch.images, layer, config.pooling) // [b, channels]
+            .map_err(|e| EvalError::invalid("config.layer", e.to_string()))?;
         dim = pooled.dims()[1];
         data.extend(pooled.into_data().iter::<f32>());
     }
@@ -186,4 +209,111 @@ fn check_channels(dataset: &ImageDataset, normalize: &Normalize) -> Result<(), E
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Tensor, TensorData};
+    use repr_backbones::{BackboneConfig, ResNetConfig, Stem, ViTConfig};
+
+    use super::*;
+
+    fn dataset() -> ImageDataset {
+        let pixels = (0..3 * 8 * 8).map(|i| (i * 37 % 256) as u8).collect();
+        ImageDataset::new(
+            pixels,
+            vec![0, 1, 0],
+            [1, 8, 8],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap()
+    }
+
+    fn vit(device: &Device) -> Backbone {
+        let config = ViTConfig::new(8, 4, 16, 2, 2, 32)
+            .with_in_channels(1)
+            .with_num_classes(0);
+        BackboneConfig::from(config).init(device)
+    }
+
+    fn values(x: Tensor<2>) -> Vec<f64> {
+        x.into_data().iter::<f64>().collect()
+    }
+
+    /// A ViT's embeddings are `Backbone::embed_at`'s: the CLS token of the final tokens (the
+    /// same as `embed`), and the mean patch token after block 1, in batches of 2.
+    fn vit_layers_and_cls(device: &Device) {
+        let data = dataset();
+        let normalize = Normalize::identity(1);
+        let model = vit(device);
+        let raw = raw_pixel_embeddings(&data, &normalize);
+        let x = Tensor::<4>::from_data(TensorData::new(raw.data, [3, 1, 8, 8]), device);
+        for (layer, pooling, expected) in [
+            (Layer::Final, Pooling::Cls, model.embed(x.clone())),
+            (
+                Layer::Block(1),
+                Pooling::Avg,
+                Pooling::Avg.pool(model.forward_layers(x.clone(), &[1]).unwrap().remove(0)),
+            ),
+        ] {
+            let config = EmbedConfig::new()
+                .with_layer(layer)
+                .with_pooling(pooling)
+                .with_batch_size(2);
+            let e = embed_dataset(&model, &data, &normalize, &config, device).unwrap();
+            assert_eq!((e.len, e.dim), (3, 16));
+            let what = format!("{layer:?} {pooling:?}");
+            repr_testing::assert_close(&e.data, &values(expected), 1e-5, 1e-4, &what);
+        }
+    }
+
+    fn rejects_layers_and_poolings_of_the_other_kind(device: &Device) {
+        let data = dataset();
+        let resnet = ResNetConfig::resnet18()
+            .with_stem(Stem::Cifar)
+            .with_width(4)
+            .with_in_channels(1)
+            .with_num_classes(0);
+        let resnet = BackboneConfig::from(resnet).init(device);
+        let normalize = Normalize::identity(1);
+        for (model, layer, pooling, field) in [
+            (vit(device), Layer::Stage(1), Pooling::Avg, "config.layer"),
+            (vit(device), Layer::Block(3), Pooling::Avg, "config.layer"),
+            (
+                resnet.clone(),
+                Layer::Block(1),
+                Pooling::Avg,
+                "config.layer",
+            ),
+            (
+                resnet.clone(),
+                Layer::Stage(5),
+                Pooling::Avg,
+                "config.layer",
+            ),
+            (resnet, Layer::Final, Pooling::Cls, "config.pooling"),
+        ] {
+            let config = EmbedConfig::new().with_layer(layer).with_pooling(pooling);
+            let err = embed_dataset(&model, &data, &normalize, &config, device).unwrap_err();
+            assert!(
+                matches!(&err, EvalError::InvalidInput { field: f, .. } if f == field),
+                "{layer:?} {pooling:?}: {err}"
+            );
+        }
+    }
+
+    repr_testing::backend_tests!(
+        vit_layers_and_cls,
+        rejects_layers_and_poolings_of_the_other_kind
+    );
+
+    #[test]
+    fn block_and_cls_in_config_files() {
+        let config: EmbedConfig =
+            toml::from_str("layer = { block = 6 }\npooling = \"cls\"\nbatch_size = 8").unwrap();
+        assert_eq!(
+            (config.layer, config.pooling),
+            (Layer::Block(6), Pooling::Cls)
+        );
+    }
 }
