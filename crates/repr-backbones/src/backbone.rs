@@ -393,8 +393,8 @@ impl Backbone {
 
     /// The feature maps after the requested layers, in the order of `layers`, running only as
     /// deep as the deepest. ResNet: layer 0 is the stem (after `conv1`, `bn1`, ReLU), layer `n`
-    /// the output of `layer{n}` (1 to 4). ViT: layer 0 is the encoder input (patch embeddings
-    /// + CLS + positions), layer `n` the output of block `n` (1 to the depth, before the final
+    /// the output of `layer{n}` (1 to 4). ViT: layer 0 is the encoder input (patch embeddings,
+    /// CLS and positions), layer `n` the output of block `n` (1 to the depth, before the final
     /// LayerNorm), as maps of the patch tokens.
     ///
     /// # Shapes
