@@ -76,9 +76,12 @@ fn check_evaluation(run: &RunDir, summary: &repr::train::Summary, backend: &str)
     assert!(run.root().join("eval.md").exists());
 }
 
-fn simclr_learns(backend: &str) {
-    // 32 images, 10 steps: NT-Xent on two views of the same images must fall.
-    let mut config = tiny(Recipe::Simclr, 32, 10);
+/// Trains `config` for its 10 steps with AdamW at a constant 3e-3 (quick movement on a tiny
+/// network), checking there are 10 finite losses.
+fn ten_constant_adamw_steps(
+    mut config: TrainConfig,
+    backend: &str,
+) -> (RunDir, tempfile::TempDir, Vec<f64>, repr::train::Summary) {
     config.optimizer = repr::train::OptimizerConfig::Adamw {
         lr: 3e-3,
         beta1: 0.9,
@@ -87,9 +90,16 @@ fn simclr_learns(backend: &str) {
         weight_decay: 0.0,
     };
     config.schedule.min_lr = 3e-3;
-    let (run, _dir, losses, summary) = train_losses(&config, backend);
+    let (run, dir, losses, summary) = train_losses(&config, backend);
     assert_eq!(losses.len(), 10);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    (run, dir, losses, summary)
+}
+
+fn simclr_learns(backend: &str) {
+    // 32 images, 10 steps: NT-Xent on two views of the same images must fall.
+    let config = tiny(Recipe::Simclr, 32, 10);
+    let (run, _dir, losses, summary) = ten_constant_adamw_steps(config, backend);
     let first = (losses[0] + losses[1]) / 2.0;
     let last = (losses[8] + losses[9]) / 2.0;
     // Random projections start near ln(2N - 1) = ln(63) = 4.14.
@@ -130,17 +140,7 @@ fn byol_learns(backend: &str) {
     let mut config = tiny(Recipe::Byol, 32, 10);
     config.byol.hidden = 64;
     config.byol.output = 32;
-    config.optimizer = repr::train::OptimizerConfig::Adamw {
-        lr: 3e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
-        weight_decay: 0.0,
-    };
-    config.schedule.min_lr = 3e-3;
-    let (run, _dir, losses, summary) = train_losses(&config, backend);
-    assert_eq!(losses.len(), 10);
-    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let (run, _dir, losses, summary) = ten_constant_adamw_steps(config, backend);
     // Two terms of 2 - 2 cos each: in [0, 8], near 4 for unrelated random vectors.
     let first = (losses[0] + losses[1]) / 2.0;
     let last = (losses[8] + losses[9]) / 2.0;
