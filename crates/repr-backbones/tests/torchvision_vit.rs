@@ -5,7 +5,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use repr_backbones::{ImportError, PosEmbedding, StateDict, ViT, ViTConfig};
+use repr_backbones::{BackboneConfig, ImportError, PosEmbedding, StateDict, ViT, ViTConfig};
 use repr_testing::{Array, assert_close, fixture_path, read_fixture};
 use serde::Deserialize;
 
@@ -73,6 +73,27 @@ fn matches_torchvision(device: &Device) {
 }
 
 repr_testing::backend_tests!(matches_torchvision);
+
+/// The same through the backbone enum, as the fine-tuning recipe loads it.
+#[test]
+fn the_backbone_enum_loads_it() {
+    let device = Device::flex();
+    let reference: Reference = read_fixture("vit_small/reference.json");
+    let backbone = BackboneConfig::from(config())
+        .init(&device)
+        .load_torchvision(&weights(), &[])
+        .unwrap();
+    let input = Tensor::<4>::from_data(
+        TensorData::new(reference.input.f32(), reference.input.dims::<4>()),
+        &device,
+    );
+    let logits = backbone
+        .forward(input)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_close(&logits, &reference.logits.data, 1e-4, 1e-4, "logits");
+}
 
 #[test]
 fn the_file_has_the_documented_keys_and_parameter_count() {
