@@ -222,8 +222,9 @@ fn gradients(preset: &Preset, device: &Device) {
 
 /// The running statistics of the stem's BatchNorm.
 fn stem_running_stats(model: &ResNet) -> Vec<f32> {
-    let mut stats = values(model.bn1.running_mean.value());
-    stats.extend(values(model.bn1.running_var.value()));
+    let bn = model.bn1.batch_norm().expect("a BatchNorm ResNet");
+    let mut stats = values(bn.running_mean.value());
+    stats.extend(values(bn.running_var.value()));
     stats
 }
 
@@ -397,8 +398,8 @@ fn zero_init_residual_zeroes_the_last_gamma() {
                 Block::Basic(block) => (&block.bn2, &block.bn1),
                 Block::Bottleneck(block) => (&block.bn3, &block.bn1),
             };
-            assert!(values(last.gamma.val()).iter().all(|&g| g == 0.0));
-            assert!(values(first.gamma.val()).iter().all(|&g| g == 1.0));
+            assert!(values(last.gamma()).iter().all(|&g| g == 0.0));
+            assert!(values(first.gamma()).iter().all(|&g| g == 1.0));
         }
     }
 }

@@ -13,13 +13,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
-use repr_backbones::resnet::Block;
+use repr_backbones::resnet::{Block, NormLayer};
 use repr_backbones::{ResNet, ResNetConfig, Stem};
 use repr_objectives::CrossEntropyLossConfig;
 use repr_train::{DeviceChoice, Supervised};
@@ -268,8 +267,8 @@ impl Ops {
         Ok(y)
     }
 
-    fn bn(&mut self, bn: &BatchNorm, x: Tensor<4>) -> Result<Tensor<4>> {
-        Ok(self.time("BatchNorm", x, |x| bn.forward(x))?.0)
+    fn bn(&mut self, norm: &NormLayer, x: Tensor<4>) -> Result<Tensor<4>> {
+        Ok(self.time("BatchNorm", x, |x| norm.forward(x))?.0)
     }
 
     fn relu(&mut self, x: Tensor<4>) -> Result<Tensor<4>> {

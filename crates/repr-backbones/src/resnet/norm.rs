@@ -115,21 +115,6 @@ impl NormLayer {
     }
 }
 
-/// Field access for code written when every ResNet normalisation was a BatchNorm
-/// (`model.bn1.running_mean`, `&block.bn2` where a `&BatchNorm` is expected).
-///
-/// # Panics
-///
-/// For a GroupNorm layer; use [`NormLayer::batch_norm`] to ask.
-impl std::ops::Deref for NormLayer {
-    type Target = BatchNorm;
-
-    fn deref(&self) -> &BatchNorm {
-        self.batch_norm()
-            .expect("this ResNet uses GroupNorm (Norm::GroupWs), not BatchNorm")
-    }
-}
-
 /// Epsilon of Weight Standardization: `1e-10` inside the square root with the biased variance,
 /// as BiT's released PyTorch model (`StdConv2d` in google-research/big_transfer,
 /// `bit_pytorch/models.py`), so BiT weights give BiT's outputs.
