@@ -2,6 +2,8 @@
 //! `resnet18(num_classes=10)` with randomised BatchNorm parameters and statistics, float16) must
 //! give PyTorch's logits and pooled features, and files that do not fit must name their keys.
 
+mod common;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use repr_backbones::{Backbone, BackboneConfig, ImportError, Norm, ResNetConfig, StateDict, Stem};
@@ -55,14 +57,7 @@ fn a_new_head_can_be_left_out() {
     // A body without a classifier: fc.* is unexpected unless ignored.
     let headless = || resnet18(ResNetConfig::resnet18().with_num_classes(0), &device);
     let err = headless().load_torchvision(&weights(), &[]).unwrap_err();
-    let ImportError::Keys {
-        missing,
-        unexpected,
-        ..
-    } = &err
-    else {
-        panic!("expected a key error, got {err}");
-    };
+    let (missing, unexpected) = common::key_lists(&err);
     assert!(missing.is_empty(), "{err}");
     assert_eq!(unexpected, &["fc.bias", "fc.weight"], "{err}");
     headless().load_torchvision(&weights(), &["fc."]).unwrap();
@@ -104,14 +99,7 @@ fn architectures_that_do_not_fit_name_their_keys() {
     // ResNet-34 has more blocks: the file lacks them.
     let deeper = resnet18(ResNetConfig::resnet34().with_num_classes(10), &device);
     let err = deeper.load_torchvision(&weights(), &[]).unwrap_err();
-    let ImportError::Keys {
-        missing,
-        unexpected,
-        ..
-    } = &err
-    else {
-        panic!("expected a key error, got {err}");
-    };
+    let (missing, unexpected) = common::key_lists(&err);
     assert!(unexpected.is_empty(), "{err}");
     assert!(missing.iter().any(|k| k.starts_with("layer1.2.")), "{err}");
     assert!(missing.iter().all(|k| !k.starts_with("layer1.0.")), "{err}");
@@ -158,14 +146,7 @@ fn a_renamed_key_is_listed_as_missing_and_unexpected() {
     let renamed = dict.rename_keys(|k| k.replace("layer2.1.bn1.", "layer2.1.bn_1."));
     let model = ResNetConfig::resnet18().with_num_classes(10).init(&device);
     let err = model.load_state_dict(renamed, &[]).unwrap_err();
-    let ImportError::Keys {
-        missing,
-        unexpected,
-        ..
-    } = &err
-    else {
-        panic!("expected a key error, got {err}");
-    };
+    let (missing, unexpected) = common::key_lists(&err);
     let names = |stem: &str, fields: &[&str]| -> Vec<String> {
         fields.iter().map(|f| format!("{stem}.{f}")).collect()
     };
@@ -174,7 +155,7 @@ fn a_renamed_key_is_listed_as_missing_and_unexpected() {
         &["beta", "gamma", "running_mean", "running_var"],
     );
     expected_missing.sort();
-    let mut sorted_missing = missing.clone();
+    let mut sorted_missing = missing.to_vec();
     sorted_missing.sort();
     assert_eq!(sorted_missing, expected_missing, "{err}");
     assert_eq!(
@@ -245,14 +226,7 @@ fn a_group_norm_model_reports_running_statistics_as_unexpected() {
         .init(&device)
         .load_torchvision(&weights(), &[])
         .unwrap_err();
-    let ImportError::Keys {
-        missing,
-        unexpected,
-        ..
-    } = &err
-    else {
-        panic!("expected a key error, got {err}");
-    };
+    let (missing, unexpected) = common::key_lists(&err);
     assert!(missing.is_empty(), "{err}");
     assert_eq!(unexpected.len(), 2 * 20, "{err}");
     assert!(
