@@ -197,22 +197,33 @@ pub fn freeze(config: &BackboneConfig, backbone: Backbone, stages: Option<usize>
     backbone.freeze_group(group)
 }
 
-/// The learning rate of every parameter: `lr` for the head, `lr * scale` for the backbone body
-/// (paths under `outer`, e.g. `Supervised.backbone.`).
-pub fn learning_rates(
-    config: &BackboneConfig,
-    outer: &str,
-    lr: f64,
-    scale: f64,
-) -> ModuleLearningRate {
-    if scale == 1.0 {
-        return lr.into();
+/// The per-parameter learning rates of a run: `lr` for the head, `lr * scale` for the backbone
+/// body. The parameter group is built once (its regex compiled once), not at every step.
+pub struct LearningRates {
+    body: Option<(ParamGroup, f64)>,
+}
+
+impl LearningRates {
+    /// The backbone body is the parameters under `outer` (e.g. `Supervised.backbone.`) in the
+    /// stem and stages of `config`; a `scale` of 1 gives one rate for all.
+    pub fn new(config: &BackboneConfig, outer: &str, scale: f64) -> Self {
+        let body = (scale != 1.0).then(|| {
+            let group = ParamGroup::from_regex(prefix_regex(outer, &stage_prefixes(config, None)))
+                .expect("escaped prefixes form a valid regex");
+            (group, scale)
+        });
+        Self { body }
     }
-    let body = ParamGroup::from_regex(prefix_regex(outer, &stage_prefixes(config, None)))
-        .expect("escaped prefixes form a valid regex");
-    ModuleLrScheduler::new(lr)
-        .with_group(body, lr * scale)
-        .step()
+
+    /// The rates at base learning rate `lr`.
+    pub fn at(&self, lr: f64) -> ModuleLearningRate {
+        match &self.body {
+            None => lr.into(),
+            Some((group, scale)) => ModuleLrScheduler::new(lr)
+                .with_group(group.clone(), lr * scale)
+                .step(),
+        }
+    }
 }
 
 #[cfg(test)]

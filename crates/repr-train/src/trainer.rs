@@ -131,6 +131,11 @@ pub fn train(
     // running variance can overflow while the loss is still finite, and a checkpoint whose
     // next forward pass overflows it is no better than one whose next loss is NaN.
     let mut pending: Option<Checkpoint> = None;
+    let rates = crate::finetune::LearningRates::new(
+        &config.backbone,
+        "Supervised.backbone.",
+        config.finetune.backbone_lr_scale,
+    );
     'epochs: while state.epoch < config.epochs && state.global_step < max_steps {
         let epoch = state.epoch;
         let batches = BatchLoader::start(
@@ -153,13 +158,7 @@ pub fn train(
             let output = model.step(batch.into_device(&train_device), &objective);
             interval.add(output.loss.clone().detach(), output.correct, images);
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            let rates = crate::finetune::learning_rates(
-                &config.backbone,
-                "Supervised.backbone.",
-                lr,
-                config.finetune.backbone_lr_scale,
-            );
-            model = optimizer.step(rates, model, grads).after_step(
+            model = optimizer.step(rates.at(lr), model, grads).after_step(
                 state.global_step,
                 total_steps,
                 config,
