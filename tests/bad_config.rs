@@ -74,6 +74,27 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
         ),
         ("[data]\nimage_size = [0, 32]".into(), "data.image_size", ">= 1"),
         ("[backbone]\nkind = \"resnet\"\nwidth = 0".into(), "width", ""),
+        (
+            "recipe = \"masked-patch\"\n[backbone]\nkind = \"resnet\"\nnum_classes = 0".into(),
+            "backbone.kind",
+            "\"vit\"",
+        ),
+        (
+            // Missing ViT keys are ViT-S/16's: 16-pixel patches.
+            "recipe = \"masked-patch\"\n[backbone]\nkind = \"vit\"\nnum_classes = 0".into(),
+            "masked_patch.patch_size",
+            "the ViT's patch size (16)",
+        ),
+        (
+            "recipe = \"masked-patch\"\n[masked_patch]\nmask_ratio = 1.5".into(),
+            "masked_patch.mask_ratio",
+            "[0, 1]",
+        ),
+        (
+            "recipe = \"masked-patch\"\n[masked_patch]\nkeep = 0.2".into(),
+            "masked_patch.replace_with_mask + replace_with_random + keep",
+            "1 (the three fractions",
+        ),
     ];
     for (text, field, allowed) in cases {
         let err = error_of(&text);
@@ -131,4 +152,17 @@ fn values_impossible_for_the_dataset_fail_before_training() {
     resnet.in_channels = 3;
     let message = fails_before_training(&rgb, "backbone.in_channels", dir.path());
     assert!(message.contains("1 channels"), "{message}");
+
+    // A ViT whose 8-pixel patches do not tile the 28x28 images.
+    let mut vit = Recipe::MaskedPatch.config();
+    vit.data.train_limit = Some(100);
+    vit.data.test_limit = Some(10);
+    vit.backbone = repr::backbones::BackboneConfig::ViT(
+        repr::backbones::ViTConfig::new(32, 8, 16, 1, 2, 32)
+            .with_in_channels(1)
+            .with_num_classes(0),
+    );
+    vit.masked_patch.patch_size = 8;
+    let message = fails_before_training(&vit, "backbone.patch_size", dir.path());
+    assert!(message.contains("28x28"), "{message}");
 }

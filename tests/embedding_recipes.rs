@@ -1,4 +1,4 @@
-//! The SimCLR, BYOL and triplet recipes end to end on every backend, through the same code path as
+//! The SimCLR, BYOL, masked-patch and triplet recipes end to end on every backend, through the same code path as
 //! `cargo xtask train --recipe simclr|triplet --device <backend>`: on a small network and a small
 //! slice of the embedded Fashion-MNIST the training loss must fall, and the final evaluation
 //! (kNN, linear probe, retrieval, baselines, pictures) must be written.
@@ -158,4 +158,46 @@ fn byol_learns(backend: &str) {
     assert!(std > 0.01, "{backend}: embedding std {std}");
 }
 
-repr_testing::named_backend_tests!(simclr_learns, triplet_learns, byol_learns);
+fn masked_patch_learns(backend: &str) {
+    // 32 images, 10 steps: a one-block ViT (4-pixel patches, a 7x7 grid) learns the 3-bit grey
+    // level of its corrupted patches.
+    let mut config = tiny(Recipe::MaskedPatch, 32, 10);
+    config.backbone = repr::backbones::BackboneConfig::ViT(
+        repr::backbones::ViTConfig::new(28, 4, 16, 1, 2, 32)
+            .with_in_channels(1)
+            .with_num_classes(0),
+    );
+    let (run, _dir, losses, summary) = ten_constant_adamw_steps(config, backend);
+    // Cross-entropy over 8 grey levels starts near ln 8 = 2.08.
+    let first = (losses[0] + losses[1]) / 2.0;
+    let last = (losses[8] + losses[9]) / 2.0;
+    assert!(
+        (first - 8f64.ln()).abs() < 0.7,
+        "{backend}: first loss {first}"
+    );
+    assert!(
+        last < first - 0.2,
+        "{backend}: the masked-patch loss did not fall: {first:.4} -> {last:.4} ({losses:?})"
+    );
+    // The metric is the accuracy over the 25 corrupted patches of each image (round(0.5 · 49)).
+    let records = MetricsLog::read(&run).unwrap();
+    let accuracy = records
+        .iter()
+        .rev()
+        .find(|r| r.split == "train")
+        .and_then(|r| r.accuracy)
+        .expect("masked-patch steps report their accuracy");
+    assert!(
+        accuracy > 0.3 && accuracy <= 1.0,
+        "{backend}: accuracy {accuracy}"
+    );
+    check_evaluation(&run, &summary, backend);
+    assert_eq!(summary.backbone, "vit-d16-l1-h2-m32-p4-28");
+}
+
+repr_testing::named_backend_tests!(
+    simclr_learns,
+    triplet_learns,
+    byol_learns,
+    masked_patch_learns
+);

@@ -72,7 +72,7 @@ enum BenchTarget {
 #[derive(Parser, Default)]
 struct TrainArgs {
     /// Recipe to train (full recipes); without it, the short SimCLR default (`simclr-short`).
-    #[arg(long, value_parser = ["supervised", "simclr", "triplet", "byol", "finetune"])]
+    #[arg(long, value_parser = ["supervised", "simclr", "triplet", "byol", "masked-patch", "finetune"])]
     recipe: Option<String>,
     /// Backend: flex (default CPU), ndarray, wgpu, cuda.
     #[arg(long, default_value = "flex")]

@@ -40,6 +40,33 @@ impl Normalize {
         self.mean.len()
     }
 
+    /// Undoes the normalisation of a batch on its device: `x · std[c] + mean[c]`, the pixel
+    /// values in `[0, 1]` units (a `u8` value `v` as `v / 255`, up to float rounding).
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, channels, height, width]`
+    /// - output: same
+    ///
+    /// # Panics
+    /// If the batch does not have [`channels`](Self::channels) channels.
+    pub fn unnormalize(&self, images: Tensor<4>) -> Tensor<4> {
+        let channels = images.dims()[1];
+        assert_eq!(
+            channels,
+            self.channels(),
+            "Normalize has {} channels, the batch {channels}",
+            self.channels()
+        );
+        let device = images.device();
+        let column = |values: &[f32]| {
+            Tensor::<4>::from_data(
+                TensorData::new(values.to_vec(), [1, channels, 1, 1]),
+                &device,
+            )
+        };
+        images * column(&self.std) + column(&self.mean)
+    }
+
     /// The normalised value of every `u8`, per channel: exactly `(v / 255 - mean) / std` in f32.
     /// Build them once per batch and apply them per image with [`Normalize::write_image`].
     pub fn tables(&self) -> Vec<[f32; 256]> {
@@ -258,7 +285,26 @@ mod tests {
         check(batcher().batch(items, device), &[4, 0]);
     }
 
-    repr_testing::backend_tests!(batch_from_normalises, batcher_trait_normalises);
+    fn unnormalize_gives_back_the_u8_values(device: &Device) {
+        let images: Vec<&[u8]> = IMAGES.iter().map(|im| im.as_slice()).collect();
+        let batch = batcher().batch_from(&images, &[0, 0], [2, 1, 2], device);
+        let raw = batcher().normalize.unnormalize(batch.images);
+        assert_eq!(raw.dims(), [2, 2, 1, 2]);
+        let values: Vec<f32> = raw.into_data().iter::<f32>().collect();
+        let want: Vec<u8> = IMAGES.iter().flatten().copied().collect();
+        for (i, (got, want)) in values.iter().zip(want).enumerate() {
+            assert!(
+                (got * 255.0 - want as f32).abs() < 1e-3,
+                "value {i}: {got} * 255 vs {want}"
+            );
+        }
+    }
+
+    repr_testing::backend_tests!(
+        batch_from_normalises,
+        batcher_trait_normalises,
+        unnormalize_gives_back_the_u8_values
+    );
 
     #[test]
     fn normalize_into_reuses_the_buffer() {

@@ -74,6 +74,7 @@ impl Byol {
     /// projections' view-matching accuracy (as SimCLR's), which falls to chance if the
     /// representation collapses.
     pub fn step(&self, view1: Tensor<4>, view2: Tensor<4>) -> StepOutput {
+        let anchors = 2 * view1.dims()[0];
         let z1 = self.project(view1.clone());
         let z2 = self.project(view2.clone());
         let correct = positives_ranked_first(z1.clone().detach(), z2.clone().detach());
@@ -84,6 +85,7 @@ impl Byol {
         StepOutput {
             loss: byol_symmetric_loss(p1, p2, t1, t2),
             correct: Some(correct),
+            counted: anchors,
         }
     }
 

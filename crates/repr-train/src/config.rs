@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use repr_augment::MultiViewConfig;
 use repr_backbones::BackboneConfig;
-use repr_objectives::{Distance, Miner};
+use repr_objectives::{Distance, MaskedPatchConfig, Miner};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -22,6 +22,9 @@ pub enum Recipe {
     /// BYOL (Grill et al. 2020): online network predicts a momentum target's projection of the
     /// other view; no negatives.
     Byol,
+    /// Masked-patch prediction (Dosovitskiy et al. 2020, B.1.2): a ViT predicts a target (mean
+    /// colour, downsized patch or pixels) of its corrupted patches; no labels.
+    MaskedPatch,
     /// Supervised fine-tuning of a pre-trained backbone (a `repr` run or PyTorch weights) with
     /// a new classifier: copy the first stages, re-initialise the rest, freeze a prefix, a
     /// smaller learning rate for the backbone, warm-up (see [`FinetuneConfig`]).
@@ -36,16 +39,18 @@ impl Recipe {
             Recipe::Simclr => "simclr",
             Recipe::Triplet => "triplet",
             Recipe::Byol => "byol",
+            Recipe::MaskedPatch => "masked-patch",
             Recipe::Finetune => "finetune",
         }
     }
 
     /// Every recipe, in the order the CLI lists them.
-    pub const ALL: [Recipe; 5] = [
+    pub const ALL: [Recipe; 6] = [
         Recipe::Supervised,
         Recipe::Simclr,
         Recipe::Triplet,
         Recipe::Byol,
+        Recipe::MaskedPatch,
         Recipe::Finetune,
     ];
 
@@ -61,6 +66,7 @@ impl Recipe {
             Recipe::Simclr => TrainConfig::simclr(),
             Recipe::Triplet => TrainConfig::triplet(),
             Recipe::Byol => TrainConfig::byol(),
+            Recipe::MaskedPatch => TrainConfig::masked_patch(),
             Recipe::Finetune => TrainConfig::finetune(),
         }
     }
@@ -116,6 +122,9 @@ pub struct TrainConfig {
     pub triplet: TripletConfig,
     /// BYOL's projector, predictor and target decay (recipe `byol`).
     pub byol: ByolConfig,
+    /// Masked-patch prediction's corruption and target (recipe `masked-patch`); its patch size
+    /// must be the ViT's.
+    pub masked_patch: MaskedPatchConfig,
     /// The augmented views of the self-supervised recipes (`simclr`, `byol`).
     pub views: MultiViewConfig,
     /// Where the pre-trained weights come from and what is kept, frozen and re-initialised

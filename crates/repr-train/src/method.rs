@@ -3,12 +3,13 @@
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use repr_backbones::Backbone;
-use repr_data::{ImageBatch, MultiViewBatch};
+use repr_data::{ImageBatch, MultiViewBatch, Normalize};
 use repr_objectives::{
     CrossEntropyLoss, CrossEntropyLossConfig, NtXentLoss, NtXentLossConfig, ProjectionHeadConfig,
     TripletLoss, TripletLossConfig,
 };
 
+use crate::masked_patch::{MaskedPatchNet, MaskedPatchObjective};
 use crate::{Byol, Recipe, SimClr, Supervised, TrainConfig, TrainError, TripletNet};
 
 /// What one training step returns, still on the device.
@@ -19,6 +20,9 @@ pub struct StepOutput {
     /// images (supervised), anchors whose nearest other view is their positive (SimCLR, out of
     /// two per image).
     pub correct: Option<Tensor<1, Int>>,
+    /// What `correct` counts out of: images (supervised), anchors (SimCLR, BYOL: two per
+    /// image), corrupted patch cells (masked-patch prediction); 0 without a metric.
+    pub counted: usize,
 }
 
 /// A network and the way it is trained. Adding a method adds a variant here (see
@@ -35,6 +39,8 @@ pub enum Method {
     Triplet(TripletNet),
     /// Online and momentum-target networks trained with BYOL's regression loss on two views.
     Byol(Byol),
+    /// A ViT predicting its corrupted patches (masked-patch prediction).
+    MaskedPatch(MaskedPatchNet),
 }
 
 /// A training batch: labelled images, or several augmented views of the same images.
@@ -58,6 +64,8 @@ pub enum Objective {
     Triplet(TripletLoss),
     /// BYOL's normalised regression (no parameters).
     Byol,
+    /// Masked-patch prediction: corruption, targets, and what they need from the run.
+    MaskedPatch(MaskedPatchObjective),
 }
 
 fn config_error(field: &str, e: impl std::fmt::Display) -> TrainError {
@@ -68,8 +76,8 @@ fn config_error(field: &str, e: impl std::fmt::Display) -> TrainError {
 }
 
 impl Objective {
-    /// The loss of `config.recipe`.
-    pub fn new(config: &TrainConfig) -> Result<Self, TrainError> {
+    /// The loss of `config.recipe`, for batches normalised by `normalize`.
+    pub fn new(config: &TrainConfig, normalize: &Normalize) -> Result<Self, TrainError> {
         Ok(match config.recipe {
             Recipe::Supervised | Recipe::Finetune => Objective::CrossEntropy(
                 CrossEntropyLossConfig::new()
@@ -86,6 +94,11 @@ impl Objective {
                 .map_err(|e| config_error("simclr.temperature", e))?,
             ),
             Recipe::Byol => Objective::Byol,
+            Recipe::MaskedPatch => Objective::MaskedPatch(MaskedPatchObjective {
+                config: config.masked_patch.clone(),
+                normalize: normalize.clone(),
+                seed: config.seed,
+            }),
             Recipe::Triplet => {
                 let t = &config.triplet;
                 Objective::Triplet(
@@ -133,6 +146,15 @@ impl Method {
                 config.triplet.embedding_dim,
                 device,
             )),
+            Recipe::MaskedPatch => {
+                let channels = config.backbone.in_channels();
+                Method::MaskedPatch(MaskedPatchNet::new(
+                    backbone,
+                    &config.masked_patch,
+                    channels,
+                    device,
+                ))
+            }
         }
     }
 
@@ -152,6 +174,10 @@ impl Method {
             Method::Triplet(m) => Method::Triplet(TripletNet {
                 backbone: f(m.backbone)?,
                 ..m
+            }),
+            Method::MaskedPatch(m) => Method::MaskedPatch(MaskedPatchNet {
+                backbone: f(m.backbone)?,
+                head: m.head,
             }),
             // The target encoder follows the online one.
             Method::Byol(m) => {
@@ -185,6 +211,7 @@ impl Method {
             Method::Simclr(m) => &m.backbone,
             Method::Triplet(m) => &m.backbone,
             Method::Byol(m) => &m.backbone,
+            Method::MaskedPatch(m) => &m.backbone,
         }
     }
 
@@ -202,13 +229,17 @@ impl Method {
         }
     }
 
-    /// Loss (and metric) of one batch.
+    /// Loss (and metric) of one batch at training step `step` (counted from 0 over the whole
+    /// run; masked-patch prediction draws its corruption from it).
     ///
     /// # Panics
     /// If the batch or objective does not belong to the method (a programming error: the
     /// trainer builds all three from the same recipe).
-    pub fn step(&self, batch: Batch, objective: &Objective) -> StepOutput {
+    pub fn step(&self, batch: Batch, objective: &Objective, step: usize) -> StepOutput {
         match (self, batch, objective) {
+            (Method::MaskedPatch(m), Batch::Labeled(b), Objective::MaskedPatch(o)) => {
+                m.step(b.images, o, step)
+            }
             (Method::Supervised(m), Batch::Labeled(b), Objective::CrossEntropy(l)) => m.step(b, l),
             (Method::Triplet(m), Batch::Labeled(b), Objective::Triplet(l)) => {
                 m.step(b.images, b.targets, l)

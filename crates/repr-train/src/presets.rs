@@ -1,8 +1,8 @@
 //! The recipes' preset configurations, sized for Fashion-MNIST on a 2-core CPU.
 
 use repr_augment::MultiViewConfig;
-use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
-use repr_objectives::Miner;
+use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem, ViTConfig};
+use repr_objectives::{MaskedPatchConfig, Miner};
 
 use crate::{
     AugmentConfig, ByolConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe,
@@ -15,6 +15,17 @@ fn resnet(layers: [usize; 4], width: usize, num_classes: usize) -> BackboneConfi
         ResNetConfig::new(layers, BlockKind::Basic)
             .with_stem(Stem::Cifar)
             .with_width(width)
+            .with_in_channels(1)
+            .with_num_classes(num_classes),
+    )
+}
+
+/// The ViT of the `masked-patch` recipe for 1-channel 28×28 images: 4-pixel patches (a 7×7
+/// grid), `dim` 128, 6 blocks of 4 heads, MLP 512 (1.2 M parameters); `num_classes` 0 builds
+/// an encoder only.
+pub fn masked_patch_vit(num_classes: usize) -> BackboneConfig {
+    BackboneConfig::ViT(
+        ViTConfig::new(28, 4, 128, 6, 4, 512)
             .with_in_channels(1)
             .with_num_classes(num_classes),
     )
@@ -54,6 +65,7 @@ impl TrainConfig {
             triplet: TripletConfig::default(),
             views: MultiViewConfig::simclr_grayscale(28),
             byol: ByolConfig::default(),
+            masked_patch: MaskedPatchConfig::default(),
             finetune: FinetuneConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -174,6 +186,39 @@ impl TrainConfig {
                 weight_decay: 5e-4,
             },
             ..short
+        }
+    }
+
+    /// Masked-patch prediction (Dosovitskiy et al. 2020, B.1.2) on Fashion-MNIST: a small ViT
+    /// for 28×28 grey images ([`masked_patch_vit`]: 4-pixel patches, a 7×7 grid, `dim` 128, 6
+    /// blocks, 4 heads, MLP 512) predicts the 3-bit grey level of its corrupted patches (50%
+    /// corrupted: 80% mask token, 10% another patch, 10% unchanged); 2 epochs of AdamW 5e-4 with
+    /// weight decay 0.05 in batches of 128, 0.2 epoch of warm-up then cosine, the supervised
+    /// recipe's crop and flip; kNN memory of 20,000 training images. The ViT trains at ~65
+    /// images/s on flex (2 cores), so the preset takes ~35 minutes.
+    pub fn masked_patch() -> Self {
+        Self {
+            recipe: Recipe::MaskedPatch,
+            epochs: 2,
+            batch_size: 128,
+            backbone: masked_patch_vit(0),
+            optimizer: OptimizerConfig::Adamw {
+                lr: 5e-4,
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 0.05,
+            },
+            schedule: ScheduleConfig {
+                warmup_epochs: 0.2,
+                min_lr: 0.0,
+            },
+            masked_patch: MaskedPatchConfig::default(),
+            eval: EvalConfig {
+                memory_limit: Some(20_000),
+                ..EvalConfig::default()
+            },
+            ..Self::supervised()
         }
     }
 

@@ -33,12 +33,14 @@ impl SimClr {
     /// metric is the contrastive accuracy: anchors whose most similar other view is their
     /// positive.
     pub fn step(&self, view1: Tensor<4>, view2: Tensor<4>, loss_fn: &NtXentLoss) -> StepOutput {
+        let anchors = 2 * view1.dims()[0];
         let z1 = self.project(view1);
         let z2 = self.project(view2);
         let correct = positives_ranked_first(z1.clone().detach(), z2.clone().detach());
         StepOutput {
             loss: loss_fn.forward(z1, z2),
             correct: Some(correct),
+            counted: anchors,
         }
     }
 }

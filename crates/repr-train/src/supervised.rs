@@ -27,8 +27,10 @@ impl Supervised {
 
     /// Loss and correct count of one batch.
     pub fn step(&self, batch: ImageBatch, loss_fn: &CrossEntropyLoss) -> StepOutput {
+        let counted = batch.images.dims()[0];
         let logits = self.forward(batch.images);
         StepOutput {
+            counted,
             correct: Some(correct_count(
                 logits.clone().detach(),
                 batch.targets.clone(),

@@ -61,7 +61,7 @@ pub fn train(
     let data = Data::load(config)?;
     report_skipped(run, &data.skipped)?;
     check_backbone_fits(config, &data.train)?;
-    let objective = Objective::new(config)?;
+    let objective = Objective::new(config, &data.normalize)?;
     let loader = loader_config(config, &data)?;
     let steps_per_epoch = BatchLoader::batches_per_epoch(data.train.len(), &loader);
     if steps_per_epoch == 0 {
@@ -155,8 +155,17 @@ pub fn train(
                 config.schedule.min_lr,
             );
             let images = batch.len();
-            let output = model.step(batch.into_device(&train_device), &objective);
-            interval.add(output.loss.clone().detach(), output.correct, images);
+            let output = model.step(
+                batch.into_device(&train_device),
+                &objective,
+                state.global_step,
+            );
+            interval.add(
+                output.loss.clone().detach(),
+                output.correct,
+                output.counted,
+                images,
+            );
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
             model = optimizer.step(rates.at(lr), model, grads).after_step(
                 state.global_step,
@@ -176,8 +185,7 @@ pub fn train(
             {
                 // The one host read of the interval: also the finiteness check that must pass
                 // before any checkpoint is written.
-                let (loss, acc, images_per_second, seconds, images) =
-                    interval.read(metric_per_image(config.recipe));
+                let (loss, acc, images_per_second, seconds, images) = interval.read();
                 if !loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
                         step: state.global_step,
@@ -551,6 +559,19 @@ fn check_backbone_fits(config: &TrainConfig, train: &ImageDataset) -> Result<(),
             ),
         });
     }
+    if let repr_backbones::BackboneConfig::ViT(vit) = backbone {
+        let [_, height, width] = train.shape();
+        let p = vit.patch_size;
+        if !(height.is_multiple_of(p) && width.is_multiple_of(p)) {
+            return Err(TrainError::Config {
+                field: "backbone.patch_size".into(),
+                message: format!(
+                    "{p} does not divide the dataset's {height}x{width} images (a ViT cuts them \
+                     into whole patches)"
+                ),
+            });
+        }
+    }
     let (expected, why) = if config.recipe.is_embedding() {
         (
             0,
@@ -644,15 +665,6 @@ fn loader_config(config: &TrainConfig, data: &Data) -> Result<LoaderConfig, Trai
     })
 }
 
-/// The accuracy-like metric counts this many items per image (SimCLR: two anchors per image),
-/// or the method has none.
-fn metric_per_image(recipe: Recipe) -> usize {
-    match recipe {
-        Recipe::Simclr | Recipe::Byol => 2,
-        _ => 1,
-    }
-}
-
 fn capture_checkpoint(
     run: &RunDir,
     state: TrainState,
@@ -678,6 +690,7 @@ fn checkpoint_name(run: &RunDir) -> String {
 struct Interval {
     loss: Tensor<1>,
     correct: Option<Tensor<1, Int>>,
+    counted: usize,
     steps: usize,
     images: usize,
     started: Instant,
@@ -689,13 +702,20 @@ impl Interval {
         Self {
             loss: Tensor::zeros([1], &device),
             correct: None,
+            counted: 0,
             steps: 0,
             images: 0,
             started: Instant::now(),
         }
     }
 
-    fn add(&mut self, loss: Tensor<1>, correct: Option<Tensor<1, Int>>, images: usize) {
+    fn add(
+        &mut self,
+        loss: Tensor<1>,
+        correct: Option<Tensor<1, Int>>,
+        counted: usize,
+        images: usize,
+    ) {
         self.loss = self.loss.clone() + loss.without_autodiff();
         if let Some(correct) = correct {
             let correct = correct.without_autodiff();
@@ -704,16 +724,18 @@ impl Interval {
                 None => correct,
             });
         }
+        self.counted += counted;
         self.steps += 1;
         self.images += images;
     }
 
     /// Mean loss, metric, images/s, seconds and images of the interval (one device read).
-    fn read(&self, per_image: usize) -> (f64, Option<f64>, f64, f64, usize) {
+    fn read(&self) -> (f64, Option<f64>, f64, f64, usize) {
         let loss = self.loss.clone().into_scalar::<f32>() as f64 / self.steps.max(1) as f64;
-        let metric = self.correct.clone().map(|correct| {
-            correct.into_scalar::<i64>() as f64 / (self.images * per_image).max(1) as f64
-        });
+        let metric = self
+            .correct
+            .clone()
+            .map(|correct| correct.into_scalar::<i64>() as f64 / self.counted.max(1) as f64);
         let seconds = self.started.elapsed().as_secs_f64();
         (
             loss,

@@ -48,6 +48,7 @@ impl TripletNet {
         StepOutput {
             loss: output.loss,
             correct: None,
+            counted: 0,
         }
     }
 }

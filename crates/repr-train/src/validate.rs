@@ -1,6 +1,8 @@
 //! Validation of a [`TrainConfig`]: every impossible value is named, with its allowed range,
 //! before any training work starts.
 
+use repr_backbones::BackboneConfig;
+
 use crate::{OptimizerConfig, Recipe, TrainConfig, TrainError};
 
 impl TrainConfig {
@@ -285,6 +287,29 @@ impl TrainConfig {
         }
         if self.byol.hidden == 0 || self.byol.output == 0 {
             return bad("byol.hidden / byol.output", ">= 1", "0".into());
+        }
+        if self.recipe == Recipe::MaskedPatch {
+            if let Err(e) = self.masked_patch.validate() {
+                let repr_objectives::ObjectiveError::OutOfRange { field, .. } = &e;
+                return Err(TrainError::Config {
+                    field: format!("masked_patch.{field}"),
+                    message: e.to_string(),
+                });
+            }
+            let BackboneConfig::ViT(vit) = &self.backbone else {
+                return bad(
+                    "backbone.kind",
+                    "\"vit\" (masked-patch prediction corrupts a ViT's patch tokens)",
+                    format!("{:?}", self.backbone.name()),
+                );
+            };
+            if self.masked_patch.patch_size != vit.patch_size {
+                return bad(
+                    "masked_patch.patch_size",
+                    &format!("the ViT's patch size ({})", vit.patch_size),
+                    self.masked_patch.patch_size.to_string(),
+                );
+            }
         }
         if matches!(self.recipe, Recipe::Simclr | Recipe::Byol)
             && let Err(e) = self.views.validate()
