@@ -72,6 +72,7 @@ enum BenchTarget {
 #[derive(Parser, Default)]
 struct TrainArgs {
     /// Recipe to train (full recipes); without it, the short SimCLR default (`simclr-short`).
+    /// With `--config`, it replaces the file's recipe.
     #[arg(long, value_parser = ["supervised", "simclr", "triplet", "byol", "masked-patch", "finetune"])]
     recipe: Option<String>,
     /// Backend: flex (default CPU), ndarray, wgpu, cuda.
@@ -241,6 +242,11 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
+    // With a config file, `--recipe` replaces its recipe (one file can describe a network
+    // trained from scratch and fine-tuned).
+    if let Some(recipe) = args.recipe.as_deref().and_then(Recipe::parse) {
+        config.recipe = recipe;
+    }
     if let Some(dir) = &args.data_dir {
         config.data.dir = Some(dir.clone());
     }

@@ -46,6 +46,7 @@ pub use loader::{BatchLoader, LoaderConfig, Prepared};
 pub use masked_patch::{MaskedPatchNet, MaskedPatchObjective};
 pub use method::{Batch, Method, Objective, StepOutput};
 pub use metrics::{MetricRecord, MetricsLog};
+pub use presets::masked_patch_vit;
 pub use run_dir::{RunDir, RunMode};
 pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;

@@ -133,13 +133,6 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
     let mut results = Vec::new();
     for &workload in &workloads {
         for &device in &devices {
-            if let Some(why) = workload.missing() {
-                results.push(json!({
-                    "workload": workload.name(), "device": device.name(),
-                    "status": "skipped", "note": why,
-                }));
-                continue;
-            }
             let slow = args
                 .slow_devices
                 .iter()

@@ -255,7 +255,7 @@ mod tests {
                  "ms_median": 64000.0, "n": 2, "warmup": 1, "peak_rss_mib": 900.0,
                  "other_procs_cores": 0.01},
                 {"workload": "vit-train", "device": "flex", "status": "skipped",
-                 "note": "not implemented yet (issue 3)"},
+                 "note": "slow backend here: not in --slow-workloads"},
             ],
         });
         let table = markdown(
@@ -266,7 +266,7 @@ mod tests {
         assert!(table.contains("| 0.03× |"), "{table}");
         // 40 / 89.2 (PyTorch's stored median).
         assert!(table.contains("| 0.45× |"), "{table}");
-        assert!(table.contains("not implemented yet (issue 3)"), "{table}");
+        assert!(table.contains("not in --slow-workloads"), "{table}");
         assert!(table.contains("channels-last"), "{table}");
     }
 }

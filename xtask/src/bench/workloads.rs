@@ -5,7 +5,7 @@ use anyhow::{Result, anyhow};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use repr_backbones::{BackboneConfig, ResNetConfig, Stem, num_learnable_params};
+use repr_backbones::{BackboneConfig, ResNetConfig, Stem, ViTConfig, num_learnable_params};
 use repr_objectives::{
     CrossEntropyLossConfig, Miner, NtXentLossConfig, ProjectionHeadConfig, TripletLossConfig,
 };
@@ -75,14 +75,6 @@ impl Workload {
             Self::VitInfer => Some("vit_eval"),
         }
     }
-
-    /// Why the workload cannot run yet, if it cannot.
-    pub fn missing(self) -> Option<&'static str> {
-        match self {
-            Self::VitTrain | Self::VitInfer => Some("not implemented yet (issue 3)"),
-            _ => None,
-        }
-    }
 }
 
 /// The ResNet-18 CIFAR variant of the shared reference workload (3×3 stride-1 stem, no max pool,
@@ -92,6 +84,71 @@ pub fn resnet18_cifar(num_classes: usize) -> BackboneConfig {
         .with_stem(Stem::Cifar)
         .with_num_classes(num_classes)
         .into()
+}
+
+/// The small ViT of the shared reference workload: 32×32 RGB images in 4-pixel patches (an 8×8
+/// grid), `dim` 192, 6 pre-norm blocks of 3 heads, MLP 768, learned positions, CLS, 10 classes.
+pub fn vit_small_cifar() -> BackboneConfig {
+    ViTConfig::new(32, 4, 192, 6, 3, 768)
+        .with_in_channels(3)
+        .with_num_classes(10)
+        .into()
+}
+
+/// A classifier's cross-entropy training step with SGD (lr 0.1, momentum 0.9) on `batch`
+/// synthetic images.
+fn classifier_train(
+    backbone: BackboneConfig,
+    train: &Device,
+    batch: usize,
+    sync: impl Fn() -> Result<()> + 'static,
+) -> Result<Prepared> {
+    let mut model = Some(Supervised {
+        backbone: backbone.init(train),
+    });
+    let params = num_learnable_params(model.as_ref().expect("built"));
+    let mut optimizer = sgd().init();
+    let loss_fn = CrossEntropyLossConfig::new().init()?;
+    let x = images(batch, train);
+    let y = labels((0..batch).map(|i| (i * 7 % 10) as i64).collect(), train);
+    Ok(Prepared {
+        step: Box::new(move || {
+            let m = model.take().expect("the model is put back after each step");
+            let loss = loss_fn.forward(m.forward(x.clone()), y.clone());
+            let value = loss.clone().detach();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            model = Some(optimizer.step(0.1, m, grads));
+            sync()?;
+            Ok(value.into_scalar::<f32>())
+        }),
+        params,
+        images_per_step: batch,
+    })
+}
+
+/// A classifier's inference forward (`valid()`: no autodiff, BatchNorm running statistics) of
+/// `batch` synthetic images.
+fn classifier_infer(
+    backbone: BackboneConfig,
+    train: &Device,
+    batch: usize,
+    sync: impl Fn() -> Result<()> + 'static,
+) -> Result<Prepared> {
+    let model = Supervised {
+        backbone: backbone.init(train),
+    }
+    .valid();
+    let params = num_learnable_params(&model);
+    let x = images(batch, &train.clone().without_autodiff());
+    Ok(Prepared {
+        step: Box::new(move || {
+            let out = model.forward(x.clone());
+            sync()?;
+            Ok(out.slice([0..1, 0..1]).into_scalar::<f32>())
+        }),
+        params,
+        images_per_step: batch,
+    })
 }
 
 /// SGD with lr 0.1 and momentum 0.9, as the PyTorch peer script.
@@ -145,49 +202,10 @@ pub fn prepare(
         }
     };
     match workload {
-        Workload::Resnet18Train => {
-            let mut model = Some(Supervised {
-                backbone: resnet18_cifar(10).init(&train),
-            });
-            let params = num_learnable_params(model.as_ref().expect("built"));
-            let mut optimizer = sgd().init();
-            let loss_fn = CrossEntropyLossConfig::new().init()?;
-            let x = images(train_batch, &train);
-            let y = labels(
-                (0..train_batch).map(|i| (i * 7 % 10) as i64).collect(),
-                &train,
-            );
-            Ok(Prepared {
-                step: Box::new(move || {
-                    let m = model.take().expect("the model is put back after each step");
-                    let loss = loss_fn.forward(m.forward(x.clone()), y.clone());
-                    let value = loss.clone().detach();
-                    let grads = GradientsParams::from_grads(loss.backward(), &m);
-                    model = Some(optimizer.step(0.1, m, grads));
-                    sync()?;
-                    Ok(value.into_scalar::<f32>())
-                }),
-                params,
-                images_per_step: train_batch,
-            })
-        }
-        Workload::Resnet18Infer => {
-            let model = Supervised {
-                backbone: resnet18_cifar(10).init(&train),
-            }
-            .valid();
-            let params = num_learnable_params(&model);
-            let x = images(infer_batch, &inner);
-            Ok(Prepared {
-                step: Box::new(move || {
-                    let out = model.forward(x.clone());
-                    sync()?;
-                    Ok(out.slice([0..1, 0..1]).into_scalar::<f32>())
-                }),
-                params,
-                images_per_step: infer_batch,
-            })
-        }
+        Workload::Resnet18Train => classifier_train(resnet18_cifar(10), &train, train_batch, sync),
+        Workload::Resnet18Infer => classifier_infer(resnet18_cifar(10), &train, infer_batch, sync),
+        Workload::VitTrain => classifier_train(vit_small_cifar(), &train, train_batch, sync),
+        Workload::VitInfer => classifier_infer(vit_small_cifar(), &train, infer_batch, sync),
         Workload::SimclrTrain => {
             let mut model = Some(SimClr {
                 backbone: resnet18_cifar(0).init(&train),
@@ -236,11 +254,6 @@ pub fn prepare(
                 images_per_step: batch,
             })
         }
-        Workload::VitTrain | Workload::VitInfer => Err(anyhow!(
-            "{}: {}",
-            workload.name(),
-            workload.missing().unwrap_or("not available")
-        )),
     }
 }
 
@@ -253,6 +266,15 @@ mod tests {
         let device = Device::flex();
         let model = resnet18_cifar(10).init(&device);
         assert_eq!(num_learnable_params(&model), 11_173_962);
+    }
+
+    #[test]
+    fn reference_vit_has_the_peer_parameter_count() {
+        // The PyTorch peer's ViTSmallCifar (bench_models.py) has 2,693,578 parameters; ours adds
+        // the 192 of the mask token.
+        let device = Device::flex();
+        let model = vit_small_cifar().init(&device);
+        assert_eq!(num_learnable_params(&model), 2_693_578 + 192);
     }
 
     #[test]
