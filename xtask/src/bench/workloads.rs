@@ -95,6 +95,31 @@ pub fn vit_small_cifar() -> BackboneConfig {
         .into()
 }
 
+/// One SGD step (lr 0.1, momentum 0.9) of `model` per call, on the loss `loss(&model)`.
+fn sgd_steps<M: Module + 'static>(
+    model: M,
+    images_per_step: usize,
+    loss: impl Fn(&M) -> Tensor<1> + 'static,
+    sync: impl Fn() -> Result<()> + 'static,
+) -> Prepared {
+    let params = num_learnable_params(&model);
+    let mut model = Some(model);
+    let mut optimizer = sgd().init();
+    Prepared {
+        step: Box::new(move || {
+            let m = model.take().expect("the model is put back after each step");
+            let loss = loss(&m);
+            let value = loss.clone().detach();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            model = Some(optimizer.step(0.1, m, grads));
+            sync()?;
+            Ok(value.into_scalar::<f32>())
+        }),
+        params,
+        images_per_step,
+    }
+}
+
 /// A classifier's cross-entropy training step with SGD (lr 0.1, momentum 0.9) on `batch`
 /// synthetic images.
 fn classifier_train(
@@ -103,27 +128,14 @@ fn classifier_train(
     batch: usize,
     sync: impl Fn() -> Result<()> + 'static,
 ) -> Result<Prepared> {
-    let mut model = Some(Supervised {
+    let model = Supervised {
         backbone: backbone.init(train),
-    });
-    let params = num_learnable_params(model.as_ref().expect("built"));
-    let mut optimizer = sgd().init();
+    };
     let loss_fn = CrossEntropyLossConfig::new().init()?;
     let x = images(batch, train);
     let y = labels((0..batch).map(|i| (i * 7 % 10) as i64).collect(), train);
-    Ok(Prepared {
-        step: Box::new(move || {
-            let m = model.take().expect("the model is put back after each step");
-            let loss = loss_fn.forward(m.forward(x.clone()), y.clone());
-            let value = loss.clone().detach();
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            model = Some(optimizer.step(0.1, m, grads));
-            sync()?;
-            Ok(value.into_scalar::<f32>())
-        }),
-        params,
-        images_per_step: batch,
-    })
+    let loss = move |m: &Supervised| loss_fn.forward(m.forward(x.clone()), y.clone());
+    Ok(sgd_steps(model, batch, loss, sync))
 }
 
 /// A classifier's inference forward (`valid()`: no autodiff, BatchNorm running statistics) of
@@ -207,52 +219,26 @@ pub fn prepare(
         Workload::VitTrain => classifier_train(vit_small_cifar(), &train, train_batch, sync),
         Workload::VitInfer => classifier_infer(vit_small_cifar(), &train, infer_batch, sync),
         Workload::SimclrTrain => {
-            let mut model = Some(SimClr {
+            let model = SimClr {
                 backbone: resnet18_cifar(0).init(&train),
                 head: ProjectionHeadConfig::new(512, 512, 128).init(&train),
-            });
-            let params = num_learnable_params(model.as_ref().expect("built"));
-            let mut optimizer = sgd().init();
+            };
             let loss_fn = NtXentLossConfig::new().with_temperature(0.5).init()?;
             let (v1, v2) = (images(train_batch, &train), images(train_batch, &train));
-            Ok(Prepared {
-                step: Box::new(move || {
-                    let m = model.take().expect("the model is put back after each step");
-                    let loss = m.step(v1.clone(), v2.clone(), &loss_fn).loss;
-                    let value = loss.clone().detach();
-                    let grads = GradientsParams::from_grads(loss.backward(), &m);
-                    model = Some(optimizer.step(0.1, m, grads));
-                    sync()?;
-                    Ok(value.into_scalar::<f32>())
-                }),
-                params,
-                images_per_step: train_batch,
-            })
+            let loss = move |m: &SimClr| m.step(v1.clone(), v2.clone(), &loss_fn).loss;
+            Ok(sgd_steps(model, train_batch, loss, sync))
         }
         Workload::TripletTrain => {
             let (p, k) = (16, train_batch.div_ceil(16).max(2));
             let batch = p * k;
-            let mut model = Some(TripletNet::new(resnet18_cifar(0).init(&train), 128, &train));
-            let params = num_learnable_params(model.as_ref().expect("built"));
-            let mut optimizer = sgd().init();
+            let model = TripletNet::new(resnet18_cifar(0).init(&train), 128, &train);
             let loss_fn = TripletLossConfig::new()
                 .with_miner(Miner::BatchHard)
                 .init()?;
             let x = images(batch, &train);
             let y = labels((0..batch).map(|i| (i / k) as i64).collect(), &train);
-            Ok(Prepared {
-                step: Box::new(move || {
-                    let m = model.take().expect("the model is put back after each step");
-                    let loss = m.step(x.clone(), y.clone(), &loss_fn).loss;
-                    let value = loss.clone().detach();
-                    let grads = GradientsParams::from_grads(loss.backward(), &m);
-                    model = Some(optimizer.step(0.1, m, grads));
-                    sync()?;
-                    Ok(value.into_scalar::<f32>())
-                }),
-                params,
-                images_per_step: batch,
-            })
+            let loss = move |m: &TripletNet| m.step(x.clone(), y.clone(), &loss_fn).loss;
+            Ok(sgd_steps(model, batch, loss, sync))
         }
     }
 }
