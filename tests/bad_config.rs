@@ -153,6 +153,14 @@ fn values_impossible_for_the_dataset_fail_before_training() {
     let message = fails_before_training(&rgb, "backbone.in_channels", dir.path());
     assert!(message.contains("1 channels"), "{message}");
 
+    // kNN with more neighbours than the memory has images: caught before training, not at
+    // the first evaluation.
+    let mut knn = Recipe::Byol.config();
+    knn.data.train_limit = Some(150);
+    knn.data.test_limit = Some(10);
+    let message = fails_before_training(&knn, "eval.knn_k", dir.path());
+    assert!(message.contains("150 images"), "{message}");
+
     // A ViT whose 8-pixel patches do not tile the 28x28 images.
     let mut vit = Recipe::MaskedPatch.config();
     vit.data.train_limit = Some(100);

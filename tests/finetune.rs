@@ -145,6 +145,55 @@ fn layer3_starts_from_the_source_weights() {
 }
 
 #[test]
+fn a_masked_patch_vit_is_a_source() {
+    // Pre-train a two-block ViT by masked-patch prediction, then fine-tune it keeping and
+    // freezing the stem (patch embedding, CLS, positions, mask token) and the first block.
+    let dir = tempfile::tempdir().unwrap();
+    let source = RunDir::open(dir.path().join("source"), RunMode::New).unwrap();
+    let mut pretrain = common::tiny_supervised(64, 32, 16, 1);
+    pretrain.recipe = Recipe::MaskedPatch;
+    pretrain.backbone = repr::backbones::BackboneConfig::ViT(
+        repr::backbones::ViTConfig::new(28, 4, 16, 2, 2, 32)
+            .with_in_channels(1)
+            .with_num_classes(0),
+    );
+    pretrain.eval.plots = false;
+    pretrain.eval.linear_probe = false;
+    pretrain.eval.knn_k = 5;
+    repr::train::train(&pretrain, &source, &options()).unwrap();
+
+    let run = RunDir::open(dir.path().join("finetune"), RunMode::New).unwrap();
+    let mut config = finetune_config(source.root());
+    config.finetune.keep_stages = Some(1);
+    config.finetune.freeze_stages = Some(1);
+    config.finetune.backbone_lr_scale = 1.0;
+    let summary = repr::train::train(&config, &run, &options()).unwrap();
+    assert_eq!(summary.backbone, "vit-d16-l2-h2-m32-p4-28");
+    let before = backbone_tensors(&source);
+    let after = backbone_tensors(&run);
+    assert!(after.contains_key("ViT.head.weight") && !before.contains_key("ViT.head.weight"));
+    let stem = [
+        "patch_embed.",
+        "cls_token",
+        "pos_embed",
+        "mask_token",
+        "blocks.0.",
+    ];
+    let mut frozen = 0;
+    for (path, value) in &before {
+        let same = after[path] == *value;
+        if stem.iter().any(|p| path.starts_with(&format!("ViT.{p}"))) {
+            assert!(same, "frozen {path} changed");
+            frozen += 1;
+        } else {
+            // Block 1 and the final norm: freshly initialised, then trained.
+            assert!(!same, "re-initialised {path} equals the source");
+        }
+    }
+    assert!(frozen >= 14, "{frozen} frozen tensors");
+}
+
+#[test]
 fn bad_finetune_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str| RunDir::open(dir.path().join(name), RunMode::New).unwrap();

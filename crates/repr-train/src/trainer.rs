@@ -74,6 +74,16 @@ pub fn train(
             ),
         });
     }
+    if config.recipe.is_embedding() && config.eval.knn_k > data.memory.len() {
+        return Err(TrainError::Config {
+            field: "eval.knn_k".into(),
+            message: format!(
+                "{} is not allowed: expected at most the kNN memory's {} images",
+                config.eval.knn_k,
+                data.memory.len()
+            ),
+        });
+    }
     let total_steps = steps_per_epoch * config.epochs;
     let warmup_steps = (config.schedule.warmup_epochs * steps_per_epoch as f64).round() as usize;
     let base_lr = config.optimizer.lr();
