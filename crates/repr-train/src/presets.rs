@@ -224,14 +224,14 @@ impl TrainConfig {
 
     /// Triplet loss with semi-hard mining (Schroff et al. 2015) on P×K = 8×16 class-balanced
     /// batches: a CIFAR-stem ResNet-10 at width 16 with a 128-d L2-normalised embedding head,
-    /// euclidean distance, margin 0.2, AdamW 1e-3 with half an epoch of warm-up then cosine, 6
-    /// epochs (recall@1 89.96%, kNN 91.53% on flex in 44 min). In 200-step probes semi-hard reached kNN 79.5%, batch-all 78.9%, batch-hard with
+    /// euclidean distance, margin 0.2, AdamW 1e-3 with half an epoch of warm-up then cosine, 8
+    /// epochs (recall@1 90.33%, kNN 91.80% on flex in 81 min; 6 epochs gave 89.96%). In 200-step probes semi-hard reached kNN 79.5%, batch-all 78.9%, batch-hard with
     /// the soft margin 63.7% (batch-hard's hardest negatives on Fashion-MNIST's overlapping
     /// shirt/top/pullover/coat classes keep it at the margin; `docs/results.md`).
     pub fn triplet() -> Self {
         Self {
             recipe: Recipe::Triplet,
-            epochs: 6,
+            epochs: 8,
             eval_every_epochs: 2,
             triplet: TripletConfig {
                 miner: Miner::SemiHard,
