@@ -2,6 +2,9 @@
 //! reference implementation's, output shapes and finite values, a gradient for every parameter,
 //! and a save/load round trip that keeps BatchNorm running statistics.
 
+#[macro_use]
+mod contract_macro;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
@@ -293,26 +296,6 @@ fn record_of_a_training_model_lags_one_update(device: &Device) {
     let synced = stem_running_stats(&model.valid());
     assert!(max_abs_diff_vec(&synced, &initial) > 1e-2);
     assert_eq!(stats_in_record(&model), synced, "valid() folded it in");
-}
-
-macro_rules! contract_tests {
-    ($preset:ident, $backends:ident) => {
-        mod $preset {
-            use burn::tensor::Device;
-
-            fn shapes_and_finite(device: &Device) {
-                super::shapes_and_finite(&super::$preset(), device);
-            }
-            fn gradients(device: &Device) {
-                super::gradients(&super::$preset(), device);
-            }
-            fn record_round_trip(device: &Device) {
-                super::record_round_trip(&super::$preset(), device);
-            }
-
-            repr_testing::$backends!(shapes_and_finite, gradients, record_round_trip);
-        }
-    };
 }
 
 // The ImageNet presets are too large for wgpu on lavapipe (kernel compilation takes minutes).

@@ -3,6 +3,9 @@
 //! parameter, a save/load round trip; and the positional embedding resampled for another input
 //! size, against its definition.
 
+#[macro_use]
+mod contract_macro;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
@@ -220,26 +223,6 @@ fn record_round_trip(preset: &Preset, device: &Device) {
     assert_eq!(values(loaded.mask_token()), values(model.mask_token()));
     let diff = max_abs_diff(loaded.forward_encoder(x.clone()), model.forward_encoder(x));
     assert!(diff < 1e-6, "loaded model differs by {diff}");
-}
-
-macro_rules! contract_tests {
-    ($preset:ident, $backends:ident) => {
-        mod $preset {
-            use burn::tensor::Device;
-
-            fn shapes_and_finite(device: &Device) {
-                super::shapes_and_finite(&super::$preset(), device);
-            }
-            fn gradients(device: &Device) {
-                super::gradients(&super::$preset(), device);
-            }
-            fn record_round_trip(device: &Device) {
-                super::record_round_trip(&super::$preset(), device);
-            }
-
-            repr_testing::$backends!(shapes_and_finite, gradients, record_round_trip);
-        }
-    };
 }
 
 contract_tests!(vit_d16_l2, backend_tests);
