@@ -3,11 +3,13 @@
 //! and a save/load round trip that keeps BatchNorm running statistics.
 
 #[macro_use]
-mod contract_macro;
+mod contract_common;
+
+use contract_common::check_gradients;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use repr_backbones::resnet::{Block, standardized_conv2d};
 use repr_backbones::{
     BackboneConfig, BlockKind, Norm, Pooling, ResNet, ResNetConfig, Stage, Stem,
@@ -163,42 +165,6 @@ fn shapes_and_finite(preset: &Preset, device: &Device) {
     assert!(diff < 1e-4, "forward differs from the staged API by {diff}");
 }
 
-/// Checks the gradient of every learnable parameter, by path.
-struct GradientChecker<'a> {
-    grads: &'a Gradients,
-    path: Vec<String>,
-    checked: usize,
-    failures: Vec<String>,
-}
-
-impl ModuleVisitor for GradientChecker<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        if path.ends_with("running_mean") || path.ends_with("running_var") {
-            return; // buffers, not parameters
-        }
-        self.checked += 1;
-        let Some(grad) = param.val().grad(self.grads) else {
-            self.failures.push(format!("{path}: no gradient"));
-            return;
-        };
-        let grad = values(grad);
-        if !grad.iter().all(|g| g.is_finite()) {
-            self.failures.push(format!("{path}: non-finite gradient"));
-        } else if grad.iter().all(|&g| g == 0.0) {
-            self.failures.push(format!("{path}: gradient is all zero"));
-        }
-    }
-}
-
 fn gradients(preset: &Preset, device: &Device) {
     let device = device.clone().autodiff();
     let model = preset.config.init(&device);
@@ -207,19 +173,12 @@ fn gradients(preset: &Preset, device: &Device) {
     let loss = model.forward(x).powf_scalar(2.0).mean();
     let grads = loss.backward();
 
-    let mut checker = GradientChecker {
-        grads: &grads,
-        path: Vec::new(),
-        checked: 0,
-        failures: Vec::new(),
-    };
-    model.visit(&mut checker);
-    assert!(checker.failures.is_empty(), "{:#?}", checker.failures);
+    let checked = check_gradients(&model, &grads);
     let convs = preset.config.layers.iter().sum::<usize>() * preset.config.block.convs_per_block();
     assert!(
-        checker.checked > 3 * convs,
+        checked.len() > 3 * convs,
         "only {} parameters visited",
-        checker.checked
+        checked.len()
     );
 }
 

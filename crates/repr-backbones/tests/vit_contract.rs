@@ -4,11 +4,13 @@
 //! size, against its definition.
 
 #[macro_use]
-mod contract_macro;
+mod contract_common;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use contract_common::check_gradients;
+
+use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use repr_backbones::vit::{bicubic_matrix, sincos_2d};
 use repr_backbones::{BackboneConfig, Pooling, PosEmbedding, ViT, ViTConfig, num_learnable_params};
 
@@ -138,39 +140,6 @@ fn shapes_and_finite(preset: &Preset, device: &Device) {
     assert!(max_abs_diff(model.forward_head(embedding), logits) < 1e-5);
 }
 
-/// Checks the gradient of every learnable parameter, by path.
-struct GradientChecker<'a> {
-    grads: &'a Gradients,
-    path: Vec<String>,
-    checked: Vec<String>,
-    failures: Vec<String>,
-}
-
-impl ModuleVisitor for GradientChecker<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        self.checked.push(path.clone());
-        let Some(grad) = param.val().grad(self.grads) else {
-            self.failures.push(format!("{path}: no gradient"));
-            return;
-        };
-        let grad = values(grad);
-        if !grad.iter().all(|g| g.is_finite()) {
-            self.failures.push(format!("{path}: non-finite gradient"));
-        } else if grad.iter().all(|&g| g == 0.0) {
-            self.failures.push(format!("{path}: gradient is all zero"));
-        }
-    }
-}
-
 /// Through the token-level API, with the first patch of each image replaced by the mask token
 /// (as masked-patch prediction does), so that the mask token gets a gradient too. Random
 /// projections of all tokens and of the logits: torchvision's head starts at zero, so a loss of
@@ -194,21 +163,13 @@ fn gradients(preset: &Preset, device: &Device) {
         + (logits.clone() * random(logits.dims(), &device)).sum();
     let grads = loss.backward();
 
-    let mut checker = GradientChecker {
-        grads: &grads,
-        path: Vec::new(),
-        checked: Vec::new(),
-        failures: Vec::new(),
-    };
-    model.visit(&mut checker);
-    assert!(checker.failures.is_empty(), "{:#?}", checker.failures);
+    let checked = check_gradients(&model, &grads);
     // 4 + 12 per block + norm 2 + head 2, less what the config leaves out.
     assert!(
-        checker.checked.len() >= 4 + 11 * preset.config.depth,
-        "only {:?} visited",
-        checker.checked
+        checked.len() >= 4 + 11 * preset.config.depth,
+        "only {checked:?} visited"
     );
-    assert!(checker.checked.iter().any(|p| p == "mask_token"));
+    assert!(checked.iter().any(|p| p == "mask_token"));
 }
 
 fn record_round_trip(preset: &Preset, device: &Device) {
