@@ -38,7 +38,7 @@ pub struct ModelsArgs {
     /// "vs <first>" column.
     #[arg(long, value_delimiter = ',', default_value = "flex,ndarray,wgpu")]
     pub devices: Vec<String>,
-    /// Workloads, comma separated (default: all; the ViT rows say it is not implemented yet).
+    /// Workloads, comma separated (default: all).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub workloads: Vec<Workload>,
     /// Timed steps per workload (median, min and max are reported).

@@ -7,6 +7,10 @@
 //! 2. Per-operation forward times (training mode, on the autodiff device) of the same networks,
 //!    grouped by kind (3×3 convolutions, 1×1 shortcut convolutions, BatchNorm, ReLU, residual
 //!    add, pool + linear), with the convolutions' FLOP rate per stage.
+//! 3. Forward + backward of the two SimCLR views, separately and concatenated.
+//! 4. The backend's kernel ceiling: the FLOP rate of a plain matmul at the shapes the network
+//!    reduces to, and of one convolution forward and forward + backward, beside the FLOP rate
+//!    PyTorch's stored ResNet-18 training step implies on the same machine.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,7 +20,7 @@ use anyhow::{Result, anyhow};
 use burn::nn::conv::Conv2d;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use clap::Args;
 use repr_backbones::resnet::{Block, NormLayer};
 use repr_backbones::{ResNet, ResNetConfig, Stem};
@@ -48,6 +52,20 @@ pub struct ProfileArgs {
     /// Folder of `profile.md` and `profile.json`.
     #[arg(long, default_value = "runs/bench")]
     pub out_dir: PathBuf,
+    /// Sections to run: `phases` (and the per-operation forward), `views`, `kernels`.
+    #[arg(long, value_delimiter = ',', default_value = "phases,views,kernels")]
+    pub sections: Vec<Section>,
+}
+
+/// A part of the profile.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Phases of a training step and the per-operation forward, at each width.
+    Phases,
+    /// The SimCLR encoder on two views, separately and concatenated.
+    Views,
+    /// Matmul and convolution FLOP rates against PyTorch's whole-step rate.
+    Kernels,
 }
 
 /// Runs `cargo xtask bench profile`.
@@ -61,18 +79,29 @@ pub fn run_profile(args: &ProfileArgs) -> Result<()> {
     let contention = measure::Contention::start();
     let mut phases = Vec::new();
     let mut ops = Vec::new();
-    for &width in &args.widths {
-        eprintln!("width {width}: phases of a training step");
-        phases.push(phase_profile(&device, width, args.batch, steps)?);
-        eprintln!("width {width}: per-operation forward");
-        ops.push(op_profile(&device, width, args.batch, steps)?);
+    let wants = |s: Section| args.sections.contains(&s);
+    if wants(Section::Phases) {
+        for &width in &args.widths {
+            eprintln!("width {width}: phases of a training step");
+            phases.push(phase_profile(&device, width, args.batch, steps)?);
+            eprintln!("width {width}: per-operation forward");
+            ops.push(op_profile(&device, width, args.batch, steps)?);
+        }
     }
-    eprintln!(
-        "SimCLR encoder: two views of {} vs one batch of {}",
-        args.batch,
-        2 * args.batch
-    );
-    let views = views_profile(&device, args.batch, steps)?;
+    let mut views = Value::Null;
+    if wants(Section::Views) {
+        eprintln!(
+            "SimCLR encoder: two views of {} vs one batch of {}",
+            args.batch,
+            2 * args.batch
+        );
+        views = views_profile(&device, args.batch, steps)?;
+    }
+    let mut kernels = Value::Null;
+    if wants(Section::Kernels) {
+        eprintln!("kernel ceiling: matmul and convolution FLOP rates");
+        kernels = kernel_profile(&device, args.batch, steps)?;
+    }
     let cores = contention.finish();
     let report = json!({
         "machine": measure::machine(),
@@ -86,6 +115,7 @@ pub fn run_profile(args: &ProfileArgs) -> Result<()> {
         "phases": phases,
         "ops": ops,
         "simclr_views": views,
+        "kernels": kernels,
     });
     let table = markdown(&report);
     std::fs::create_dir_all(&args.out_dir)?;
@@ -368,6 +398,67 @@ fn views_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> {
     }))
 }
 
+/// FLOP rate of `op` (which does `flops` FLOPs): best of `steps` runs after one warm-up.
+fn rate(device: &Device, flops: f64, steps: usize, op: impl Fn() -> Result<()>) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for step in 0..=steps {
+        let start = Instant::now();
+        op()?;
+        sync(device)?;
+        if step > 0 {
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(flops / best / 1e9)
+}
+
+/// The backend's kernel ceiling. Matmuls: a square 1024³ one, and the GEMMs an im2col
+/// convolution of the reference network reduces to (layer1: `[batch·32·32, 64·9] × [64·9, 64]`;
+/// layer4: `[batch·4·4, 512·9] × [512·9, 512]`). Convolution: layer1's 3×3 64→64 at 32×32 on
+/// its own, forward and forward + backward (3× the forward FLOPs). PyTorch: its stored
+/// ResNet-18 CIFAR training step, as FLOPs per second (3× the forward FLOPs per image).
+fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> {
+    let mut rows = Vec::new();
+    for (name, m, k, n) in [
+        ("matmul 1024×1024×1024", 1024, 1024, 1024),
+        ("matmul, layer1 im2col GEMM", batch * 32 * 32, 64 * 9, 64),
+        ("matmul, layer4 im2col GEMM", batch * 4 * 4, 512 * 9, 512),
+    ] {
+        let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
+        let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
+        let gflops = rate(device, 2.0 * (m * k * n) as f64, steps, || {
+            let _ = a.clone().matmul(b.clone());
+            Ok(())
+        })?;
+        rows.push(json!({"kernel": name, "shape": [m, k, n], "gflops_per_s": gflops}));
+    }
+    let train = device.clone().autodiff();
+    let conv = burn::nn::conv::Conv2dConfig::new([64, 64], [3, 3])
+        .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(&train);
+    let x = Tensor::<4>::random([batch, 64, 32, 32], Distribution::Normal(0.0, 1.0), &train);
+    let flops = conv_flops(&conv, batch, 32, 32);
+    let forward = rate(device, flops, steps, || {
+        let _ = conv.forward(x.clone().detach());
+        Ok(())
+    })?;
+    let x_grad = x.clone().require_grad();
+    let both = rate(device, 3.0 * flops, steps, || {
+        let _grads = conv.forward(x_grad.clone()).sum().backward();
+        Ok(())
+    })?;
+    rows.push(json!({"kernel": "conv 3×3 64→64 at 32×32, forward", "gflops_per_s": forward}));
+    rows.push(
+        json!({"kernel": "conv 3×3 64→64 at 32×32, forward + backward", "gflops_per_s": both}),
+    );
+    let per_image = 3.0 * forward_flops(&resnet(64).init(device), 1);
+    let pytorch = super::pytorch::reference("resnet_train").map(|r| {
+        json!({"torch": r.torch, "images_per_s": r.median, "gflops_per_s": r.median * per_image / 1e9})
+    });
+    Ok(json!({"batch": batch, "rows": rows, "pytorch_resnet_train": pytorch}))
+}
+
 fn markdown(report: &Value) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -380,6 +471,19 @@ fn markdown(report: &Value) -> String {
         report["steps"],
         report["other_procs_cores"].as_f64().unwrap_or(f64::NAN),
     );
+    if report["phases"].as_array().is_some_and(|p| !p.is_empty()) {
+        phases_markdown(&mut s, report);
+    }
+    if !report["simclr_views"].is_null() {
+        views_markdown(&mut s, &report["simclr_views"]);
+    }
+    if !report["kernels"].is_null() {
+        kernels_markdown(&mut s, &report["kernels"]);
+    }
+    s
+}
+
+fn phases_markdown(s: &mut String, report: &Value) {
     s.push_str("Training step phases (ms), ResNet-18 CIFAR at base width w:\n\n");
     s.push_str("| w | params | fwd GFLOP | upload | forward + loss | backward | optimizer | step | images/s | train GFLOP/s (3× fwd) | forward GFLOP/s |\n");
     s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
@@ -434,7 +538,10 @@ fn markdown(report: &Value) -> String {
             .collect();
         let _ = writeln!(s, "| {} | {} |", o["width"], rates.join(" | "));
     }
-    let v = &report["simclr_views"];
+}
+
+fn views_markdown(s: &mut String, v: &Value) {
+    let ms = |v: &Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
     let _ = writeln!(
         s,
         "\nSimCLR encoder forward + backward: two views of {} separately {:.0} ms, one \
@@ -443,7 +550,33 @@ fn markdown(report: &Value) -> String {
         ms(&v["separate_s"]),
         ms(&v["concatenated_s"]),
     );
-    s
+}
+
+fn kernels_markdown(s: &mut String, k: &Value) {
+    let _ = writeln!(
+        s,
+        "\nKernel ceiling (batch {}, best of the repetitions; convolution forward + backward \
+         counted as 3× the forward FLOPs):\n\n| kernel | GFLOP/s |\n| --- | ---: |",
+        k["batch"]
+    );
+    for r in k["rows"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} |",
+            r["kernel"].as_str().unwrap_or("?"),
+            r["gflops_per_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let p = &k["pytorch_resnet_train"];
+    if !p.is_null() {
+        let _ = writeln!(
+            s,
+            "| PyTorch {} ResNet-18 CIFAR training step, whole step ({:.1} images/s, stored) | {:.1} |",
+            p["torch"].as_str().unwrap_or("?"),
+            p["images_per_s"].as_f64().unwrap_or(f64::NAN),
+            p["gflops_per_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -456,5 +589,22 @@ mod tests {
         let model = resnet(64).init(&Device::flex());
         let gflop = forward_flops(&model, 1) / 1e9;
         assert!((gflop - 1.1117).abs() < 0.01, "{gflop}");
+    }
+
+    #[test]
+    fn a_kernels_only_report_renders_only_its_table() {
+        let report = json!({
+            "device": "flex", "profile": "debug", "commit": "abc", "batch": 64, "steps": 3,
+            "other_procs_cores": 0.1, "phases": [], "simclr_views": null,
+            "kernels": {"batch": 64, "rows": [{"kernel": "matmul 1024×1024×1024", "gflops_per_s": 44.25}],
+                        "pytorch_resnet_train": {"torch": "2.15.0", "images_per_s": 89.2, "gflops_per_s": 297.3}},
+        });
+        let md = markdown(&report);
+        assert!(md.contains("| matmul 1024×1024×1024 | 44.2 |"), "{md}");
+        assert!(md.contains("(89.2 images/s, stored) | 297.3 |"), "{md}");
+        assert!(
+            !md.contains("Training step phases") && !md.contains("SimCLR encoder"),
+            "{md}"
+        );
     }
 }
