@@ -58,13 +58,13 @@ pub struct ModelsArgs {
     /// Warm-up steps on the slow backends (wgpu compiles its kernels in the first step).
     #[arg(long, default_value_t = 1)]
     pub slow_warmup: usize,
-    /// The workloads the slow backends run (the others get a "skipped" row): each ndarray
-    /// training step of the ResNet-18 encoder takes minutes.
+    /// The workloads the slow backends run (the others get a "skipped" row). Each ndarray
+    /// training step of the ResNet-18 encoder takes minutes; `--time-limit` bounds every row.
     #[arg(
         long,
         value_delimiter = ',',
         value_enum,
-        default_value = "resnet18-train,resnet18-infer"
+        default_value = "resnet18-train,resnet18-infer,simclr-train,triplet-train,vit-train,vit-infer"
     )]
     pub slow_workloads: Vec<Workload>,
     /// Images per training step (P×K = 16 × batch/16 for the triplet step).
@@ -89,6 +89,10 @@ pub struct ModelsArgs {
     /// Markdown file whose generated section receives the latest table; `none` for none.
     #[arg(long, default_value = "docs/benchmarks.md")]
     pub docs: String,
+    /// Stop a measurement (one backend × workload, warm-up included) that runs longer than this
+    /// many seconds and record it as timed out (0: no limit).
+    #[arg(long, default_value_t = 900)]
+    pub time_limit: u64,
     /// Internal: measure one `device:workload` in this process and print the result.
     #[arg(long, hide = true)]
     pub child: Option<String>,
@@ -227,20 +231,46 @@ fn spawn_child(
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
-    let mut record = None;
     let stdout = child.stdout.take().expect("stdout is piped");
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        match line.strip_prefix(RESULT_PREFIX) {
-            Some(json) => record = Some(serde_json::from_str::<Value>(json)?),
-            None => println!("{line}"),
+    // The child's output is read on a thread so that the time limit can be enforced here.
+    let reader = std::thread::spawn(move || -> Result<Option<Value>> {
+        let mut record = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            match line.strip_prefix(RESULT_PREFIX) {
+                Some(json) => record = Some(serde_json::from_str::<Value>(json)?),
+                None => println!("{line}"),
+            }
         }
-    }
-    let status = child.wait()?;
+        Ok(record)
+    });
+    let limit = (args.time_limit > 0).then(|| Duration::from_secs(args.time_limit));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if limit.is_some_and(|l| start.elapsed() > l) {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let record = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output reader of the measuring process panicked"))??;
+    let note = match status {
+        None => format!(
+            "stopped after the {} s time limit (--time-limit), warm-up included",
+            args.time_limit
+        ),
+        Some(status) => format!("the measuring process ended without a result ({status})"),
+    };
     Ok(record.unwrap_or_else(|| {
         json!({
             "workload": workload.name(), "device": device.name(), "status": "error",
-            "note": format!("the measuring process ended without a result ({status})"),
+            "note": note,
         })
     }))
 }
