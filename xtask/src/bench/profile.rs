@@ -88,20 +88,22 @@ pub fn run_profile(args: &ProfileArgs) -> Result<()> {
             ops.push(op_profile(&device, width, args.batch, steps)?);
         }
     }
-    let mut views = Value::Null;
-    if wants(Section::Views) {
+    let views = if wants(Section::Views) {
         eprintln!(
             "SimCLR encoder: two views of {} vs one batch of {}",
             args.batch,
             2 * args.batch
         );
-        views = views_profile(&device, args.batch, steps)?;
-    }
-    let mut kernels = Value::Null;
-    if wants(Section::Kernels) {
+        views_profile(&device, args.batch, steps)?
+    } else {
+        Value::Null
+    };
+    let kernels = if wants(Section::Kernels) {
         eprintln!("kernel ceiling: matmul and convolution FLOP rates");
-        kernels = kernel_profile(&device, args.batch, steps)?;
-    }
+        kernel_profile(&device, args.batch, steps)?
+    } else {
+        Value::Null
+    };
     let cores = contention.finish();
     let report = json!({
         "machine": measure::machine(),
@@ -398,17 +400,21 @@ fn views_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> {
     }))
 }
 
-/// FLOP rate of `op` (which does `flops` FLOPs): best of `steps` runs after one warm-up.
-fn rate(device: &Device, flops: f64, steps: usize, op: impl Fn() -> Result<()>) -> Result<f64> {
-    let mut best = f64::INFINITY;
-    for step in 0..=steps {
-        let start = Instant::now();
-        op()?;
-        sync(device)?;
-        if step > 0 {
-            best = best.min(start.elapsed().as_secs_f64());
+/// FLOP rate of `op` (which does `flops` FLOPs): its fastest of `steps` timed runs after one
+/// warm-up ([`measure::time_steps`]), each ended by a device sync.
+fn rate(device: &Device, flops: f64, steps: usize, op: impl Fn()) -> Result<f64> {
+    let mut failure = None;
+    let (times, _, _) = measure::time_steps(1, steps.max(1), || {
+        op();
+        if let Err(e) = sync(device) {
+            failure.get_or_insert(e);
         }
+        0.0
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
+    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
     Ok(flops / best / 1e9)
 }
 
@@ -428,7 +434,6 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
         let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
         let gflops = rate(device, 2.0 * (m * k * n) as f64, steps, || {
             let _ = a.clone().matmul(b.clone());
-            Ok(())
         })?;
         rows.push(json!({"kernel": name, "shape": [m, k, n], "gflops_per_s": gflops}));
     }
@@ -441,12 +446,10 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
     let flops = conv_flops(&conv, batch, 32, 32);
     let forward = rate(device, flops, steps, || {
         let _ = conv.forward(x.clone().detach());
-        Ok(())
     })?;
     let x_grad = x.clone().require_grad();
     let both = rate(device, 3.0 * flops, steps, || {
         let _grads = conv.forward(x_grad.clone()).sum().backward();
-        Ok(())
     })?;
     rows.push(json!({"kernel": "conv 3×3 64→64 at 32×32, forward", "gflops_per_s": forward}));
     rows.push(
@@ -483,11 +486,15 @@ fn markdown(report: &Value) -> String {
     s
 }
 
+/// Seconds in a report value, as milliseconds.
+fn ms(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN) * 1000.0
+}
+
 fn phases_markdown(s: &mut String, report: &Value) {
     s.push_str("Training step phases (ms), ResNet-18 CIFAR at base width w:\n\n");
     s.push_str("| w | params | fwd GFLOP | upload | forward + loss | backward | optimizer | step | images/s | train GFLOP/s (3× fwd) | forward GFLOP/s |\n");
     s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    let ms = |v: &Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
     for p in report["phases"].as_array().into_iter().flatten() {
         let _ = writeln!(
             s,
@@ -541,7 +548,6 @@ fn phases_markdown(s: &mut String, report: &Value) {
 }
 
 fn views_markdown(s: &mut String, v: &Value) {
-    let ms = |v: &Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
     let _ = writeln!(
         s,
         "\nSimCLR encoder forward + backward: two views of {} separately {:.0} ms, one \
