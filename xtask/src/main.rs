@@ -135,6 +135,11 @@ struct TrainArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A misspelt REPR_KERNELS is an error here, not a silent fallback mid-run.
+    if let Err(e) = repr_kernels::Kernels::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command.unwrap_or(Cmd::Train(Box::new(TrainArgs {
         device: "flex".into(),
         runs_dir: "runs".into(),

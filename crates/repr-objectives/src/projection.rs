@@ -2,7 +2,8 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::nn::{BatchNormConfig, Linear, LinearConfig};
+use repr_kernels::nn::BatchNorm;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -70,7 +71,7 @@ impl ProjectionHeadConfig {
                     .init(device),
                 norm: self
                     .batch_norm
-                    .then(|| BatchNormConfig::new(self.hidden).init(device)),
+                    .then(|| BatchNorm::init(&BatchNormConfig::new(self.hidden), device)),
             });
             width = self.hidden;
         }
@@ -122,10 +123,10 @@ impl ProjectionHead {
         let mut x = h;
         for block in &self.hidden {
             x = block.linear.forward(x);
-            if let Some(norm) = &block.norm {
-                x = norm.forward(x);
-            }
-            x = relu(x);
+            x = match &block.norm {
+                Some(norm) => norm.forward_relu(x),
+                None => relu(x),
+            };
         }
         self.output.forward(x)
     }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
+use repr_kernels::Kernels;
 use repr_train::DeviceChoice;
 use serde_json::{Value, json};
 
@@ -34,9 +35,10 @@ const RESULT_PREFIX: &str = "BENCH-RESULT ";
 /// Options of `cargo xtask bench models`.
 #[derive(Args, Debug, Clone)]
 pub struct ModelsArgs {
-    /// Backends, comma separated: flex, ndarray, wgpu, cuda. The first is the baseline of the
+    /// Backends, comma separated: flex (with repr-kernels), flex-burn (flex with Burn's own
+    /// kernels, `REPR_KERNELS=burn`), ndarray, wgpu, cuda. The first is the baseline of the
     /// "vs <first>" column.
-    #[arg(long, value_delimiter = ',', default_value = "flex,ndarray,wgpu")]
+    #[arg(long, value_delimiter = ',', default_value = "flex,flex-burn,ndarray,wgpu")]
     pub devices: Vec<String>,
     /// Workloads, comma separated (default: all).
     #[arg(long, value_delimiter = ',', value_enum)]
@@ -114,11 +116,11 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
     if let Some(spec) = &args.child {
         return child(args, spec);
     }
-    let devices: Vec<DeviceChoice> = args
+    let devices: Vec<BenchDevice> = args
         .devices
         .iter()
-        .map(|d| d.parse())
-        .collect::<Result<_, _>>()?;
+        .map(|d| BenchDevice::parse(d))
+        .collect::<Result<_>>()?;
     if devices.is_empty() {
         bail!("--devices is empty");
     }
@@ -136,7 +138,7 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let mut results = Vec::new();
     for &workload in &workloads {
-        for &device in &devices {
+        for device in &devices {
             let slow = args
                 .slow_devices
                 .iter()
@@ -179,7 +181,8 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
             results.push(record);
         }
     }
-    let report = json!({
+    let pytorch = args.compare.then(|| report::pytorch_rows(&workloads, args));
+    let mut report = json!({
         "machine": measure::machine(),
         "commit": measure::commit(),
         "command": command_line(),
@@ -188,6 +191,9 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
         "baseline": devices[0].name(),
         "results": results,
     });
+    if let Some(rows) = pytorch {
+        report["pytorch"] = json!(rows);
+    }
     report::write(&report, &workloads, args)
 }
 
@@ -206,11 +212,45 @@ pub fn run_all() -> Result<()> {
     crate::bench_augment::run(&Wrapper::parse_from(["augment"]).args)
 }
 
+/// A backend row of the table: a device and, on flex, whose kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchDevice {
+    /// The device.
+    pub choice: DeviceChoice,
+    /// The kernels flex runs (ignored on other devices).
+    pub kernels: Kernels,
+}
+
+impl BenchDevice {
+    /// `flex`, `flex-burn`, `ndarray`, `wgpu` or `cuda`.
+    pub fn parse(name: &str) -> Result<Self> {
+        if name.trim().eq_ignore_ascii_case("flex-burn") {
+            return Ok(Self { choice: DeviceChoice::Flex, kernels: Kernels::Burn });
+        }
+        let choice: DeviceChoice = name.parse().map_err(|e| anyhow::anyhow!("--devices: {e} (or flex-burn)"))?;
+        Ok(Self { choice, kernels: Kernels::Repr })
+    }
+
+    /// The row's name: the device's, `flex-burn` for flex with Burn's kernels.
+    pub fn name(&self) -> &'static str {
+        match (self.choice, self.kernels) {
+            (DeviceChoice::Flex, Kernels::Burn) => "flex-burn",
+            (choice, _) => choice.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for BenchDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Measures `workload` on `device` in a child process and returns its record.
 fn spawn_child(
     exe: &std::path::Path,
     args: &ModelsArgs,
-    device: DeviceChoice,
+    device: &BenchDevice,
     workload: Workload,
     steps: usize,
     warmup: usize,
@@ -280,10 +320,11 @@ fn child(args: &ModelsArgs, spec: &str) -> Result<()> {
     let (device_name, workload_name) = spec
         .split_once(':')
         .context("--child takes DEVICE:WORKLOAD")?;
-    let device: DeviceChoice = device_name.parse()?;
+    let device = BenchDevice::parse(device_name)?;
+    repr_kernels::set_kernels(device.kernels);
     let workload = <Workload as clap::ValueEnum>::from_str(workload_name, false)
         .map_err(|e| anyhow::anyhow!("unknown workload `{workload_name}`: {e}"))?;
-    let record = match measure_one(args, device, workload) {
+    let record = match measure_one(args, &device, workload) {
         Ok(record) => record,
         Err(e) => json!({
             "workload": workload.name(), "device": device.name(), "status": "error",
@@ -294,8 +335,8 @@ fn child(args: &ModelsArgs, spec: &str) -> Result<()> {
     Ok(())
 }
 
-fn measure_one(args: &ModelsArgs, device: DeviceChoice, workload: Workload) -> Result<Value> {
-    let dev = device.device()?;
+fn measure_one(args: &ModelsArgs, device: &BenchDevice, workload: Workload) -> Result<Value> {
+    let dev = device.choice.device()?;
     let mut prepared = workloads::prepare(workload, &dev, args.train_batch, args.infer_batch)?;
     let mut failure = None;
     let (times, cores, last) =

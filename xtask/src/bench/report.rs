@@ -18,23 +18,7 @@ const END: &str = "<!-- bench-models:end -->";
 /// Writes `models.json` and `models.md` under `--out-dir`, prints the table, and replaces the
 /// generated section of `--docs`.
 pub fn write(report: &Value, workloads: &[Workload], args: &ModelsArgs) -> Result<()> {
-    let mut report = report.clone();
-    if args.compare {
-        let refs: Vec<Value> = workloads
-            .iter()
-            .flat_map(|w| pytorch_for(*w))
-            .map(|r| {
-                json!({
-                    "bench": r.bench, "batch_images": r.batch, "ips_median": r.median,
-                    "ips_min": r.min, "ips_max": r.max, "n": r.steps,
-                    "pass2_ips_median": r.pass2_median, "other_procs_cores": r.other_cores,
-                    "maxrss_mb": r.maxrss_mib, "torch": r.torch,
-                    "source": "benches/pytorch/pytorch-cpu-results.jsonl",
-                })
-            })
-            .collect();
-        report["pytorch"] = json!(refs);
-    }
+    let report = report.clone();
     let table = markdown(&report, workloads, args.compare);
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
@@ -53,7 +37,74 @@ pub fn write(report: &Value, workloads: &[Workload], args: &ModelsArgs) -> Resul
     Ok(())
 }
 
-/// The PyTorch measurements matching `workload`: NCHW first, then channels-last if stored.
+/// The PyTorch rows of the report: measured live in this run when `torch` imports (NCHW, the
+/// layout of our tensors), then the stored ones (NCHW and channels-last) for reference.
+pub fn pytorch_rows(workloads: &[Workload], args: &ModelsArgs) -> Vec<Value> {
+    let live = pytorch::torch_available();
+    if !live {
+        eprintln!("PyTorch: `import torch` fails here; comparing with the stored numbers");
+    }
+    let mut rows = Vec::new();
+    for &w in workloads {
+        if let (true, Some(bench)) = (live, w.pytorch_bench()) {
+            if args.wait_idle > 0 {
+                super::measure::wait_idle(std::time::Duration::from_secs(args.wait_idle), args.max_other, 5);
+            }
+            let batch = if bench.ends_with("_train") { args.train_batch } else { args.infer_batch };
+            eprintln!("{bench} on PyTorch (live): {} warm-up + {} timed steps", args.warmup, args.steps.max(3));
+            match pytorch::live(bench, batch, args.steps.max(3), args.warmup, 2) {
+                Ok(r) => rows.push(reference_json(&r, "live")),
+                Err(e) => eprintln!("PyTorch {bench}: {e:#}; the stored numbers stand in"),
+            }
+        }
+        for r in pytorch_for(w) {
+            rows.push(reference_json(&r, "benches/pytorch/pytorch-cpu-results.jsonl"));
+        }
+    }
+    rows
+}
+
+fn reference_json(r: &Reference, source: &str) -> Value {
+    json!({
+        "bench": r.bench, "batch_images": r.batch, "ips_median": r.median,
+        "ips_min": r.min, "ips_max": r.max, "n": r.steps,
+        "pass2_ips_median": r.pass2_median, "other_procs_cores": r.other_cores,
+        "maxrss_mb": r.maxrss_mib, "torch": r.torch, "source": source,
+    })
+}
+
+/// The report's PyTorch rows for `workload` (live first), or the stored ones when the report
+/// has none.
+fn references(report: &Value, workload: Workload) -> Vec<(Reference, bool)> {
+    let Some(bench) = workload.pytorch_bench() else {
+        return Vec::new();
+    };
+    match report["pytorch"].as_array() {
+        Some(rows) => rows
+            .iter()
+            .filter(|r| r["bench"].as_str().is_some_and(|b| b == bench || b == format!("{bench}_cl")))
+            .map(|r| {
+                let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+                let reference = Reference {
+                    bench: r["bench"].as_str().unwrap_or("?").to_string(),
+                    batch: f("batch_images") as usize,
+                    min: f("ips_min"),
+                    median: f("ips_median"),
+                    max: f("ips_max"),
+                    steps: f("n") as usize,
+                    other_cores: f("other_procs_cores"),
+                    maxrss_mib: f("maxrss_mb"),
+                    pass2_median: r["pass2_ips_median"].as_f64(),
+                    torch: r["torch"].as_str().unwrap_or("?").to_string(),
+                };
+                (reference, r["source"] == "live")
+            })
+            .collect(),
+        None => pytorch_for(workload).into_iter().map(|r| (r, false)).collect(),
+    }
+}
+
+/// The stored PyTorch measurements matching `workload`: NCHW first, then channels-last.
 fn pytorch_for(workload: Workload) -> Vec<Reference> {
     let Some(bench) = workload.pytorch_bench() else {
         return Vec::new();
@@ -111,7 +162,8 @@ pub fn markdown(report: &Value, workloads: &[Workload], compare: bool) -> String
             .iter()
             .find(|r| r["device"] == baseline && r["status"] == "ok")
             .and_then(|r| r["ips_median"].as_f64());
-        let torch = pytorch_for(w).first().map(|r| r.median);
+        let refs = references(report, w);
+        let torch = refs.first().map(|(r, _)| r.median);
         for r in &rows {
             let device = r["device"].as_str().unwrap_or("?");
             if r["status"] != "ok" {
@@ -156,7 +208,7 @@ pub fn markdown(report: &Value, workloads: &[Workload], compare: bool) -> String
             );
         }
         if compare {
-            for t in pytorch_for(w) {
+            for (t, live) in refs {
                 let layout = if t.bench.ends_with("_cl") {
                     ", channels-last"
                 } else {
@@ -164,9 +216,10 @@ pub fn markdown(report: &Value, workloads: &[Workload], compare: bool) -> String
                 };
                 let _ = write!(
                     s,
-                    "| {} | PyTorch {} CPU{layout} (stored) | {} | {} ({}–{}) | {:.0} | {} (+2) | {:.0} | {} |",
+                    "| {} | PyTorch {} CPU{layout} ({}) | {} | {} ({}–{}) | {:.0} | {} (+2) | {:.0} | {} |",
                     w.title(),
                     t.torch.split('+').next().unwrap_or("?"),
+                    if live { "this run" } else { "stored" },
                     t.batch,
                     num(t.median),
                     num(t.min),
@@ -190,7 +243,9 @@ pub fn markdown(report: &Value, workloads: &[Workload], compare: bool) -> String
         "images/s: images per second of the median step (SimCLR: source images, two views each). \
          Steps include forward, loss, backward and the SGD step, ended by a device sync and a \
          scalar read. `vs` columns divide this row's median by the baseline's median (same \
-         invocation) or by PyTorch's stored median (same machine, its own script). \
+         invocation) or by PyTorch's median: measured in this run by its own script when `torch` \
+         imports (\"this run\"), else the stored one (same machine). flex-burn: flex with \
+         Burn's own kernels (`REPR_KERNELS=burn`); flex: with repr-kernels. \
          \"other procs\": cores used by other processes during the timed steps. Peak RSS: \
          `VmHWM` of the process measuring that row alone.\n",
     );

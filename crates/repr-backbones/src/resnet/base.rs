@@ -1,10 +1,9 @@
 //! The ResNet module and its staged API.
 
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
+use repr_kernels::nn::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -253,7 +252,7 @@ impl ResNet {
             "ResNet expects {expected} input channels, got {channels} (input shape {:?})",
             x.dims()
         );
-        relu(self.bn1.conv_forward(&self.conv1, x))
+        self.bn1.conv_forward_relu(&self.conv1, x)
     }
 
     fn stages(&self) -> [&Vec<Block>; 4] {

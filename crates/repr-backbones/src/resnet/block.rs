@@ -4,8 +4,9 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2dConfig;
 use burn::tensor::activation::relu;
+use repr_kernels::nn::Conv2d;
 use burn::tensor::{Device, Tensor};
 
 use super::{BlockKind, Norm, NormLayer};
@@ -88,6 +89,7 @@ pub(super) fn conv(
             fan_out_only: true,
         })
         .init(device)
+        .into()
 }
 
 /// A residual block of either kind, as stacked in `layer1..layer4`.
@@ -171,7 +173,7 @@ impl BasicBlock {
             Some(downsample) => downsample.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.conv_forward(&self.conv1, x));
+        let out = self.bn1.conv_forward_relu(&self.conv1, x);
         let out = self.bn2.conv_forward(&self.conv2, out);
         relu(out + shortcut)
     }
@@ -211,8 +213,8 @@ impl Bottleneck {
             Some(downsample) => downsample.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.conv_forward(&self.conv1, x));
-        let out = relu(self.bn2.conv_forward(&self.conv2, out));
+        let out = self.bn1.conv_forward_relu(&self.conv1, x);
+        let out = self.bn2.conv_forward_relu(&self.conv2, out);
         let out = self.bn3.conv_forward(&self.conv3, out);
         relu(out + shortcut)
     }

@@ -3,11 +3,10 @@
 //! 2.1/4.3), GroupNorm with Weight Standardization on every convolution.
 
 use burn::module::{Initializer, Module};
-use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, PaddingConfig2d};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::nn::{BatchNormConfig, GroupNorm, GroupNormConfig};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::{BatchNorm, Conv2d};
 use serde::{Deserialize, Serialize};
 
 /// Which normalisation a ResNet uses after each convolution.
@@ -42,7 +41,7 @@ impl Norm {
     pub(super) fn init(self, channels: usize, zero_gamma: bool, device: &Device) -> NormLayer {
         match self {
             Norm::Batch => {
-                let mut bn = BatchNormConfig::new(channels).init(device);
+                let mut bn = BatchNorm::init(&BatchNormConfig::new(channels), device);
                 if zero_gamma {
                     bn.gamma = Initializer::Zeros.init([channels], device);
                 }
@@ -98,6 +97,19 @@ impl NormLayer {
         }
     }
 
+    /// `relu(self.conv_forward(conv, x))`; with BatchNorm the normalisation and the ReLU are one
+    /// fused pass on flex.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, out_channels, height_out, width_out]`
+    pub fn conv_forward_relu(&self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Batch(bn) => bn.forward_relu(conv.forward(x)),
+            Self::Group(gn) => relu(gn.forward(standardized_conv2d(conv, x))),
+        }
+    }
+
     /// The BatchNorm, or `None` for GroupNorm.
     pub fn batch_norm(&self) -> Option<&BatchNorm> {
         match self {
@@ -129,24 +141,8 @@ pub const WS_EPS: f64 = 1e-10;
 /// # Shapes
 /// - input: `[batch, in_channels, height, width]`
 /// - output: as [`Conv2d::forward`]
-///
-/// # Panics
-///
-/// For `PaddingConfig2d::Same` (ResNet's convolutions use explicit padding).
 pub fn standardized_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let padding = match conv.padding {
-        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
-        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-        // Burn's rule for `Same` is private; every ResNet convolution is explicit.
-        PaddingConfig2d::Same => panic!("standardized_conv2d needs explicit or valid padding"),
-    };
-    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
-    conv2d(
-        x,
-        standardize(conv.weight.val()),
-        conv.bias.as_ref().map(|b| b.val()),
-        options,
-    )
+    conv.forward_with_weight(x, standardize(conv.weight.val()))
 }
 
 /// `(w − mean) / sqrt(var + WS_EPS)` per output channel (axis 0), over the other axes.
@@ -161,6 +157,7 @@ fn standardize(weight: Tensor<4>) -> Tensor<4> {
 
 #[cfg(test)]
 mod tests {
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Distribution, TensorData};
 
@@ -223,6 +220,7 @@ mod tests {
             .with_stride([2, 2])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(device);
+        let conv = Conv2d::from(conv);
         // A mean offset and a scale per output channel, which standardisation removes.
         let weight = conv.weight.val() * 3.0 + 0.5;
         let conv = Conv2d {

@@ -1,7 +1,8 @@
 //! The ViT module and its staged API.
 
 use burn::module::{Initializer, Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2dConfig;
+use repr_kernels::nn::Conv2d;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
@@ -73,13 +74,14 @@ impl ViT {
         let dim = config.dim;
         let p = config.patch_size;
         let fan_in = config.in_channels * p * p;
-        let mut patch_embed = Conv2dConfig::new([config.in_channels, dim], [p, p])
+        let mut patch_embed: Conv2d = Conv2dConfig::new([config.in_channels, dim], [p, p])
             .with_stride([p, p])
             .with_initializer(Initializer::Normal {
                 mean: 0.0,
                 std: (1.0 / fan_in as f64).sqrt(),
             })
-            .init(device);
+            .init(device)
+            .into();
         patch_embed.bias = Some(Initializer::Zeros.init([dim], device));
         let pos_embed = match config.pos_embedding {
             super::PosEmbedding::Learned => Some(

@@ -1,0 +1,174 @@
+//! [`KernelBackend`] on `Autodiff<Flex>`: the forward on our flex kernels, and hand-written
+//! backward passes that call our kernels too (the input gradient and the weight gradient of a
+//! convolution in one pass over the batch; batch norm's three gradients in one pass per channel).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::ops::ConvOptions;
+
+use super::KernelBackend;
+use super::flex::{batch_norm_train_backward, conv2d_backward, conv_shape, norm_shape};
+use crate::cpu::im2col::ConvShape;
+
+type FlexTensor = FloatTensor<Flex>;
+
+/// Backward of a convolution with a bias: parents `[x, weight, bias]`.
+#[derive(Debug)]
+struct Conv2dBiasBackward(ConvShape);
+
+/// Backward of a convolution without a bias: parents `[x, weight]`.
+#[derive(Debug)]
+struct Conv2dBackward(ConvShape);
+
+/// What both convolution backwards keep: the input and the weight.
+type ConvState = (FlexTensor, FlexTensor);
+
+impl Backward<Flex, 3> for Conv2dBiasBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w) = ops.state;
+        let want = [nx.is_some(), nw.is_some(), nb.is_some()];
+        let [dx, dw, db] = conv2d_backward(&self.0, x, w, dy, want);
+        for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl Backward<Flex, 2> for Conv2dBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w) = ops.state;
+        let [dx, dw, _] = conv2d_backward(&self.0, x, w, dy, [nx.is_some(), nw.is_some(), false]);
+        for (node, grad) in [(nx, dx), (nw, dw)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Backward of a training-mode batch norm: parents `[x, gamma, beta]`.
+#[derive(Debug)]
+struct BatchNormTrainBackward;
+
+/// The input, gamma, the batch statistics, epsilon, and the output when a ReLU was fused.
+type NormState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64, Option<FlexTensor>);
+
+impl Backward<Flex, 3> for BatchNormTrainBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, ng, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, gamma, mean, var, epsilon, relu_output) = ops.state;
+        let [dx, dgamma, dbeta] = batch_norm_train_backward(x, gamma, mean, var, epsilon, dy, relu_output);
+        for (node, grad) in [(nx, dx), (ng, dgamma), (nb, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
+
+impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
+    fn repr_conv2d(
+        x: AdTensor<C>,
+        weight: AdTensor<C>,
+        bias: Option<AdTensor<C>>,
+        options: ConvOptions<2>,
+    ) -> AdTensor<C> {
+        let Some(s) = conv_shape(x.primitive(), weight.primitive(), &options) else {
+            return <Self as ModuleOps<Self>>::conv2d(x, weight, bias, options);
+        };
+        let forward = |x, w, b| <Flex as KernelBackend>::repr_conv2d(x, w, b, options.clone());
+        match bias {
+            Some(bias) => match Conv2dBiasBackward(s)
+                .prepare::<C>([x.node(), weight.node(), bias.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let state = (x.primitive().clone(), weight.primitive().clone());
+                    let y = forward(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()));
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(forward(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive())))
+                }
+            },
+            None => match Conv2dBackward(s).prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => {
+                    let state = (x.primitive().clone(), weight.primitive().clone());
+                    prep.finish(state, forward(x.into_primitive(), weight.into_primitive(), None))
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive(), weight.into_primitive(), None)),
+            },
+        }
+    }
+
+    fn repr_batch_norm_train(
+        x: AdTensor<C>,
+        gamma: AdTensor<C>,
+        beta: AdTensor<C>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (AdTensor<C>, AdTensor<C>, AdTensor<C>) {
+        if norm_shape(x.primitive()).is_none() {
+            let out = <Self as ModuleOps<Self>>::batch_norm_train(x, gamma, beta, epsilon);
+            let output = if relu { <Self as ActivationOps<Self>>::relu(out.output) } else { out.output };
+            return (output, out.mean, out.variance);
+        }
+        // The statistics are detached, as Burn's own `batch_norm_train` returns them.
+        let detached = AdTensor::<C>::new;
+        match BatchNormTrainBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (y, mean, var) = <Flex as KernelBackend>::repr_batch_norm_train(
+                    x.primitive().clone(),
+                    gamma.primitive().clone(),
+                    beta.into_primitive(),
+                    epsilon,
+                    relu,
+                );
+                let state = (
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    mean.clone(),
+                    var.clone(),
+                    epsilon,
+                    relu.then(|| y.clone()),
+                );
+                (prep.finish(state, y), detached(mean), detached(var))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, var) = <Flex as KernelBackend>::repr_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                    relu,
+                );
+                (prep.finish(y), detached(mean), detached(var))
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Our CPU kernels as a Burn backend extension: the [`KernelBackend`] trait, implemented for
+//! flex ([`flex`]) and for autodiff over flex with hand-written backward passes ([`autodiff`]).
+//!
+//! `#[backend_extension(Flex, Autodiff)]` generates the `Dispatch` routing; calling these ops on
+//! any other backend would panic, so [`crate::ops`] only calls them for flex devices.
+
+mod autodiff;
+mod flex;
+
+use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::ops::ConvOptions;
+
+/// The ops `repr-kernels` replaces. The default bodies compose Burn's own primitives (what
+/// `Autodiff<Flex>` inherits where it has no hand-written backward); flex overrides them with
+/// the kernels of [`crate::cpu`].
+#[backend_extension(Flex, Autodiff)]
+pub trait KernelBackend: Backend {
+    /// 2-D convolution, as `burn::tensor::module::conv2d`.
+    fn repr_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d(x, weight, bias, options)
+    }
+
+    /// Training-mode batch norm, then a ReLU when `relu`: `(output, mean, biased variance)`.
+    fn repr_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let out = <Self as ModuleOps<Self>>::batch_norm_train(x, gamma, beta, epsilon);
+        let output = if relu { Self::relu(out.output) } else { out.output };
+        (output, out.mean, out.variance)
+    }
+
+    /// Batch norm with given statistics (evaluation), then a ReLU when `relu`.
+    #[allow(clippy::too_many_arguments)]
+    fn repr_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let y = <Self as ModuleOps<Self>>::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        if relu { Self::relu(y) } else { y }
+    }
+}

@@ -1,0 +1,10 @@
+//! The CPU kernels on plain `f32` slices: no Burn types, so they are tested and benchmarked on
+//! their own. [`crate::backend`] wraps them as flex ops.
+
+pub mod batch_norm;
+pub mod conv;
+pub mod gemm;
+pub mod im2col;
+pub mod peak;
+mod parallel;
+mod scratch;

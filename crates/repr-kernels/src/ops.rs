@@ -1,0 +1,100 @@
+//! The functional ops: on flex, this crate's kernels; on every other device (and with
+//! [`Kernels::Burn`](crate::Kernels::Burn)), Burn's own ops with the same semantics.
+
+use burn::backend::Dispatch;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, activation};
+
+use crate::backend::KernelBackend;
+use crate::switch::uses_repr_kernels;
+
+/// 2-D convolution (as `burn::tensor::module::conv2d`).
+///
+/// # Shapes
+/// - `x`: `[batch, c_in, height, width]`
+/// - `weight`: `[c_out, c_in / groups, kh, kw]`
+/// - `bias`: `[c_out]`
+/// - output: `[batch, c_out, height_out, width_out]`
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+    if !uses_repr_kernels(&x.device()) {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.map(Tensor::into_dispatch),
+        options,
+    ))
+}
+
+/// What [`batch_norm_train`] returns.
+#[derive(Debug, Clone)]
+pub struct BatchNormTrainOutput<const D: usize> {
+    /// The normalised (and, when asked, rectified) input.
+    pub output: Tensor<D>,
+    /// Per-channel batch mean (detached).
+    pub mean: Tensor<1>,
+    /// Per-channel biased batch variance (detached).
+    pub variance: Tensor<1>,
+}
+
+/// Training-mode batch norm (Ioffe & Szegedy 2015) with the batch's own statistics, followed by
+/// a ReLU when `relu` (one fused pass on flex).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, ...]`
+/// - `gamma`, `beta`: `[channels]`
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> BatchNormTrainOutput<D> {
+    if !uses_repr_kernels(&x.device()) {
+        let out = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+        let output = if relu { activation::relu(out.output) } else { out.output };
+        return BatchNormTrainOutput { output, mean: out.mean, variance: out.variance };
+    }
+    let (output, mean, variance) = <Dispatch as KernelBackend>::repr_batch_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+        relu,
+    );
+    BatchNormTrainOutput {
+        output: Tensor::from_dispatch(output),
+        mean: Tensor::from_dispatch(mean),
+        variance: Tensor::from_dispatch(variance),
+    }
+}
+
+/// Batch norm with given statistics (evaluation), then a ReLU when `relu`.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, ...]`
+/// - `gamma`, `beta`, `mean`, `variance`: `[channels]`
+pub fn batch_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> Tensor<D> {
+    if !uses_repr_kernels(&x.device()) {
+        let y = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        return if relu { activation::relu(y) } else { y };
+    }
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_batch_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        variance.into_dispatch(),
+        epsilon,
+        relu,
+    ))
+}
