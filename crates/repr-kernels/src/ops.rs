@@ -19,12 +19,15 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     if !uses_repr_kernels(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
-    Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_conv2d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        bias.map(Tensor::into_dispatch),
-        options,
-    ))
+    Tensor::from_dispatch(match bias {
+        Some(b) => <Dispatch as KernelBackend>::repr_conv2d_bias(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            b.into_dispatch(),
+            options,
+        ),
+        None => <Dispatch as KernelBackend>::repr_conv2d(x.into_dispatch(), weight.into_dispatch(), options),
+    })
 }
 
 /// What [`batch_norm_train`] returns.

@@ -15,11 +15,11 @@ use rand_chacha::ChaCha8Rng;
 const TOL: f32 = 1e-4;
 
 fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().expect("f32 data")
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
 }
 
 fn values_1d(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().expect("f32 data")
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {

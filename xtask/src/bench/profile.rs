@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use burn::nn::conv::Conv2d;
+use repr_kernels::nn::Conv2d;
+use repr_kernels::{Kernels, kernels, set_kernels};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
@@ -418,12 +419,20 @@ fn rate(device: &Device, flops: f64, steps: usize, op: impl Fn()) -> Result<f64>
     Ok(flops / best / 1e9)
 }
 
-/// The backend's kernel ceiling. Matmuls: a square 1024³ one, and the GEMMs an im2col
-/// convolution of the reference network reduces to (layer1: `[batch·32·32, 64·9] × [64·9, 64]`;
-/// layer4: `[batch·4·4, 512·9] × [512·9, 512]`). Convolution: layer1's 3×3 64→64 at 32×32 on
-/// its own, forward and forward + backward (3× the forward FLOPs). PyTorch: its stored
-/// ResNet-18 CIFAR training step, as FLOPs per second (3× the forward FLOPs per image).
+/// The backend's kernel rates against the machine's measured FMA peak. Matmuls: a square
+/// 1024³ one, and the GEMMs an im2col convolution of the reference network reduces to (layer1:
+/// `[batch·32·32, 64·9] × [64·9, 64]`; layer4: `[batch·4·4, 512·9] × [512·9, 512]`).
+/// Convolutions of the reference network (3×3 at each stage's map size, the 1×1 stride-2
+/// shortcut), forward and forward + backward (3× the forward FLOPs), and BatchNorm training
+/// forward + backward (as GB/s-bound work, reported in ms), each with repr-kernels and with
+/// Burn's flex kernels when the device is flex. PyTorch: its stored ResNet-18 CIFAR training
+/// step, as FLOPs per second (3× the forward FLOPs per image).
 fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> {
+    let peak = repr_kernels::cpu::peak::fma_peak(Duration::from_millis(1500));
+    eprintln!(
+        "  FMA peak ({}): {:.0} GFLOP/s on 1 thread, {:.0} on {}",
+        peak.isa, peak.one_thread, peak.all_threads, peak.threads
+    );
     let mut rows = Vec::new();
     for (name, m, k, n) in [
         ("matmul 1024×1024×1024", 1024, 1024, 1024),
@@ -435,31 +444,62 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
         let gflops = rate(device, 2.0 * (m * k * n) as f64, steps, || {
             let _ = a.clone().matmul(b.clone());
         })?;
-        rows.push(json!({"kernel": name, "shape": [m, k, n], "gflops_per_s": gflops}));
+        rows.push(json!({"kernel": name, "kernels": "burn", "shape": [m, k, n], "gflops_per_s": gflops}));
     }
     let train = device.clone().autodiff();
-    let conv = burn::nn::conv::Conv2dConfig::new([64, 64], [3, 3])
-        .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .with_bias(false)
-        .init(&train);
-    let x = Tensor::<4>::random([batch, 64, 32, 32], Distribution::Normal(0.0, 1.0), &train);
-    let flops = conv_flops(&conv, batch, 32, 32);
-    let forward = rate(device, flops, steps, || {
-        let _ = conv.forward(x.clone().detach());
-    })?;
-    let x_grad = x.clone().require_grad();
-    let both = rate(device, 3.0 * flops, steps, || {
-        let _grads = conv.forward(x_grad.clone()).sum().backward();
-    })?;
-    rows.push(json!({"kernel": "conv 3×3 64→64 at 32×32, forward", "gflops_per_s": forward}));
-    rows.push(
-        json!({"kernel": "conv 3×3 64→64 at 32×32, forward + backward", "gflops_per_s": both}),
-    );
+    let choices: &[Kernels] = if repr_kernels::is_flex(device) { &[Kernels::Repr, Kernels::Burn] } else { &[Kernels::Burn] };
+    let before = kernels();
+    // (name, c_in, c_out, kernel, stride, input side)
+    let convs = [
+        ("conv 3×3 64→64 at 32×32", 64, 64, 3, 1, 32),
+        ("conv 3×3 128→128 at 16×16", 128, 128, 3, 1, 16),
+        ("conv 3×3 512→512 at 4×4", 512, 512, 3, 1, 4),
+        ("conv 1×1 64→128 stride 2, 32×32", 64, 128, 1, 2, 32),
+    ];
+    for &choice in choices {
+        set_kernels(choice);
+        for (name, cin, cout, k, stride, side) in convs {
+            let pad = k / 2;
+            let conv: Conv2d = burn::nn::conv::Conv2dConfig::new([cin, cout], [k, k])
+                .with_stride([stride, stride])
+                .with_padding(burn::nn::PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_bias(false)
+                .init(&train)
+                .into();
+            let x = Tensor::<4>::random([batch, cin, side, side], Distribution::Normal(0.0, 1.0), &train);
+            let out = (side + 2 * pad - k) / stride + 1;
+            let flops = conv_flops(&conv, batch, out, out);
+            let forward = rate(device, flops, steps, || {
+                let _ = conv.forward(x.clone().detach());
+            })?;
+            let x_grad = x.clone().require_grad();
+            let both = rate(device, 3.0 * flops, steps, || {
+                let _grads = conv.forward(x_grad.clone()).sum().backward();
+            })?;
+            rows.push(json!({"kernel": format!("{name}, forward"), "kernels": choice.name(), "gflops_per_s": forward}));
+            rows.push(json!({"kernel": format!("{name}, forward + backward"), "kernels": choice.name(), "gflops_per_s": both}));
+        }
+        let bn = repr_kernels::nn::BatchNorm::init(&burn::nn::BatchNormConfig::new(64), &train);
+        let x = Tensor::<4>::random([batch, 64, 32, 32], Distribution::Normal(0.0, 1.0), &train).require_grad();
+        // Bytes moved at the least: read x twice and write y (forward), read x, dy and write dx
+        // twice over (backward) — 8 passes of 4-byte floats.
+        let bytes = 8.0 * 4.0 * (batch * 64 * 32 * 32) as f64;
+        let gbs = rate(device, bytes, steps, || {
+            let _grads = bn.forward_relu(x.clone()).sum().backward();
+        })?;
+        rows.push(json!({"kernel": "BatchNorm+ReLU 64 ch at 32×32, forward + backward (GB/s)", "kernels": choice.name(), "gb_per_s": gbs}));
+    }
+    set_kernels(before);
     let per_image = 3.0 * forward_flops(&resnet(64).init(device), 1);
     let pytorch = super::pytorch::reference("resnet_train").map(|r| {
         json!({"torch": r.torch, "images_per_s": r.median, "gflops_per_s": r.median * per_image / 1e9})
     });
-    Ok(json!({"batch": batch, "rows": rows, "pytorch_resnet_train": pytorch}))
+    Ok(json!({
+        "batch": batch,
+        "peak": {"isa": peak.isa, "one_thread_gflops": peak.one_thread, "all_threads_gflops": peak.all_threads, "threads": peak.threads},
+        "rows": rows,
+        "pytorch_resnet_train": pytorch,
+    }))
 }
 
 fn markdown(report: &Value) -> String {
@@ -559,28 +599,41 @@ fn views_markdown(s: &mut String, v: &Value) {
 }
 
 fn kernels_markdown(s: &mut String, k: &Value) {
+    let peak = k["peak"]["all_threads_gflops"].as_f64();
     let _ = writeln!(
         s,
-        "\nKernel ceiling (batch {}, best of the repetitions; convolution forward + backward \
-         counted as 3× the forward FLOPs):\n\n| kernel | GFLOP/s |\n| --- | ---: |",
-        k["batch"]
+        "\nKernel rates (batch {}, best of the repetitions; convolution forward + backward \
+         counted as 3× the forward FLOPs). Machine peak: {} FMA loop at {:.0} GFLOP/s on {} \
+         threads ({:.0} on one).\n\n| kernel | kernels | GFLOP/s | of peak |\n| --- | --- | ---: | ---: |",
+        k["batch"],
+        k["peak"]["isa"].as_str().unwrap_or("?"),
+        peak.unwrap_or(f64::NAN),
+        k["peak"]["threads"],
+        k["peak"]["one_thread_gflops"].as_f64().unwrap_or(f64::NAN),
     );
     for r in k["rows"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            s,
-            "| {} | {:.1} |",
-            r["kernel"].as_str().unwrap_or("?"),
-            r["gflops_per_s"].as_f64().unwrap_or(f64::NAN)
-        );
+        let name = r["kernel"].as_str().unwrap_or("?");
+        let kernels = r["kernels"].as_str().unwrap_or("burn");
+        match (r["gflops_per_s"].as_f64(), r["gb_per_s"].as_f64()) {
+            (Some(g), _) => {
+                let share = peak.map_or_else(|| "—".into(), |p| format!("{:.0}%", 100.0 * g / p));
+                let _ = writeln!(s, "| {name} | {kernels} | {g:.1} | {share} |");
+            }
+            (None, Some(gb)) => {
+                let _ = writeln!(s, "| {name} | {kernels} | {gb:.1} GB/s | — |");
+            }
+            _ => {}
+        }
     }
     let p = &k["pytorch_resnet_train"];
     if !p.is_null() {
+        let g = p["gflops_per_s"].as_f64().unwrap_or(f64::NAN);
+        let share = peak.map_or_else(|| "—".into(), |pk| format!("{:.0}%", 100.0 * g / pk));
         let _ = writeln!(
             s,
-            "| PyTorch {} ResNet-18 CIFAR training step, whole step ({:.1} images/s, stored) | {:.1} |",
+            "| PyTorch {} ResNet-18 CIFAR training step, whole step ({:.1} images/s, stored) | oneDNN | {g:.1} | {share} |",
             p["torch"].as_str().unwrap_or("?"),
             p["images_per_s"].as_f64().unwrap_or(f64::NAN),
-            p["gflops_per_s"].as_f64().unwrap_or(f64::NAN)
         );
     }
 }
@@ -602,12 +655,17 @@ mod tests {
         let report = json!({
             "device": "flex", "profile": "debug", "commit": "abc", "batch": 64, "steps": 3,
             "other_procs_cores": 0.1, "phases": [], "simclr_views": null,
-            "kernels": {"batch": 64, "rows": [{"kernel": "matmul 1024×1024×1024", "gflops_per_s": 44.25}],
+            "kernels": {"batch": 64,
+                        "peak": {"isa": "avx512f", "one_thread_gflops": 250.0, "all_threads_gflops": 500.0, "threads": 2},
+                        "rows": [{"kernel": "matmul 1024×1024×1024", "kernels": "burn", "gflops_per_s": 44.25},
+                                 {"kernel": "conv, forward", "kernels": "repr", "gflops_per_s": 250.0}],
                         "pytorch_resnet_train": {"torch": "2.15.0", "images_per_s": 89.2, "gflops_per_s": 297.3}},
         });
         let md = markdown(&report);
-        assert!(md.contains("| matmul 1024×1024×1024 | 44.2 |"), "{md}");
-        assert!(md.contains("(89.2 images/s, stored) | 297.3 |"), "{md}");
+        assert!(md.contains("| matmul 1024×1024×1024 | burn | 44.2 | 9% |"), "{md}");
+        assert!(md.contains("| conv, forward | repr | 250.0 | 50% |"), "{md}");
+        assert!(md.contains("avx512f FMA loop at 500 GFLOP/s on 2 threads (250 on one)"), "{md}");
+        assert!(md.contains("(89.2 images/s, stored) | oneDNN | 297.3 | 59% |"), "{md}");
         assert!(
             !md.contains("Training step phases") && !md.contains("SimCLR encoder"),
             "{md}"

@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::ConvOptions;
 
 use super::KernelBackend;
-use super::flex::{batch_norm_train_backward, conv2d_backward, conv_shape, norm_shape};
+use super::flex::{batch_norm_train_backward, conv2d_backward, conv2d_forward, conv_shape, norm_shape};
 use crate::cpu::im2col::ConvShape;
 
 type FlexTensor = FloatTensor<Flex>;
@@ -87,38 +87,46 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
 type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
-    fn repr_conv2d(
+    fn repr_conv2d(x: AdTensor<C>, weight: AdTensor<C>, options: ConvOptions<2>) -> AdTensor<C> {
+        let Some(s) = conv_shape(x.primitive(), weight.primitive(), &options) else {
+            return <Self as ModuleOps<Self>>::conv2d(x, weight, None, options);
+        };
+        match Conv2dBackward(s).prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = (x.primitive().clone(), weight.primitive().clone());
+                prep.finish(state, conv2d_forward(x.into_primitive(), weight.into_primitive(), None, options))
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(conv2d_forward(x.into_primitive(), weight.into_primitive(), None, options))
+            }
+        }
+    }
+
+    fn repr_conv2d_bias(
         x: AdTensor<C>,
         weight: AdTensor<C>,
-        bias: Option<AdTensor<C>>,
+        bias: AdTensor<C>,
         options: ConvOptions<2>,
     ) -> AdTensor<C> {
         let Some(s) = conv_shape(x.primitive(), weight.primitive(), &options) else {
-            return <Self as ModuleOps<Self>>::conv2d(x, weight, bias, options);
+            return <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options);
         };
-        let forward = |x, w, b| <Flex as KernelBackend>::repr_conv2d(x, w, b, options.clone());
-        match bias {
-            Some(bias) => match Conv2dBiasBackward(s)
-                .prepare::<C>([x.node(), weight.node(), bias.node()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let state = (x.primitive().clone(), weight.primitive().clone());
-                    let y = forward(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()));
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => {
-                    prep.finish(forward(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive())))
-                }
-            },
-            None => match Conv2dBackward(s).prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => {
-                    let state = (x.primitive().clone(), weight.primitive().clone());
-                    prep.finish(state, forward(x.into_primitive(), weight.into_primitive(), None))
-                }
-                OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive(), weight.into_primitive(), None)),
-            },
+        match Conv2dBiasBackward(s)
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (x.primitive().clone(), weight.primitive().clone());
+                let y = conv2d_forward(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()), options);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv2d_forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                Some(bias.into_primitive()),
+                options,
+            )),
         }
     }
 

@@ -5,7 +5,8 @@ use burn::backend::Flex;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, TensorData, TensorMetadata};
+use burn::backend::TensorMetadata;
+use burn::tensor::{DType, TensorData};
 
 use super::KernelBackend;
 use crate::cpu::batch_norm::{self, NormShape};
@@ -106,20 +107,29 @@ pub(super) fn batch_norm_train_backward(
     [tensor(dx, &dims), tensor(dgamma, &c), tensor(dbeta, &c)]
 }
 
+/// Our convolution forward, or Burn's where our kernels do not apply.
+pub(super) fn conv2d_forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: ConvOptions<2>,
+) -> FlexTensor {
+    let Some(s) = conv_shape(&x, &weight, &options) else {
+        return <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options);
+    };
+    let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
+    let mut y = vec![0.0; s.batch * s.c_out * s.pixels()];
+    conv::conv2d_forward(&s, slice(&x), slice(&weight), bias.as_ref().map(slice), &mut y);
+    tensor(y, &[s.batch, s.c_out, s.h_out, s.w_out])
+}
+
 impl KernelBackend for Flex {
-    fn repr_conv2d(
-        x: FlexTensor,
-        weight: FlexTensor,
-        bias: Option<FlexTensor>,
-        options: ConvOptions<2>,
-    ) -> FlexTensor {
-        let Some(s) = conv_shape(&x, &weight, &options) else {
-            return <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options);
-        };
-        let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
-        let mut y = vec![0.0; s.batch * s.c_out * s.pixels()];
-        conv::conv2d_forward(&s, slice(&x), slice(&weight), bias.as_ref().map(slice), &mut y);
-        tensor(y, &[s.batch, s.c_out, s.h_out, s.w_out])
+    fn repr_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        conv2d_forward(x, weight, None, options)
+    }
+
+    fn repr_conv2d_bias(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        conv2d_forward(x, weight, Some(bias), options)
     }
 
     fn repr_batch_norm_train(

@@ -7,7 +7,7 @@
 mod autodiff;
 mod flex;
 
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -17,14 +17,21 @@ use burn::tensor::ops::ConvOptions;
 /// the kernels of [`crate::cpu`].
 #[backend_extension(Flex, Autodiff)]
 pub trait KernelBackend: Backend {
-    /// 2-D convolution, as `burn::tensor::module::conv2d`.
-    fn repr_conv2d(
+    /// 2-D convolution without bias, as `burn::tensor::module::conv2d`. (With and without bias
+    /// are two ops: the extension macro of Burn 0.22.1 does not map `Option` tensor arguments
+    /// into the autodiff arm.)
+    fn repr_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d(x, weight, None, options)
+    }
+
+    /// 2-D convolution with a bias.
+    fn repr_conv2d_bias(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        bias: Option<FloatTensor<Self>>,
+        bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        <Self as ModuleOps<Self>>::conv2d(x, weight, bias, options)
+        <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options)
     }
 
     /// Training-mode batch norm, then a ReLU when `relu`: `(output, mean, biased variance)`.

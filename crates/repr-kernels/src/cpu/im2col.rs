@@ -216,7 +216,7 @@ mod tests {
     fn output_size_follows_pytorch() {
         assert_eq!((shape(32, 32, 3, 1, (1, 1), 1).h_out, shape(32, 32, 3, 2, (1, 1), 1).h_out), (32, 16));
         assert_eq!(shape(224, 224, 7, 2, (3, 3), 1).h_out, 112);
-        assert_eq!(shape(7, 9, 3, 2, (0, 1), 2).w_out, 4); // (9 + 1 - 5) / 2 + 1
+        assert_eq!(shape(7, 9, 3, 2, (0, 1), 2).w_out, 3); // (9 + 0 + 1 - 5) / 2 + 1
         assert!(ConvShape::new([1, 1, 2, 2], [1, 1, 5, 5], [1, 1], [(0, 0); 2], [1, 1]).is_none());
     }
 

@@ -122,7 +122,8 @@ mod x86 {
             sum = _mm256_add_ps(sum, x);
         }
         let mut out = [0.0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), sum);
+        // SAFETY: `out` holds 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
         (n as f64 * 12.0 * 8.0 * 2.0, out.iter().sum())
     }
 }
