@@ -65,7 +65,8 @@ impl Backward<Flex, 2> for Conv2dBackward {
 #[derive(Debug)]
 struct BatchNormTrainBackward;
 
-/// The input, gamma, the batch statistics, epsilon, and the output when a ReLU was fused.
+/// The input, gamma, the batch statistics, epsilon, and beta when a ReLU was fused (its mask
+/// is recomputed from the input).
 type NormState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64, Option<FlexTensor>);
 
 impl Backward<Flex, 3> for BatchNormTrainBackward {
@@ -74,8 +75,8 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [nx, ng, nb] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, gamma, mean, var, epsilon, relu_output) = ops.state;
-        let [dx, dgamma, dbeta] = batch_norm_train_backward(x, gamma, mean, var, epsilon, dy, relu_output);
+        let (x, gamma, mean, var, epsilon, relu_beta) = ops.state;
+        let [dx, dgamma, dbeta] = batch_norm_train_backward(x, gamma, mean, var, epsilon, dy, relu_beta);
         for (node, grad) in [(nx, dx), (ng, dgamma), (nb, dbeta)] {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, grad);
@@ -150,10 +151,11 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
+                let beta = beta.into_primitive();
                 let (y, mean, var) = <Flex as KernelBackend>::repr_batch_norm_train(
                     x.primitive().clone(),
                     gamma.primitive().clone(),
-                    beta.into_primitive(),
+                    beta.clone(),
                     epsilon,
                     relu,
                 );
@@ -163,7 +165,7 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
                     mean.clone(),
                     var.clone(),
                     epsilon,
-                    relu.then(|| y.clone()),
+                    relu.then_some(beta),
                 );
                 (prep.finish(state, y), detached(mean), detached(var))
             }

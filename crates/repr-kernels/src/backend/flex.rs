@@ -75,8 +75,8 @@ pub(super) fn norm_shape(x: &FlexTensor) -> Option<NormShape> {
     (x.dtype() == DType::F32 && s.num_dims() >= 2).then(|| NormShape::of(s.as_slice()))
 }
 
-/// `(dx, dgamma, dbeta)` of a training-mode batch norm (with its fused ReLU when
-/// `relu_output` is given).
+/// `(dx, dgamma, dbeta)` of a training-mode batch norm (with its fused ReLU when `relu_beta`,
+/// the forward's beta, is given).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn batch_norm_train_backward(
     x: FlexTensor,
@@ -85,12 +85,12 @@ pub(super) fn batch_norm_train_backward(
     var: FlexTensor,
     epsilon: f64,
     dy: FlexTensor,
-    relu_output: Option<FlexTensor>,
+    relu_beta: Option<FlexTensor>,
 ) -> [FlexTensor; 3] {
     let dims = x.shape().to_vec();
     let s = NormShape::of(&dims);
     let [x, gamma, mean, var, dy] = [x, gamma, mean, var, dy].map(contiguous);
-    let relu_output = relu_output.map(contiguous);
+    let relu_beta = relu_beta.map(contiguous);
     let mut dx = vec![0.0; x.shape().num_elements()];
     let (dgamma, dbeta) = batch_norm::batch_norm_train_backward(
         s,
@@ -100,7 +100,7 @@ pub(super) fn batch_norm_train_backward(
         slice(&var),
         epsilon,
         slice(&dy),
-        relu_output.as_ref().map(slice),
+        relu_beta.as_ref().map(slice),
         &mut dx,
     );
     let c = [s.channels];

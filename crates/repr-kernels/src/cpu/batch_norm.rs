@@ -60,19 +60,13 @@ pub fn batch_norm_train_forward(
         .into_par_iter()
         .map(|c| {
             let m = s.count().max(1) as f64;
-            let mean = s.planes(x, c).map(|p| p.iter().sum::<f32>() as f64).sum::<f64>() / m;
+            let mean = s.planes(x, c).map(|p| lanes_sum(p, |v| v) as f64).sum::<f64>() / m;
             let mf = mean as f32;
-            let var = s
-                .planes(x, c)
-                .map(|p| p.iter().map(|v| (v - mf) * (v - mf)).sum::<f32>() as f64)
-                .sum::<f64>()
-                / m;
-            let inv_std = 1.0 / (var + epsilon).sqrt();
-            let scale = (gamma[c] as f64 * inv_std) as f32;
-            let shift = (beta[c] as f64 - mean * gamma[c] as f64 * inv_std) as f32;
+            let var = (s.planes(x, c).map(|p| lanes_sum(p, |v| (v - mf) * (v - mf)) as f64).sum::<f64>() / m) as f32;
+            let (scale, shift) = affine(gamma[c], beta[c], mf, var, epsilon);
             // SAFETY: channel c writes only its own planes.
             unsafe { apply_channel(s, x, out, c, scale, shift, relu) };
-            (mean as f32, var as f32)
+            (mf, var)
         })
         .collect();
     stats.into_iter().unzip()
@@ -96,12 +90,19 @@ pub fn batch_norm_apply(
     assert_eq!(y.len(), s.len(), "batch norm: output length");
     let out = SharedMut(y.as_mut_ptr());
     (0..s.channels).into_par_iter().for_each(|c| {
-        let inv_std = 1.0 / (var[c] as f64 + epsilon).sqrt();
-        let scale = (gamma[c] as f64 * inv_std) as f32;
-        let shift = (beta[c] as f64 - mean[c] as f64 * gamma[c] as f64 * inv_std) as f32;
+        let (scale, shift) = affine(gamma[c], beta[c], mean[c], var[c], epsilon);
         // SAFETY: channel c writes only its own planes.
         unsafe { apply_channel(s, x, out, c, scale, shift, relu) };
     });
+}
+
+/// The per-channel affine map batch norm reduces to, `y = x·scale + shift` with
+/// `scale = γ/√(var + ε)` and `shift = β − mean·scale`; the backward recomputes the fused ReLU's
+/// mask from it, so both must round alike.
+fn affine(gamma: f32, beta: f32, mean: f32, var: f32, epsilon: f64) -> (f32, f32) {
+    let inv_std = 1.0 / (var as f64 + epsilon).sqrt();
+    let scale = gamma as f64 * inv_std;
+    (scale as f32, (beta as f64 - mean as f64 * scale) as f32)
 }
 
 /// `y = x·scale + shift` (then ReLU) on the planes of channel `c`.
@@ -123,11 +124,53 @@ unsafe fn apply_channel(s: NormShape, x: &[f32], y: SharedMut, c: usize, scale: 
     }
 }
 
+/// Lanes of the reductions: independent partial sums that the compiler keeps in vector
+/// registers (a single running f32 sum is a serial dependency chain it may not reorder).
+const LANES: usize = 16;
+
+/// `Σ f(v)` over `v`, in [`LANES`] partial sums.
+#[inline]
+fn lanes_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|x| f(*x)).sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += f(*x);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `(Σ f(x, g).0, Σ f(x, g).1)` over two equally long slices, in [`LANES`] partial sums.
+#[inline]
+fn lanes_sum2(x: &[f32], g: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
+    let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let n = x.len() / LANES * LANES;
+    for (xc, gc) in x[..n].chunks_exact(LANES).zip(g[..n].chunks_exact(LANES)) {
+        for i in 0..LANES {
+            let (p, q) = f(xc[i], gc[i]);
+            a[i] += p;
+            b[i] += q;
+        }
+    }
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    for i in n..x.len() {
+        let (p, q) = f(x[i], g[i]);
+        ta += p;
+        tb += q;
+    }
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+}
+
 /// The gradients of [`batch_norm_train_forward`] given `dy`, the gradient of its output: the
-/// input gradient into `dx` and `(dgamma, dbeta)` returned. With the fused ReLU, `y` (the
-/// forward's output) masks `dy` where the ReLU clamped.
+/// input gradient into `dx` and `(dgamma, dbeta)` returned. With the fused ReLU (`relu_beta`:
+/// the forward's `beta`), `dy` is masked where the forward's output was clamped; the mask is
+/// recomputed from `x`, so the output need not be kept (one stream of memory fewer).
 ///
 /// With `x̂ = (x − μ)/σ`: `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/σ · (dy − dβ/M − x̂·dγ/M)`.
+/// Each channel is read twice; its planes (`batch × spatial` floats) are still in cache for
+/// the second pass at the sizes of a ResNet.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward(
     s: NormShape,
@@ -137,7 +180,7 @@ pub fn batch_norm_train_backward(
     var: &[f32],
     epsilon: f64,
     dy: &[f32],
-    relu_output: Option<&[f32]>,
+    relu_beta: Option<&[f32]>,
     dx: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(dy.len(), s.len(), "batch norm backward: output-gradient length");
@@ -149,53 +192,38 @@ pub fn batch_norm_train_backward(
         .map(|c| {
             let inv_std = (1.0 / (var[c] as f64 + epsilon).sqrt()) as f32;
             let mu = mean[c];
-            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            // The ReLU's mask: where x·scale + shift > 0 (everywhere without the ReLU).
+            let (scale, shift) = match relu_beta {
+                Some(beta) => affine(gamma[c], beta[c], mu, var[c], epsilon),
+                None => (0.0, 1.0),
+            };
+            let masked = |xv: f32, gv: f32| if xv * scale + shift > 0.0 { gv } else { 0.0 };
+            let (mut sum_dy, mut sum_dy_xc) = (0.0f64, 0.0f64);
             for n in 0..s.batch {
                 let start = n * cs + c * sp;
                 let (xs, gs) = (&x[start..start + sp], &dy[start..start + sp]);
-                let (mut a, mut b) = (0.0f32, 0.0f32);
-                match relu_output {
-                    Some(y) => {
-                        for ((xv, gv), yv) in xs.iter().zip(gs).zip(&y[start..start + sp]) {
-                            let g = if *yv > 0.0 { *gv } else { 0.0 };
-                            a += g;
-                            b += g * (xv - mu);
-                        }
-                    }
-                    None => {
-                        for (xv, gv) in xs.iter().zip(gs) {
-                            a += gv;
-                            b += gv * (xv - mu);
-                        }
-                    }
-                }
+                let (a, b) = lanes_sum2(xs, gs, |xv, gv| {
+                    let g = masked(xv, gv);
+                    (g, g * (xv - mu))
+                });
                 sum_dy += a as f64;
-                sum_dy_xhat += b as f64 * inv_std as f64;
+                sum_dy_xc += b as f64;
             }
             let m = s.count().max(1) as f64;
             let k = gamma[c] * inv_std;
             let mean_dy = (sum_dy / m) as f32;
-            let mean_dy_xhat = (sum_dy_xhat / m) as f32;
+            // mean(dy · x̂) / σ, so that x̂ · it = (x − μ) · mean(dy·(x − μ)) / σ².
+            let coef = (sum_dy_xc / m) as f32 * inv_std * inv_std;
             for n in 0..s.batch {
                 let start = n * cs + c * sp;
                 let (xs, gs) = (&x[start..start + sp], &dy[start..start + sp]);
                 // SAFETY: channel c writes only its own planes.
                 let d = unsafe { out.slice(start, sp) };
-                let term = |xv: f32, g: f32| k * (g - mean_dy - (xv - mu) * inv_std * mean_dy_xhat);
-                match relu_output {
-                    Some(y) => {
-                        for (((dv, xv), gv), yv) in d.iter_mut().zip(xs).zip(gs).zip(&y[start..start + sp]) {
-                            *dv = term(*xv, if *yv > 0.0 { *gv } else { 0.0 });
-                        }
-                    }
-                    None => {
-                        for ((dv, xv), gv) in d.iter_mut().zip(xs).zip(gs) {
-                            *dv = term(*xv, *gv);
-                        }
-                    }
+                for ((dv, xv), gv) in d.iter_mut().zip(xs).zip(gs) {
+                    *dv = k * (masked(*xv, *gv) - mean_dy - (xv - mu) * coef);
                 }
             }
-            (sum_dy_xhat as f32, sum_dy as f32)
+            ((sum_dy_xc * inv_std as f64) as f32, sum_dy as f32)
         })
         .collect();
     grads.into_iter().unzip()
