@@ -30,6 +30,15 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     })
 }
 
+/// GELU (Hendrycks & Gimpel 2016), exact erf form, as `burn::tensor::activation::gelu`; on
+/// flex split over threads and vectorised (Burn's flex GELU runs on one thread).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !uses_repr_kernels(&x.device()) {
+        return activation::gelu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_gelu(x.into_dispatch()))
+}
+
 /// What [`batch_norm_train`] returns.
 #[derive(Debug, Clone)]
 pub struct BatchNormTrainOutput<const D: usize> {

@@ -221,11 +221,29 @@ fn batch_norm_inference_matches_burn(device: &Device) {
     }
 }
 
+/// GELU and its gradient against Burn's `gelu` on ndarray, over the range where it bends.
+fn gelu_matches_burn(device: &Device) {
+    let x: Vec<f32> = (0..3000).map(|i| (i as f32 - 1500.0) * 0.005).collect();
+    let r: Vec<f32> = (0..3000).map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0).collect();
+    let run = |device: &Device, ours: bool| {
+        let device = device.clone().autodiff();
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), vec![2, 3, 25, 20]), &device).require_grad();
+        let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), vec![2, 3, 25, 20]), &device);
+        let y = if ours { repr_kernels::ops::gelu(xt.clone()) } else { burn::tensor::activation::gelu(xt.clone()) };
+        let grads = (y.clone() * rt).sum().backward();
+        [values(y), values(xt.grad(&grads).expect("dx"))]
+    };
+    let (got, want) = (run(device, true), run(&repr_testing::ndarray(), false));
+    assert_close("gelu", &got[0], &want[0]);
+    assert_close("gelu gradient", &got[1], &want[1]);
+}
+
 // wgpu on lavapipe is left out: these shapes compile dozens of kernels there (minutes) and the
 // wgpu path is Burn's own ops, which the ndarray run already checks the routing of.
 repr_testing::cpu_backend_tests!(
     preset_convolutions,
     random_convolutions,
     batch_norm_train_matches_burn,
-    batch_norm_inference_matches_burn
+    batch_norm_inference_matches_burn,
+    gelu_matches_burn
 );

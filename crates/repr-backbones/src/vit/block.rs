@@ -2,7 +2,7 @@
 
 use burn::module::{Initializer, Module};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
+use repr_kernels::ops::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::Attention;

@@ -12,7 +12,9 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::ConvOptions;
 
 use super::KernelBackend;
-use super::flex::{batch_norm_train_backward, conv2d_backward, conv2d_forward, conv_shape, norm_shape};
+use super::flex::{
+    batch_norm_train_backward, conv2d_backward, conv2d_forward, conv_shape, gelu_backward, gelu_forward, norm_shape,
+};
 use crate::cpu::im2col::ConvShape;
 
 type FlexTensor = FloatTensor<Flex>;
@@ -85,9 +87,35 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
     }
 }
 
+/// Backward of GELU: parent `[x]`, state the input.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = nx {
+            grads.register::<Flex>(node.id, gelu_backward(ops.state, dy));
+        }
+    }
+}
+
 type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
+    fn repr_gelu(x: AdTensor<C>) -> AdTensor<C> {
+        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = x.primitive().clone();
+                prep.finish(state, gelu_forward(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(gelu_forward(x.into_primitive())),
+        }
+    }
+
     fn repr_conv2d(x: AdTensor<C>, weight: AdTensor<C>, options: ConvOptions<2>) -> AdTensor<C> {
         let Some(s) = conv_shape(x.primitive(), weight.primitive(), &options) else {
             return <Self as ModuleOps<Self>>::conv2d(x, weight, None, options);

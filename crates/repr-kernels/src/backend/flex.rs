@@ -10,7 +10,7 @@ use burn::tensor::{DType, TensorData};
 
 use super::KernelBackend;
 use crate::cpu::batch_norm::{self, NormShape};
-use crate::cpu::conv;
+use crate::cpu::{conv, gelu};
 use crate::cpu::im2col::ConvShape;
 
 type FlexTensor = FloatTensor<Flex>;
@@ -123,7 +123,35 @@ pub(super) fn conv2d_forward(
     tensor(y, &[s.batch, s.c_out, s.h_out, s.w_out])
 }
 
+/// Our GELU, or Burn's for dtypes other than f32.
+pub(super) fn gelu_forward(x: FlexTensor) -> FlexTensor {
+    if x.dtype() != DType::F32 {
+        return <Flex as burn::backend::ops::ActivationOps<Flex>>::gelu(x);
+    }
+    let dims = x.shape().to_vec();
+    let x = contiguous(x);
+    let mut y = vec![0.0; x.shape().num_elements()];
+    gelu::gelu_forward(slice(&x), &mut y);
+    tensor(y, &dims)
+}
+
+/// The input gradient of GELU.
+pub(super) fn gelu_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
+    if x.dtype() != DType::F32 || dy.dtype() != DType::F32 {
+        return <Flex as burn::backend::ops::ActivationOps<Flex>>::gelu_backward(x, dy);
+    }
+    let dims = x.shape().to_vec();
+    let (x, dy) = (contiguous(x), contiguous(dy));
+    let mut dx = vec![0.0; x.shape().num_elements()];
+    gelu::gelu_backward(slice(&x), slice(&dy), &mut dx);
+    tensor(dx, &dims)
+}
+
 impl KernelBackend for Flex {
+    fn repr_gelu(x: FlexTensor) -> FlexTensor {
+        gelu_forward(x)
+    }
+
     fn repr_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         conv2d_forward(x, weight, None, options)
     }

@@ -7,7 +7,7 @@
 mod autodiff;
 mod flex;
 
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -32,6 +32,11 @@ pub trait KernelBackend: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options)
+    }
+
+    /// GELU, exact (erf) form, as `burn::tensor::activation::gelu`.
+    fn repr_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::gelu(x)
     }
 
     /// Training-mode batch norm, then a ReLU when `relu`: `(output, mean, biased variance)`.

@@ -3,6 +3,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod gelu;
 pub mod gemm;
 pub mod im2col;
 pub mod peak;
