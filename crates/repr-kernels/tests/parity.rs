@@ -221,7 +221,9 @@ fn batch_norm_inference_matches_burn(device: &Device) {
     }
 }
 
-/// GELU and its gradient against Burn's `gelu` on ndarray, over the range where it bends.
+/// GELU against Burn's `gelu` on ndarray, and its gradient against Burn's on flex (the exact
+/// derivative): Burn's default `gelu_backward`, which ndarray uses, differentiates the tanh
+/// approximation instead (up to 9e-4 off the exact derivative here).
 fn gelu_matches_burn(device: &Device) {
     let x: Vec<f32> = (0..3000).map(|i| (i as f32 - 1500.0) * 0.005).collect();
     let r: Vec<f32> = (0..3000).map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0).collect();
@@ -233,9 +235,9 @@ fn gelu_matches_burn(device: &Device) {
         let grads = (y.clone() * rt).sum().backward();
         [values(y), values(xt.grad(&grads).expect("dx"))]
     };
-    let (got, want) = (run(device, true), run(&repr_testing::ndarray(), false));
-    assert_close("gelu", &got[0], &want[0]);
-    assert_close("gelu gradient", &got[1], &want[1]);
+    let got = run(device, true);
+    assert_close("gelu", &got[0], &run(&repr_testing::ndarray(), false)[0]);
+    assert_close("gelu gradient", &got[1], &run(&repr_testing::flex(), false)[1]);
 }
 
 // wgpu on lavapipe is left out: these shapes compile dozens of kernels there (minutes) and the

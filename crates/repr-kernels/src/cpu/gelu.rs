@@ -122,7 +122,8 @@ mod tests {
             assert!((e - want).abs() <= 4e-7 * want, "exp({x}) = {e}, std {want}");
             // erf reference in f64 from its series/continued-fraction-free identity via libm.
             let want = erf_f64(x as f64);
-            assert!((erf(x) as f64 - want).abs() < 3e-7, "erf({x}) = {}, want {want}", erf(x));
+            // A&S 7.1.26 is within 1.5e-7; f32 rounding of `1 − poly·e` adds up to ~2e-7.
+            assert!((erf(x) as f64 - want).abs() < 4e-7, "erf({x}) = {}, want {want}", erf(x));
         }
         assert_eq!(exp(-200.0), exp(-87.0));
     }
