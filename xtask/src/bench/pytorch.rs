@@ -74,7 +74,8 @@ pub fn live(bench: &str, batch: usize, steps: usize, warmup: usize, threads: usi
     Ok(from_record(bench, &record, None))
 }
 
-fn from_record(bench: &str, r: &Value, pass2_median: Option<f64>) -> Reference {
+/// A [`Reference`] from one JSON record of the peer script (or of our report).
+pub fn from_record(bench: &str, r: &Value, pass2_median: Option<f64>) -> Reference {
     let f = |key: &str| r.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN);
     Reference {
         bench: bench.to_string(),

@@ -84,19 +84,8 @@ fn references(report: &Value, workload: Workload) -> Vec<(Reference, bool)> {
             .iter()
             .filter(|r| r["bench"].as_str().is_some_and(|b| b == bench || b == format!("{bench}_cl")))
             .map(|r| {
-                let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-                let reference = Reference {
-                    bench: r["bench"].as_str().unwrap_or("?").to_string(),
-                    batch: f("batch_images") as usize,
-                    min: f("ips_min"),
-                    median: f("ips_median"),
-                    max: f("ips_max"),
-                    steps: f("n") as usize,
-                    other_cores: f("other_procs_cores"),
-                    maxrss_mib: f("maxrss_mb"),
-                    pass2_median: r["pass2_ips_median"].as_f64(),
-                    torch: r["torch"].as_str().unwrap_or("?").to_string(),
-                };
+                let bench = r["bench"].as_str().unwrap_or("?");
+                let reference = pytorch::from_record(bench, r, r["pass2_ips_median"].as_f64());
                 (reference, r["source"] == "live")
             })
             .collect(),

@@ -7,7 +7,7 @@
 mod autodiff;
 mod flex;
 
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::ops::ConvOptions;
