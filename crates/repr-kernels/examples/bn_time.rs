@@ -2,11 +2,15 @@
 //! batch 64): the kernels on slices, then the layer through autodiff, then the surrounding
 //! `(y·r).sum()` alone. `REPR_KERNELS=burn` times Burn's kernels for the layer.
 //! `cargo run -p repr-kernels --example bn_time --features burn/ndarray,burn/wgpu`
-use std::time::Instant;
 use burn::tensor::{Device, Distribution, Tensor};
 use repr_kernels::cpu::batch_norm::*;
+use std::time::Instant;
 fn main() {
-    let s = NormShape { batch: 64, channels: 64, spatial: 1024 };
+    let s = NormShape {
+        batch: 64,
+        channels: 64,
+        spatial: 1024,
+    };
     let n = 64 * 64 * 1024;
     let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.001).sin()).collect();
     let g = vec![1.0f32; 64];
@@ -23,7 +27,8 @@ fn main() {
     }
     let dev = Device::flex().autodiff();
     let bn = repr_kernels::nn::BatchNorm::init(&burn::nn::BatchNormConfig::new(64), &dev);
-    let xt = Tensor::<4>::random([64, 64, 32, 32], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+    let xt =
+        Tensor::<4>::random([64, 64, 32, 32], Distribution::Normal(0.0, 1.0), &dev).require_grad();
     let r = Tensor::<4>::random([64, 64, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
     for _ in 0..3 {
         let t = Instant::now();
@@ -31,13 +36,21 @@ fn main() {
         let _ = out.clone().slice([0..1, 0..1, 0..1, 0..1]).into_data();
         let t1 = t.elapsed();
         let grads = (out * r.clone()).sum().backward();
-        let _ = xt.grad(&grads).unwrap().slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        let _ = xt
+            .grad(&grads)
+            .unwrap()
+            .slice([0..1, 0..1, 0..1, 0..1])
+            .into_data();
         println!("module: fwd {:?} total {:?}", t1, t.elapsed());
     }
     for _ in 0..3 {
         let t = Instant::now();
         let grads = (xt.clone() * r.clone()).sum().backward();
-        let _ = xt.grad(&grads).unwrap().slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        let _ = xt
+            .grad(&grads)
+            .unwrap()
+            .slice([0..1, 0..1, 0..1, 0..1])
+            .into_data();
         println!("mul+sum backward alone: {:?}", t.elapsed());
     }
 }

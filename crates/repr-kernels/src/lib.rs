@@ -28,4 +28,6 @@ pub mod nn;
 pub mod ops;
 mod switch;
 
-pub use switch::{KERNELS_ENV, Kernels, KernelsEnvError, is_flex, kernels, set_kernels, uses_repr_kernels};
+pub use switch::{
+    KERNELS_ENV, Kernels, KernelsEnvError, is_flex, kernels, set_kernels, uses_repr_kernels,
+};

@@ -15,7 +15,12 @@ use crate::switch::uses_repr_kernels;
 /// - `weight`: `[c_out, c_in / groups, kh, kw]`
 /// - `bias`: `[c_out]`
 /// - output: `[batch, c_out, height_out, width_out]`
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
     if !uses_repr_kernels(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
@@ -26,7 +31,11 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
             b.into_dispatch(),
             options,
         ),
-        None => <Dispatch as KernelBackend>::repr_conv2d(x.into_dispatch(), weight.into_dispatch(), options),
+        None => <Dispatch as KernelBackend>::repr_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            options,
+        ),
     })
 }
 
@@ -65,8 +74,16 @@ pub fn batch_norm_train<const D: usize>(
 ) -> BatchNormTrainOutput<D> {
     if !uses_repr_kernels(&x.device()) {
         let out = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
-        let output = if relu { activation::relu(out.output) } else { out.output };
-        return BatchNormTrainOutput { output, mean: out.mean, variance: out.variance };
+        let output = if relu {
+            activation::relu(out.output)
+        } else {
+            out.output
+        };
+        return BatchNormTrainOutput {
+            output,
+            mean: out.mean,
+            variance: out.variance,
+        };
     }
     let (output, mean, variance) = <Dispatch as KernelBackend>::repr_batch_norm_train(
         x.into_dispatch(),

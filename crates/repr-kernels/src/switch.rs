@@ -98,5 +98,8 @@ pub fn uses_repr_kernels(device: &Device) -> bool {
 
 /// Whether `device` is flex, with or without autodiff.
 pub fn is_flex(device: &Device) -> bool {
-    matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
+    matches!(
+        device.clone().without_autodiff().as_dispatch(),
+        DispatchDevice::Flex(_)
+    )
 }

@@ -71,7 +71,11 @@ fn repr_kernels_stay_faster_than_burns_on_a_resnet_stage() {
         burn = burn.min(step(&inputs, false));
     }
     let speedup = burn / ours;
-    println!("ResNet stage fwd+bwd, batch 16: repr-kernels {:.1} ms, Burn {:.1} ms, speed-up {speedup:.2}×", ours * 1e3, burn * 1e3);
+    println!(
+        "ResNet stage fwd+bwd, batch 16: repr-kernels {:.1} ms, Burn {:.1} ms, speed-up {speedup:.2}×",
+        ours * 1e3,
+        burn * 1e3
+    );
     assert!(
         speedup > MIN_SPEEDUP,
         "repr-kernels took {:.1} ms against Burn's {:.1} ms: speed-up {speedup:.2}×, bound {MIN_SPEEDUP}×",

@@ -15,18 +15,31 @@ use rand_chacha::ChaCha8Rng;
 const TOL: f32 = 1e-4;
 
 fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
 }
 
 fn values_1d(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= TOL * scale, "{what}: max |diff| {worst:e} > {TOL:e} × max |ref| {scale:e}");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= TOL * scale,
+        "{what}: max |diff| {worst:e} > {TOL:e} × max |ref| {scale:e}"
+    );
 }
 
 /// One convolution case: shapes and options.
@@ -42,8 +55,23 @@ struct Case {
 }
 
 impl Case {
-    fn square(x: [usize; 4], c_out: usize, k: usize, stride: usize, pad: usize, bias: bool) -> Self {
-        Self { x, c_out, k: [k, k], stride: [stride; 2], padding: [(pad, pad); 2], dilation: [1, 1], bias }
+    fn square(
+        x: [usize; 4],
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        bias: bool,
+    ) -> Self {
+        Self {
+            x,
+            c_out,
+            k: [k, k],
+            stride: [stride; 2],
+            padding: [(pad, pad); 2],
+            dilation: [1, 1],
+            bias,
+        }
     }
 
     fn options(&self) -> ConvOptions<2> {
@@ -65,34 +93,65 @@ fn run(case: &Case, data: &[TensorData; 4], device: &Device, ours: bool) -> [Vec
     };
     let r = Tensor::<4>::from_data(data[3].clone(), &device);
     let grads = (y.clone() * r).sum().backward();
-    let db = if case.bias { values_1d(b.grad(&grads).expect("db")) } else { vec![] };
-    [values(y), values(x.grad(&grads).expect("dx")), values(w.grad(&grads).expect("dw")), db]
+    let db = if case.bias {
+        values_1d(b.grad(&grads).expect("db"))
+    } else {
+        vec![]
+    };
+    [
+        values(y),
+        values(x.grad(&grads).expect("dx")),
+        values(w.grad(&grads).expect("dw")),
+        db,
+    ]
 }
 
 fn check_case(case: &Case, device: &Device, seed: u64) {
     let reference = repr_testing::ndarray();
     let [b, c, h, w] = case.x;
     let out_size = |i: usize, size: usize| {
-        (size + case.padding[i].0 + case.padding[i].1 - case.dilation[i] * (case.k[i] - 1) - 1) / case.stride[i] + 1
+        (size + case.padding[i].0 + case.padding[i].1 - case.dilation[i] * (case.k[i] - 1) - 1)
+            / case.stride[i]
+            + 1
     };
     let out = [out_size(0, h), out_size(1, w)];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut rand = |n: usize| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
+    let mut rand = |n: usize| {
+        (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect::<Vec<_>>()
+    };
     let data = [
         TensorData::new(rand(b * c * h * w), case.x.to_vec()),
-        TensorData::new(rand(case.c_out * c * case.k[0] * case.k[1]), vec![case.c_out, c, case.k[0], case.k[1]]),
+        TensorData::new(
+            rand(case.c_out * c * case.k[0] * case.k[1]),
+            vec![case.c_out, c, case.k[0], case.k[1]],
+        ),
         TensorData::new(rand(case.c_out), vec![case.c_out]),
-        TensorData::new(rand(b * case.c_out * out[0] * out[1]), vec![b, case.c_out, out[0], out[1]]),
+        TensorData::new(
+            rand(b * case.c_out * out[0] * out[1]),
+            vec![b, case.c_out, out[0], out[1]],
+        ),
     ];
     let want = run(case, &data, &reference, false);
     let got = run(case, &data, device, true);
-    for (name, (g, w)) in ["output", "dx", "dweight", "dbias"].iter().zip(got.iter().zip(&want)) {
+    for (name, (g, w)) in ["output", "dx", "dweight", "dbias"]
+        .iter()
+        .zip(got.iter().zip(&want))
+    {
         assert_close(&format!("{name} of {case:?}"), g, w);
     }
     // And against Burn's own kernels on the same backend.
     let burn_same = run(case, &data, device, false);
-    for (name, (g, w)) in ["output", "dx", "dweight", "dbias"].iter().zip(got.iter().zip(&burn_same)) {
-        assert_close(&format!("{name} (vs Burn on the same backend) of {case:?}"), g, w);
+    for (name, (g, w)) in ["output", "dx", "dweight", "dbias"]
+        .iter()
+        .zip(got.iter().zip(&burn_same))
+    {
+        assert_close(
+            &format!("{name} (vs Burn on the same backend) of {case:?}"),
+            g,
+            w,
+        );
     }
 }
 
@@ -127,15 +186,24 @@ fn random_convolutions(device: &Device) {
     while done < 40 {
         let k = [1, 2, 3, 5, 7][rng.random_range(0..5)];
         let case = Case {
-            x: [rng.random_range(1..5), rng.random_range(1..7), rng.random_range(1..14), rng.random_range(1..14)],
+            x: [
+                rng.random_range(1..5),
+                rng.random_range(1..7),
+                rng.random_range(1..14),
+                rng.random_range(1..14),
+            ],
             c_out: rng.random_range(1..9),
             k: [k, [1, 3, k][rng.random_range(0..3)]],
             stride: [rng.random_range(1..4), rng.random_range(1..4)],
-            padding: [(rng.random_range(0..4), rng.random_range(0..4)), (rng.random_range(0..4), rng.random_range(0..4))],
+            padding: [
+                (rng.random_range(0..4), rng.random_range(0..4)),
+                (rng.random_range(0..4), rng.random_range(0..4)),
+            ],
             dilation: [rng.random_range(1..3), rng.random_range(1..3)],
             bias: rng.random_bool(0.5),
         };
-        let fits = |size: usize, (a, b): (usize, usize), k: usize, d: usize| size + a + b > d * (k - 1);
+        let fits =
+            |size: usize, (a, b): (usize, usize), k: usize, d: usize| size + a + b > d * (k - 1);
         if !(fits(case.x[2], case.padding[0], case.k[0], case.dilation[0])
             && fits(case.x[3], case.padding[1], case.k[1], case.dilation[1]))
         {
@@ -149,29 +217,58 @@ fn random_convolutions(device: &Device) {
 /// Training-mode batch norm (with and without the fused ReLU): output, batch statistics and the
 /// gradients of x, gamma and beta, against Burn's `batch_norm_train` (+ `relu`) on ndarray.
 fn batch_norm_train_matches_burn(device: &Device) {
-    for (i, (dims, relu)) in [([8usize, 16, 8, 8], false), ([8, 16, 8, 8], true), ([5, 3, 7, 2], true), ([64, 32, 1, 1], false)]
-        .into_iter()
-        .enumerate()
+    for (i, (dims, relu)) in [
+        ([8usize, 16, 8, 8], false),
+        ([8, 16, 8, 8], true),
+        ([5, 3, 7, 2], true),
+        ([64, 32, 1, 1], false),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let seed = 50 + i as u64;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n: usize = dims.iter().product();
         // An offset mean so that the centring matters.
-        let x: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0) * 2.0 + 0.7).collect();
-        let g: Vec<f32> = (0..dims[1]).map(|_| rng.random_range(0.5f32..1.5)).collect();
-        let b: Vec<f32> = (0..dims[1]).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        let x: Vec<f32> = (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 2.0 + 0.7)
+            .collect();
+        let g: Vec<f32> = (0..dims[1])
+            .map(|_| rng.random_range(0.5f32..1.5))
+            .collect();
+        let b: Vec<f32> = (0..dims[1])
+            .map(|_| rng.random_range(-0.5f32..0.5))
+            .collect();
         let r: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let run = |device: &Device, ours: bool| {
             let device = device.clone().autodiff();
-            let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), dims.to_vec()), &device).require_grad();
-            let gt = Tensor::<1>::from_data(TensorData::new(g.clone(), vec![dims[1]]), &device).require_grad();
-            let bt = Tensor::<1>::from_data(TensorData::new(b.clone(), vec![dims[1]]), &device).require_grad();
+            let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), dims.to_vec()), &device)
+                .require_grad();
+            let gt = Tensor::<1>::from_data(TensorData::new(g.clone(), vec![dims[1]]), &device)
+                .require_grad();
+            let bt = Tensor::<1>::from_data(TensorData::new(b.clone(), vec![dims[1]]), &device)
+                .require_grad();
             let (y, mean, var) = if ours {
-                let o = repr_kernels::ops::batch_norm_train(xt.clone(), gt.clone(), bt.clone(), 1e-5, relu);
+                let o = repr_kernels::ops::batch_norm_train(
+                    xt.clone(),
+                    gt.clone(),
+                    bt.clone(),
+                    1e-5,
+                    relu,
+                );
                 (o.output, o.mean, o.variance)
             } else {
-                let o = burn::tensor::module::batch_norm_train(xt.clone(), gt.clone(), bt.clone(), 1e-5);
-                let y = if relu { burn::tensor::activation::relu(o.output) } else { o.output };
+                let o = burn::tensor::module::batch_norm_train(
+                    xt.clone(),
+                    gt.clone(),
+                    bt.clone(),
+                    1e-5,
+                );
+                let y = if relu {
+                    burn::tensor::activation::relu(o.output)
+                } else {
+                    o.output
+                };
                 (y, o.mean, o.variance)
             };
             let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), dims.to_vec()), &device);
@@ -187,7 +284,10 @@ fn batch_norm_train_matches_burn(device: &Device) {
         };
         let want = run(&repr_testing::ndarray(), false);
         let got = run(device, true);
-        for (name, (a, w)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"].iter().zip(got.iter().zip(&want)) {
+        for (name, (a, w)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
             assert_close(&format!("batch norm {name} {dims:?} relu={relu}"), a, w);
         }
     }
@@ -214,10 +314,18 @@ fn batch_norm_inference_matches_burn(device: &Device) {
                 values(repr_kernels::ops::batch_norm(xt, g, b, m, v, 1e-5, relu))
             } else {
                 let y = burn::tensor::module::batch_norm(xt, g, b, m, v, 1e-5);
-                values(if relu { burn::tensor::activation::relu(y) } else { y })
+                values(if relu {
+                    burn::tensor::activation::relu(y)
+                } else {
+                    y
+                })
             }
         };
-        assert_close(&format!("inference batch norm relu={relu}"), &run(device, true), &run(&repr_testing::ndarray(), false));
+        assert_close(
+            &format!("inference batch norm relu={relu}"),
+            &run(device, true),
+            &run(&repr_testing::ndarray(), false),
+        );
     }
 }
 
@@ -227,12 +335,19 @@ fn batch_norm_inference_matches_burn(device: &Device) {
 /// derivative here).
 fn gelu_matches_burn(device: &Device) {
     let x: Vec<f32> = (0..3000).map(|i| (i as f32 - 1500.0) * 0.005).collect();
-    let r: Vec<f32> = (0..3000).map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0).collect();
+    let r: Vec<f32> = (0..3000)
+        .map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0)
+        .collect();
     let run = |device: &Device, ours: bool| {
         let device = device.clone().autodiff();
-        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), vec![2, 3, 25, 20]), &device).require_grad();
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), vec![2, 3, 25, 20]), &device)
+            .require_grad();
         let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), vec![2, 3, 25, 20]), &device);
-        let y = if ours { repr_kernels::ops::gelu(xt.clone()) } else { burn::tensor::activation::gelu(xt.clone()) };
+        let y = if ours {
+            repr_kernels::ops::gelu(xt.clone())
+        } else {
+            burn::tensor::activation::gelu(xt.clone())
+        };
         let grads = (y.clone() * rt).sum().backward();
         [values(y), values(xt.grad(&grads).expect("dx"))]
     };

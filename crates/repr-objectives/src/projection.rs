@@ -3,9 +3,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{BatchNormConfig, Linear, LinearConfig};
-use repr_kernels::nn::BatchNorm;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::BatchNorm;
 
 use crate::ObjectiveError;
 

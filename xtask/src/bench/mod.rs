@@ -38,7 +38,11 @@ pub struct ModelsArgs {
     /// Backends, comma separated: flex (with repr-kernels), flex-burn (flex with Burn's own
     /// kernels, `REPR_KERNELS=burn`), ndarray, wgpu, cuda. The first is the baseline of the
     /// "vs <first>" column.
-    #[arg(long, value_delimiter = ',', default_value = "flex,flex-burn,ndarray,wgpu")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "flex,flex-burn,ndarray,wgpu"
+    )]
     pub devices: Vec<String>,
     /// Workloads, comma separated (default: all).
     #[arg(long, value_delimiter = ',', value_enum)]
@@ -225,10 +229,18 @@ impl BenchDevice {
     /// `flex`, `flex-burn`, `ndarray`, `wgpu` or `cuda`.
     pub fn parse(name: &str) -> Result<Self> {
         if name.trim().eq_ignore_ascii_case("flex-burn") {
-            return Ok(Self { choice: DeviceChoice::Flex, kernels: Kernels::Burn });
+            return Ok(Self {
+                choice: DeviceChoice::Flex,
+                kernels: Kernels::Burn,
+            });
         }
-        let choice: DeviceChoice = name.parse().map_err(|e| anyhow::anyhow!("--devices: {e} (or flex-burn)"))?;
-        Ok(Self { choice, kernels: Kernels::Repr })
+        let choice: DeviceChoice = name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--devices: {e} (or flex-burn)"))?;
+        Ok(Self {
+            choice,
+            kernels: Kernels::Repr,
+        })
     }
 
     /// The row's name: the device's, `flex-burn` for flex with Burn's kernels.

@@ -17,14 +17,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use repr_kernels::nn::Conv2d;
-use repr_kernels::{Kernels, kernels, set_kernels};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use clap::Args;
 use repr_backbones::resnet::{Block, NormLayer};
 use repr_backbones::{ResNet, ResNetConfig, Stem};
+use repr_kernels::nn::Conv2d;
+use repr_kernels::{Kernels, kernels, set_kernels};
 use repr_objectives::CrossEntropyLossConfig;
 use repr_train::{DeviceChoice, Supervised};
 use serde_json::{Value, json};
@@ -444,10 +444,16 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
         let gflops = rate(device, 2.0 * (m * k * n) as f64, steps, || {
             let _ = a.clone().matmul(b.clone());
         })?;
-        rows.push(json!({"kernel": name, "kernels": "burn", "shape": [m, k, n], "gflops_per_s": gflops}));
+        rows.push(
+            json!({"kernel": name, "kernels": "burn", "shape": [m, k, n], "gflops_per_s": gflops}),
+        );
     }
     let train = device.clone().autodiff();
-    let choices: &[Kernels] = if repr_kernels::is_flex(device) { &[Kernels::Repr, Kernels::Burn] } else { &[Kernels::Burn] };
+    let choices: &[Kernels] = if repr_kernels::is_flex(device) {
+        &[Kernels::Repr, Kernels::Burn]
+    } else {
+        &[Kernels::Burn]
+    };
     let before = kernels();
     // (name, c_in, c_out, kernel, stride, input side)
     let convs = [
@@ -466,7 +472,11 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
                 .with_bias(false)
                 .init(&train)
                 .into();
-            let x = Tensor::<4>::random([batch, cin, side, side], Distribution::Normal(0.0, 1.0), &train);
+            let x = Tensor::<4>::random(
+                [batch, cin, side, side],
+                Distribution::Normal(0.0, 1.0),
+                &train,
+            );
             let out = (side + 2 * pad - k) / stride + 1;
             let flops = conv_flops(&conv, batch, out, out);
             let forward = rate(device, flops, steps, || {
@@ -480,7 +490,8 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
             rows.push(json!({"kernel": format!("{name}, forward + backward"), "kernels": choice.name(), "gflops_per_s": both}));
         }
         let bn = repr_kernels::nn::BatchNorm::init(&burn::nn::BatchNormConfig::new(64), &train);
-        let x = Tensor::<4>::random([batch, 64, 32, 32], Distribution::Normal(0.0, 1.0), &train).require_grad();
+        let x = Tensor::<4>::random([batch, 64, 32, 32], Distribution::Normal(0.0, 1.0), &train)
+            .require_grad();
         // Bytes moved at the least: read x twice and write y (forward), read x, dy and write dx
         // twice over (backward) — 8 passes of 4-byte floats.
         let bytes = 8.0 * 4.0 * (batch * 64 * 32 * 32) as f64;
@@ -662,10 +673,22 @@ mod tests {
                         "pytorch_resnet_train": {"torch": "2.15.0", "images_per_s": 89.2, "gflops_per_s": 297.3}},
         });
         let md = markdown(&report);
-        assert!(md.contains("| matmul 1024×1024×1024 | burn | 44.2 | 9% |"), "{md}");
-        assert!(md.contains("| conv, forward | repr | 250.0 | 50% |"), "{md}");
-        assert!(md.contains("avx512f FMA loop at 500 GFLOP/s on 2 threads (250 on one)"), "{md}");
-        assert!(md.contains("(89.2 images/s, stored) | oneDNN | 297.3 | 59% |"), "{md}");
+        assert!(
+            md.contains("| matmul 1024×1024×1024 | burn | 44.2 | 9% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| conv, forward | repr | 250.0 | 50% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("avx512f FMA loop at 500 GFLOP/s on 2 threads (250 on one)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("(89.2 images/s, stored) | oneDNN | 297.3 | 59% |"),
+            "{md}"
+        );
         assert!(
             !md.contains("Training step phases") && !md.contains("SimCLR encoder"),
             "{md}"

@@ -52,25 +52,50 @@ pub fn torch_available() -> bool {
 
 /// Runs the peer script for `bench` now (same machine, same run), with PyTorch on `threads`
 /// threads, and returns its record. `batch` is images per step (source images for SimCLR).
-pub fn live(bench: &str, batch: usize, steps: usize, warmup: usize, threads: usize) -> anyhow::Result<Reference> {
+pub fn live(
+    bench: &str,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+) -> anyhow::Result<Reference> {
     use anyhow::Context;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/pytorch/bench_models.py");
-    let out = std::env::temp_dir().join(format!("repr-pytorch-{}-{bench}.jsonl", std::process::id()));
+    let out =
+        std::env::temp_dir().join(format!("repr-pytorch-{}-{bench}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&out);
     let status = Command::new("python3")
         .arg(&script)
         .arg(bench)
-        .args(["--threads", &threads.to_string(), "--steps", &steps.to_string()])
-        .args(["--warmup", &warmup.to_string(), "--batch", &batch.to_string(), "--no-wait"])
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ])
+        .args([
+            "--warmup",
+            &warmup.to_string(),
+            "--batch",
+            &batch.to_string(),
+            "--no-wait",
+        ])
         .arg("--out")
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .status()
         .with_context(|| format!("running {}", script.display()))?;
-    anyhow::ensure!(status.success(), "{} {bench} failed ({status})", script.display());
-    let text = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "{} {bench} failed ({status})",
+        script.display()
+    );
+    let text =
+        std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
     let _ = std::fs::remove_file(&out);
-    let record = parse(&text).pop().context("the PyTorch script wrote no record")?;
+    let record = parse(&text)
+        .pop()
+        .context("the PyTorch script wrote no record")?;
     Ok(from_record(bench, &record, None))
 }
 
@@ -87,7 +112,11 @@ pub fn from_record(bench: &str, r: &Value, pass2_median: Option<f64>) -> Referen
         other_cores: f("other_procs_cores"),
         maxrss_mib: f("maxrss_mb"),
         pass2_median,
-        torch: r.get("torch").and_then(Value::as_str).unwrap_or("?").to_string(),
+        torch: r
+            .get("torch")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string(),
     }
 }
 

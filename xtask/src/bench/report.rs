@@ -48,17 +48,32 @@ pub fn pytorch_rows(workloads: &[Workload], args: &ModelsArgs) -> Vec<Value> {
     for &w in workloads {
         if let (true, Some(bench)) = (live, w.pytorch_bench()) {
             if args.wait_idle > 0 {
-                super::measure::wait_idle(std::time::Duration::from_secs(args.wait_idle), args.max_other, 5);
+                super::measure::wait_idle(
+                    std::time::Duration::from_secs(args.wait_idle),
+                    args.max_other,
+                    5,
+                );
             }
-            let batch = if bench.ends_with("_train") { args.train_batch } else { args.infer_batch };
-            eprintln!("{bench} on PyTorch (live): {} warm-up + {} timed steps", args.warmup, args.steps.max(3));
+            let batch = if bench.ends_with("_train") {
+                args.train_batch
+            } else {
+                args.infer_batch
+            };
+            eprintln!(
+                "{bench} on PyTorch (live): {} warm-up + {} timed steps",
+                args.warmup,
+                args.steps.max(3)
+            );
             match pytorch::live(bench, batch, args.steps.max(3), args.warmup, 2) {
                 Ok(r) => rows.push(reference_json(&r, "live")),
                 Err(e) => eprintln!("PyTorch {bench}: {e:#}; the stored numbers stand in"),
             }
         }
         for r in pytorch_for(w) {
-            rows.push(reference_json(&r, "benches/pytorch/pytorch-cpu-results.jsonl"));
+            rows.push(reference_json(
+                &r,
+                "benches/pytorch/pytorch-cpu-results.jsonl",
+            ));
         }
     }
     rows
@@ -82,14 +97,21 @@ fn references(report: &Value, workload: Workload) -> Vec<(Reference, bool)> {
     match report["pytorch"].as_array() {
         Some(rows) => rows
             .iter()
-            .filter(|r| r["bench"].as_str().is_some_and(|b| b == bench || b == format!("{bench}_cl")))
+            .filter(|r| {
+                r["bench"]
+                    .as_str()
+                    .is_some_and(|b| b == bench || b == format!("{bench}_cl"))
+            })
             .map(|r| {
                 let bench = r["bench"].as_str().unwrap_or("?");
                 let reference = pytorch::from_record(bench, r, r["pass2_ips_median"].as_f64());
                 (reference, r["source"] == "live")
             })
             .collect(),
-        None => pytorch_for(workload).into_iter().map(|r| (r, false)).collect(),
+        None => pytorch_for(workload)
+            .into_iter()
+            .map(|r| (r, false))
+            .collect(),
     }
 }
 

@@ -1,10 +1,10 @@
 //! The ResNet module and its staged API.
 
 use burn::module::Module;
-use repr_kernels::nn::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::Conv2d;
 use serde::{Deserialize, Serialize};
 
 use super::block::conv;

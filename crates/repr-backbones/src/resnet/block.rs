@@ -6,8 +6,8 @@ use burn::module::{Initializer, Module};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::activation::relu;
-use repr_kernels::nn::Conv2d;
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::Conv2d;
 
 use super::{BlockKind, Norm, NormLayer};
 

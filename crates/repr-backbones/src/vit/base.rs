@@ -2,9 +2,9 @@
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::Conv2dConfig;
-use repr_kernels::nn::Conv2d;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::Conv2d;
 
 use super::pos_embed::{resample, sincos_tensor};
 use super::{EncoderBlock, ViTConfig};

@@ -2,8 +2,8 @@
 
 use burn::module::{Initializer, Module};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use repr_kernels::ops::gelu;
 use burn::tensor::{Device, Tensor};
+use repr_kernels::ops::gelu;
 
 use super::Attention;
 

@@ -6,15 +6,16 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::ConvOptions;
 
-use super::KernelBackend;
 use super::flex::{
-    batch_norm_train_backward, conv2d_backward, conv2d_forward, conv_shape, gelu_backward, gelu_forward, norm_shape,
+    batch_norm_train_backward, conv_shape, conv2d_backward, conv2d_shaped, gelu_backward,
+    gelu_forward, norm_shape,
 };
+use super::{KernelBackend, burn_batch_norm_train};
 use crate::cpu::im2col::ConvShape;
 
 type FlexTensor = FloatTensor<Flex>;
@@ -69,7 +70,14 @@ struct BatchNormTrainBackward;
 
 /// The input, gamma, the batch statistics, epsilon, and beta when a ReLU was fused (its mask
 /// is recomputed from the input).
-type NormState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64, Option<FlexTensor>);
+type NormState = (
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    f64,
+    Option<FlexTensor>,
+);
 
 impl Backward<Flex, 3> for BatchNormTrainBackward {
     type State = NormState;
@@ -78,7 +86,8 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
         let [nx, ng, nb] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, gamma, mean, var, epsilon, relu_beta) = ops.state;
-        let [dx, dgamma, dbeta] = batch_norm_train_backward(x, gamma, mean, var, epsilon, dy, relu_beta);
+        let [dx, dgamma, dbeta] =
+            batch_norm_train_backward(x, gamma, mean, var, epsilon, dy, relu_beta);
         for (node, grad) in [(nx, dx), (ng, dgamma), (nb, dbeta)] {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, grad);
@@ -107,7 +116,11 @@ type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
     fn repr_gelu(x: AdTensor<C>) -> AdTensor<C> {
-        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let state = x.primitive().clone();
                 prep.finish(state, gelu_forward(x.into_primitive()))
@@ -120,14 +133,24 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         let Some(s) = conv_shape(x.primitive(), weight.primitive(), &options) else {
             return <Self as ModuleOps<Self>>::conv2d(x, weight, None, options);
         };
-        match Conv2dBackward(s).prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        match Conv2dBackward(s)
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let state = (x.primitive().clone(), weight.primitive().clone());
-                prep.finish(state, conv2d_forward(x.into_primitive(), weight.into_primitive(), None, options))
+                prep.finish(
+                    state,
+                    conv2d_shaped(&s, x.into_primitive(), weight.into_primitive(), None),
+                )
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(conv2d_forward(x.into_primitive(), weight.into_primitive(), None, options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(conv2d_shaped(
+                &s,
+                x.into_primitive(),
+                weight.into_primitive(),
+                None,
+            )),
         }
     }
 
@@ -147,14 +170,19 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let state = (x.primitive().clone(), weight.primitive().clone());
-                let y = conv2d_forward(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()), options);
+                let y = conv2d_shaped(
+                    &s,
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    Some(bias.into_primitive()),
+                );
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(conv2d_forward(
+            OpsKind::UnTracked(prep) => prep.finish(conv2d_shaped(
+                &s,
                 x.into_primitive(),
                 weight.into_primitive(),
                 Some(bias.into_primitive()),
-                options,
             )),
         }
     }
@@ -167,9 +195,7 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         relu: bool,
     ) -> (AdTensor<C>, AdTensor<C>, AdTensor<C>) {
         if norm_shape(x.primitive()).is_none() {
-            let out = <Self as ModuleOps<Self>>::batch_norm_train(x, gamma, beta, epsilon);
-            let output = if relu { <Self as ActivationOps<Self>>::relu(out.output) } else { out.output };
-            return (output, out.mean, out.variance);
+            return burn_batch_norm_train::<Self>(x, gamma, beta, epsilon, relu);
         }
         // The statistics are detached, as Burn's own `batch_norm_train` returns them.
         let detached = AdTensor::<C>::new;

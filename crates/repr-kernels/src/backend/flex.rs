@@ -2,26 +2,31 @@
 //! (other dtypes, grouped convolutions).
 
 use burn::backend::Flex;
+use burn::backend::TensorMetadata;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
-use burn::backend::TensorMetadata;
 use burn::tensor::{DType, TensorData};
 
-use super::KernelBackend;
+use super::{KernelBackend, burn_batch_norm, burn_batch_norm_train};
 use crate::cpu::batch_norm::{self, NormShape};
-use crate::cpu::{conv, gelu};
 use crate::cpu::im2col::ConvShape;
+use crate::cpu::{conv, gelu};
 
 type FlexTensor = FloatTensor<Flex>;
 
 /// A contiguous copy (or the tensor itself when it already is one).
 fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
 
 fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("made contiguous f32 by `contiguous`")
+    t.as_slice::<f32>()
+        .expect("made contiguous f32 by `contiguous`")
 }
 
 fn tensor(data: Vec<f32>, dims: &[usize]) -> FlexTensor {
@@ -34,11 +39,21 @@ fn dims4(t: &FlexTensor) -> Option<[usize; 4]> {
 }
 
 /// The geometry of a convolution our kernels compute, or `None` for one they leave to Burn.
-pub(super) fn conv_shape(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<ConvShape> {
+pub(super) fn conv_shape(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<ConvShape> {
     if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.groups != 1 {
         return None;
     }
-    ConvShape::new(dims4(x)?, dims4(weight)?, options.stride, options.padding, options.dilation)
+    ConvShape::new(
+        dims4(x)?,
+        dims4(weight)?,
+        options.stride,
+        options.padding,
+        options.dilation,
+    )
 }
 
 /// `(dx, dweight, dbias)` of a convolution, each when asked for.
@@ -108,18 +123,34 @@ pub(super) fn batch_norm_train_backward(
 }
 
 /// Our convolution forward, or Burn's where our kernels do not apply.
-pub(super) fn conv2d_forward(
+fn conv2d_forward(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    let Some(s) = conv_shape(&x, &weight, &options) else {
-        return <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options);
-    };
+    match conv_shape(&x, &weight, &options) {
+        Some(s) => conv2d_shaped(&s, x, weight, bias),
+        None => <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options),
+    }
+}
+
+/// Our convolution forward, for a geometry [`conv_shape`] accepted.
+pub(super) fn conv2d_shaped(
+    s: &ConvShape,
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
     let mut y = vec![0.0; s.batch * s.c_out * s.pixels()];
-    conv::conv2d_forward(&s, slice(&x), slice(&weight), bias.as_ref().map(slice), &mut y);
+    conv::conv2d_forward(
+        s,
+        slice(&x),
+        slice(&weight),
+        bias.as_ref().map(slice),
+        &mut y,
+    );
     tensor(y, &[s.batch, s.c_out, s.h_out, s.w_out])
 }
 
@@ -156,7 +187,12 @@ impl KernelBackend for Flex {
         conv2d_forward(x, weight, None, options)
     }
 
-    fn repr_conv2d_bias(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    fn repr_conv2d_bias(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
         conv2d_forward(x, weight, Some(bias), options)
     }
 
@@ -168,15 +204,20 @@ impl KernelBackend for Flex {
         relu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let Some(s) = norm_shape(&x) else {
-            let out = <Flex as ModuleOps<Flex>>::batch_norm_train(x, gamma, beta, epsilon);
-            let output = if relu { <Flex as burn::backend::ops::ActivationOps<Flex>>::relu(out.output) } else { out.output };
-            return (output, out.mean, out.variance);
+            return burn_batch_norm_train::<Flex>(x, gamma, beta, epsilon, relu);
         };
         let dims = x.shape().to_vec();
         let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
         let mut y = vec![0.0; x.shape().num_elements()];
-        let (mean, var) =
-            batch_norm::batch_norm_train_forward(s, slice(&x), slice(&gamma), slice(&beta), epsilon, relu, &mut y);
+        let (mean, var) = batch_norm::batch_norm_train_forward(
+            s,
+            slice(&x),
+            slice(&gamma),
+            slice(&beta),
+            epsilon,
+            relu,
+            &mut y,
+        );
         let c = [s.channels];
         (tensor(y, &dims), tensor(mean, &c), tensor(var, &c))
     }
@@ -191,8 +232,7 @@ impl KernelBackend for Flex {
         relu: bool,
     ) -> FlexTensor {
         let Some(s) = norm_shape(&x) else {
-            let y = <Flex as ModuleOps<Flex>>::batch_norm(x, gamma, beta, mean, variance, epsilon);
-            return if relu { <Flex as burn::backend::ops::ActivationOps<Flex>>::relu(y) } else { y };
+            return burn_batch_norm::<Flex>(x, [gamma, beta, mean, variance], epsilon, relu);
         };
         let dims = x.shape().to_vec();
         let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(contiguous);

@@ -7,10 +7,43 @@
 mod autodiff;
 mod flex;
 
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::ops::ConvOptions;
+
+/// Burn's training-mode batch norm, then its ReLU when `relu`: what every backend without our
+/// kernels runs (the trait's default, and flex's and autodiff's fallback for other dtypes).
+fn burn_batch_norm_train<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+    relu: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let out = <B as ModuleOps<B>>::batch_norm_train(x, gamma, beta, epsilon);
+    let output = if relu {
+        <B as ActivationOps<B>>::relu(out.output)
+    } else {
+        out.output
+    };
+    (output, out.mean, out.variance)
+}
+
+/// Burn's batch norm with given statistics, then its ReLU when `relu`.
+fn burn_batch_norm<B: Backend>(
+    x: FloatTensor<B>,
+    [gamma, beta, mean, variance]: [FloatTensor<B>; 4],
+    epsilon: f64,
+    relu: bool,
+) -> FloatTensor<B> {
+    let y = <B as ModuleOps<B>>::batch_norm(x, gamma, beta, mean, variance, epsilon);
+    if relu {
+        <B as ActivationOps<B>>::relu(y)
+    } else {
+        y
+    }
+}
 
 /// The ops `repr-kernels` replaces. The default bodies compose Burn's own primitives (what
 /// `Autodiff<Flex>` inherits where it has no hand-written backward); flex overrides them with
@@ -20,7 +53,11 @@ pub trait KernelBackend: Backend {
     /// 2-D convolution without bias, as `burn::tensor::module::conv2d`. (With and without bias
     /// are two ops: the extension macro of Burn 0.22.1 does not map `Option` tensor arguments
     /// into the autodiff arm.)
-    fn repr_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+    fn repr_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
         <Self as ModuleOps<Self>>::conv2d(x, weight, None, options)
     }
 
@@ -47,9 +84,7 @@ pub trait KernelBackend: Backend {
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let out = <Self as ModuleOps<Self>>::batch_norm_train(x, gamma, beta, epsilon);
-        let output = if relu { Self::relu(out.output) } else { out.output };
-        (output, out.mean, out.variance)
+        burn_batch_norm_train::<Self>(x, gamma, beta, epsilon, relu)
     }
 
     /// Batch norm with given statistics (evaluation), then a ReLU when `relu`.
@@ -63,7 +98,6 @@ pub trait KernelBackend: Backend {
         epsilon: f64,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let y = <Self as ModuleOps<Self>>::batch_norm(x, gamma, beta, mean, variance, epsilon);
-        if relu { Self::relu(y) } else { y }
+        burn_batch_norm::<Self>(x, [gamma, beta, mean, variance], epsilon, relu)
     }
 }

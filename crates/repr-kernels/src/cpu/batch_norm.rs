@@ -21,7 +21,11 @@ impl NormShape {
     /// The shape of an input with dimensions `dims` (rank ≥ 2).
     pub fn of(dims: &[usize]) -> Self {
         assert!(dims.len() >= 2, "batch norm: rank {} < 2", dims.len());
-        Self { batch: dims[0], channels: dims[1], spatial: dims[2..].iter().product() }
+        Self {
+            batch: dims[0],
+            channels: dims[1],
+            spatial: dims[2..].iter().product(),
+        }
     }
 
     fn len(&self) -> usize {
@@ -60,9 +64,17 @@ pub fn batch_norm_train_forward(
         .into_par_iter()
         .map(|c| {
             let m = s.count().max(1) as f64;
-            let mean = s.planes(x, c).map(|p| lanes_sum(p, |v| v) as f64).sum::<f64>() / m;
+            let mean = s
+                .planes(x, c)
+                .map(|p| lanes_sum(p, |v| v) as f64)
+                .sum::<f64>()
+                / m;
             let mf = mean as f32;
-            let var = (s.planes(x, c).map(|p| lanes_sum(p, |v| (v - mf) * (v - mf)) as f64).sum::<f64>() / m) as f32;
+            let var = (s
+                .planes(x, c)
+                .map(|p| lanes_sum(p, |v| (v - mf) * (v - mf)) as f64)
+                .sum::<f64>()
+                / m) as f32;
             let (scale, shift) = affine(gamma[c], beta[c], mf, var, epsilon);
             // SAFETY: channel c writes only its own planes.
             unsafe { apply_channel(s, x, out, c, scale, shift, relu) };
@@ -109,7 +121,15 @@ fn affine(gamma: f32, beta: f32, mean: f32, var: f32, epsilon: f64) -> (f32, f32
 ///
 /// # Safety
 /// No other thread writes channel `c` of `y` at the same time.
-unsafe fn apply_channel(s: NormShape, x: &[f32], y: SharedMut, c: usize, scale: f32, shift: f32, relu: bool) {
+unsafe fn apply_channel(
+    s: NormShape,
+    x: &[f32],
+    y: SharedMut,
+    c: usize,
+    scale: f32,
+    shift: f32,
+    relu: bool,
+) {
     let (cs, sp) = (s.channels * s.spatial, s.spatial);
     for n in 0..s.batch {
         let start = n * cs + c * sp;
@@ -117,9 +137,13 @@ unsafe fn apply_channel(s: NormShape, x: &[f32], y: SharedMut, c: usize, scale: 
         // SAFETY: this plane belongs to channel c only (caller's contract).
         let dst = unsafe { y.slice(start, sp) };
         if relu {
-            dst.iter_mut().zip(src).for_each(|(d, v)| *d = (v * scale + shift).max(0.0));
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, v)| *d = (v * scale + shift).max(0.0));
         } else {
-            dst.iter_mut().zip(src).for_each(|(d, v)| *d = v * scale + shift);
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, v)| *d = v * scale + shift);
         }
     }
 }
@@ -183,8 +207,16 @@ pub fn batch_norm_train_backward(
     relu_beta: Option<&[f32]>,
     dx: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    assert_eq!(dy.len(), s.len(), "batch norm backward: output-gradient length");
-    assert_eq!(dx.len(), s.len(), "batch norm backward: input-gradient length");
+    assert_eq!(
+        dy.len(),
+        s.len(),
+        "batch norm backward: output-gradient length"
+    );
+    assert_eq!(
+        dx.len(),
+        s.len(),
+        "batch norm backward: input-gradient length"
+    );
     let out = SharedMut(dx.as_mut_ptr());
     let (cs, sp) = (s.channels * s.spatial, s.spatial);
     let grads: Vec<(f32, f32)> = (0..s.channels)

@@ -20,7 +20,11 @@ impl Plan {
         let t = threads();
         let size = s.group_size(t);
         let count = s.batch.div_ceil(size);
-        Self { size, count, inner_threads: if count >= t { 1 } else { t } }
+        Self {
+            size,
+            count,
+            inner_threads: if count >= t { 1 } else { t },
+        }
     }
 
     /// First image and image count of group `g`.
@@ -37,9 +41,19 @@ impl Plan {
 /// - `weight`: `[c_out, c_in, kh, kw]`
 /// - `bias`: `[c_out]`
 /// - `y`: `[batch, c_out, h_out, w_out]` (overwritten)
-pub fn conv2d_forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub fn conv2d_forward(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let (k, p, co) = (s.k(), s.pixels(), s.c_out);
-    assert_eq!(x.len(), s.batch * s.c_in * s.in_pixels(), "conv2d: input length");
+    assert_eq!(
+        x.len(),
+        s.batch * s.c_in * s.in_pixels(),
+        "conv2d: input length"
+    );
     assert_eq!(weight.len(), co * k, "conv2d: weight length");
     assert_eq!(y.len(), s.batch * co * p, "conv2d: output length");
     let plan = Plan::new(s);
@@ -64,7 +78,8 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f
                     matmul(tmp, w, col, false, plan.inner_threads);
                     for i in 0..gn {
                         for c in 0..co {
-                            y_g[(i * co + c) * p..][..p].copy_from_slice(&tmp[c * gn * p + i * p..][..p]);
+                            y_g[(i * co + c) * p..][..p]
+                                .copy_from_slice(&tmp[c * gn * p + i * p..][..p]);
                         }
                     }
                 }
@@ -99,7 +114,11 @@ pub fn conv2d_backward(
     dbias: Option<&mut [f32]>,
 ) {
     let (k, p, co) = (s.k(), s.pixels(), s.c_out);
-    assert_eq!(dy.len(), s.batch * co * p, "conv2d backward: output-gradient length");
+    assert_eq!(
+        dy.len(),
+        s.batch * co * p,
+        "conv2d backward: output-gradient length"
+    );
     if let Some(db) = dbias {
         db.fill(0.0);
         for (i, plane) in dy.chunks_exact(p).enumerate() {
@@ -114,7 +133,11 @@ pub fn conv2d_backward(
     let plan = Plan::new(s);
     let w_t = MatRef::row_major(weight, co, k).t();
     let dx_ptr = dx.map(|d| {
-        assert_eq!(d.len(), s.batch * s.c_in * s.in_pixels(), "conv2d backward: input-gradient length");
+        assert_eq!(
+            d.len(),
+            s.batch * s.c_in * s.in_pixels(),
+            "conv2d backward: input-gradient length"
+        );
         SharedMut(d.as_mut_ptr())
     });
     // One group: accumulate into `dw_acc` (when the weight gradient is wanted), write dx.
@@ -122,8 +145,16 @@ pub fn conv2d_backward(
         let (n0, gn) = plan.group(g, s.batch);
         let gp = gn * p;
         let gathered = if gn == 1 { 0 } else { co * gp };
-        let col_len = if want_dw && !(gn == 1 && s.is_pointwise()) { k * gp } else { 0 };
-        let dcol_len = if want_dx && !(gn == 1 && s.is_pointwise()) { k * gp } else { 0 };
+        let col_len = if want_dw && !(gn == 1 && s.is_pointwise()) {
+            k * gp
+        } else {
+            0
+        };
+        let dcol_len = if want_dx && !(gn == 1 && s.is_pointwise()) {
+            k * gp
+        } else {
+            0
+        };
         with_scratch(gathered + col_len, dcol_len, |buf, dcol| {
             let (dy_buf, col) = buf.split_at_mut(gathered);
             // dY of the group as [c_out, (image, pixel)].
@@ -132,7 +163,8 @@ pub fn conv2d_backward(
             } else {
                 for i in 0..gn {
                     for c in 0..co {
-                        dy_buf[c * gp + i * p..][..p].copy_from_slice(&dy[((n0 + i) * co + c) * p..][..p]);
+                        dy_buf[c * gp + i * p..][..p]
+                            .copy_from_slice(&dy[((n0 + i) * co + c) * p..][..p]);
                     }
                 }
                 dy_buf

@@ -20,7 +20,8 @@ fn exp(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     p * scale
 }
@@ -31,7 +32,9 @@ fn exp(x: f32) -> f32 {
 fn erf(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let e = 1.0 - poly * exp(-a * a);
     if x < 0.0 { -e } else { e }
 }
@@ -56,7 +59,9 @@ fn forward_portable(x: &[f32], y: &mut [f32]) {
 
 #[inline(always)]
 fn backward_portable(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(d, (x, g))| *d = gelu_grad(*x, *g));
+    dx.iter_mut()
+        .zip(x.iter().zip(dy))
+        .for_each(|(d, (x, g))| *d = gelu_grad(*x, *g));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -84,30 +89,37 @@ fn has_avx2() -> bool {
 pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "gelu: lengths");
     let avx2 = has_avx2();
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: avx2 and fma were detected at run time.
-            return unsafe { forward_avx2(x, y) };
-        }
-        let _ = avx2;
-        forward_portable(x, y)
-    });
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: avx2 and fma were detected at run time.
+                return unsafe { forward_avx2(x, y) };
+            }
+            let _ = avx2;
+            forward_portable(x, y)
+        });
 }
 
 /// `dx = dy · gelu'(x)`.
 pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(x.len() == dy.len() && x.len() == dx.len(), "gelu backward: lengths");
+    assert!(
+        x.len() == dy.len() && x.len() == dx.len(),
+        "gelu backward: lengths"
+    );
     let avx2 = has_avx2();
-    dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK))).for_each(|(dx, (x, dy))| {
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: avx2 and fma were detected at run time.
-            return unsafe { backward_avx2(x, dy, dx) };
-        }
-        let _ = avx2;
-        backward_portable(x, dy, dx)
-    });
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(dx, (x, dy))| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: avx2 and fma were detected at run time.
+                return unsafe { backward_avx2(x, dy, dx) };
+            }
+            let _ = avx2;
+            backward_portable(x, dy, dx)
+        });
 }
 
 #[cfg(test)]
@@ -119,11 +131,18 @@ mod tests {
         for i in -4000..4000 {
             let x = i as f32 * 0.005;
             let (e, want) = (exp(x), x.exp());
-            assert!((e - want).abs() <= 4e-7 * want, "exp({x}) = {e}, std {want}");
+            assert!(
+                (e - want).abs() <= 4e-7 * want,
+                "exp({x}) = {e}, std {want}"
+            );
             // erf reference in f64 from its series/continued-fraction-free identity via libm.
             let want = erf_f64(x as f64);
             // A&S 7.1.26 is within 1.5e-7; f32 rounding of `1 − poly·e` adds up to ~2e-7.
-            assert!((erf(x) as f64 - want).abs() < 4e-7, "erf({x}) = {}, want {want}", erf(x));
+            assert!(
+                (erf(x) as f64 - want).abs() < 4e-7,
+                "erf({x}) = {}, want {want}",
+                erf(x)
+            );
         }
         assert_eq!(exp(-200.0), exp(-87.0));
     }
@@ -133,7 +152,8 @@ mod tests {
         if x.abs() > 3.0 {
             // erfc(x) ~ e^{-x²}/(x√π) (1 − 1/(2x²) + 3/(4x⁴)): erf within 1e-9 of ±1 here.
             let a = x.abs();
-            let c = (-a * a).exp() / (a * std::f64::consts::PI.sqrt()) * (1.0 - 0.5 / (a * a) + 0.75 / a.powi(4));
+            let c = (-a * a).exp() / (a * std::f64::consts::PI.sqrt())
+                * (1.0 - 0.5 / (a * a) + 0.75 / a.powi(4));
             return x.signum() * (1.0 - c);
         }
         let (mut term, mut sum) = (x, x);
@@ -157,7 +177,10 @@ mod tests {
             let cdf = 0.5 * (1.0 + erf_f64(v / 2f64.sqrt()));
             let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
             assert!((y[i] as f64 - v * cdf).abs() < 1e-6, "gelu({v})");
-            assert!((dx[i] as f64 - dy[i] as f64 * (cdf + v * pdf)).abs() < 1e-6, "gelu'({v})");
+            assert!(
+                (dx[i] as f64 - dy[i] as f64 * (cdf + v * pdf)).abs() < 1e-6,
+                "gelu'({v})"
+            );
         }
     }
 }

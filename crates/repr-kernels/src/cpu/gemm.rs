@@ -20,7 +20,13 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A contiguous row-major `rows × cols` matrix.
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose, without copying.
@@ -39,7 +45,12 @@ impl<'a> MatRef<'a> {
             return;
         }
         let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
-        assert!(last < self.data.len(), "gemm: {what} view ({}×{}) exceeds its buffer", self.rows, self.cols);
+        assert!(
+            last < self.data.len(),
+            "gemm: {what} view ({}×{}) exceeds its buffer",
+            self.rows,
+            self.cols
+        );
     }
 }
 
@@ -61,7 +72,11 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, t
         }
         return;
     }
-    let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
     // SAFETY: every view was bounds-checked above against its slice, `dst` holds m×n elements,
     // and `dst` (a unique borrow) cannot alias `a` or `b`.
     unsafe {

@@ -40,7 +40,6 @@ pub struct ConvShape {
 impl ConvShape {
     /// The geometry of `x [batch, c_in, h, w]` convolved with `weight [c_out, c_in, kh, kw]`,
     /// or `None` when the kernel (dilated) does not fit in the padded input.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         x: [usize; 4],
         weight: [usize; 4],
@@ -118,7 +117,11 @@ impl ConvShape {
     fn valid(off: isize, stride: usize, size: usize, out: usize) -> (usize, usize) {
         let s = stride as isize;
         let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
-        let hi = if (size as isize) <= off { 0 } else { ((size as isize - off) + s - 1) / s };
+        let hi = if (size as isize) <= off {
+            0
+        } else {
+            ((size as isize - off) + s - 1) / s
+        };
         let hi = (hi.max(0) as usize).min(out);
         let lo = (lo as usize).min(hi);
         (lo, hi)
@@ -140,7 +143,8 @@ impl ConvShape {
                         let src = &x[((n0 + i) * self.c_in + c) * hw..][..hw];
                         let dst = &mut dst_row[i * p..(i + 1) * p];
                         for oh in 0..self.h_out {
-                            let ih = (oh * sh + ki * self.dilation[0]) as isize - self.pad[0] as isize;
+                            let ih =
+                                (oh * sh + ki * self.dilation[0]) as isize - self.pad[0] as isize;
                             let d = &mut dst[oh * wo..(oh + 1) * wo];
                             if ih < 0 || ih as usize >= self.h {
                                 d.fill(0.0);
@@ -180,7 +184,8 @@ impl ConvShape {
                         let dst = &mut dx[((n0 + i) * self.c_in + c) * hw..][..hw];
                         let src = &src_row[i * p..(i + 1) * p];
                         for oh in 0..self.h_out {
-                            let ih = (oh * sh + ki * self.dilation[0]) as isize - self.pad[0] as isize;
+                            let ih =
+                                (oh * sh + ki * self.dilation[0]) as isize - self.pad[0] as isize;
                             if ih < 0 || ih as usize >= self.h {
                                 continue;
                             }
@@ -188,7 +193,8 @@ impl ConvShape {
                             let s = &src[oh * wo..(oh + 1) * wo];
                             if sw == 1 {
                                 let start = (lo as isize + off) as usize;
-                                for (a, b) in d[start..start + (hi - lo)].iter_mut().zip(&s[lo..hi]) {
+                                for (a, b) in d[start..start + (hi - lo)].iter_mut().zip(&s[lo..hi])
+                                {
                                     *a += *b;
                                 }
                             } else {
@@ -214,7 +220,13 @@ mod tests {
 
     #[test]
     fn output_size_follows_pytorch() {
-        assert_eq!((shape(32, 32, 3, 1, (1, 1), 1).h_out, shape(32, 32, 3, 2, (1, 1), 1).h_out), (32, 16));
+        assert_eq!(
+            (
+                shape(32, 32, 3, 1, (1, 1), 1).h_out,
+                shape(32, 32, 3, 2, (1, 1), 1).h_out
+            ),
+            (32, 16)
+        );
         assert_eq!(shape(224, 224, 7, 2, (3, 3), 1).h_out, 112);
         assert_eq!(shape(7, 9, 3, 2, (0, 1), 2).w_out, 3); // (9 + 0 + 1 - 5) / 2 + 1
         assert!(ConvShape::new([1, 1, 2, 2], [1, 1, 5, 5], [1, 1], [(0, 0); 2], [1, 1]).is_none());
@@ -223,8 +235,14 @@ mod tests {
     /// im2col against the definition, and col2im as its adjoint: <im2col(x), c> = <x, col2im(c)>.
     #[test]
     fn im2col_matches_the_definition_and_col2im_is_its_adjoint() {
-        for s in [shape(5, 6, 3, 1, (1, 1), 1), shape(7, 5, 3, 2, (1, 0), 1), shape(6, 6, 2, 3, (0, 2), 2)] {
-            let x: Vec<f32> = (0..s.batch * s.c_in * s.h * s.w).map(|i| (i as f32 * 0.7).sin()).collect();
+        for s in [
+            shape(5, 6, 3, 1, (1, 1), 1),
+            shape(7, 5, 3, 2, (1, 0), 1),
+            shape(6, 6, 2, 3, (0, 2), 2),
+        ] {
+            let x: Vec<f32> = (0..s.batch * s.c_in * s.h * s.w)
+                .map(|i| (i as f32 * 0.7).sin())
+                .collect();
             let (k, p) = (s.k(), s.pixels());
             let mut col = vec![f32::NAN; k * 2 * p];
             s.im2col(&x, 0, 2, &mut col);
@@ -234,12 +252,25 @@ mod tests {
                         for kj in 0..s.kw {
                             for oh in 0..s.h_out {
                                 for ow in 0..s.w_out {
-                                    let ih = (oh * s.stride[0] + ki * s.dilation[0]) as isize - s.pad[0] as isize;
-                                    let iw = (ow * s.stride[1] + kj * s.dilation[1]) as isize - s.pad[1] as isize;
-                                    let inside = ih >= 0 && iw >= 0 && (ih as usize) < s.h && (iw as usize) < s.w;
-                                    let want = if inside { x[((n * 3 + c) * s.h + ih as usize) * s.w + iw as usize] } else { 0.0 };
+                                    let ih = (oh * s.stride[0] + ki * s.dilation[0]) as isize
+                                        - s.pad[0] as isize;
+                                    let iw = (ow * s.stride[1] + kj * s.dilation[1]) as isize
+                                        - s.pad[1] as isize;
+                                    let inside = ih >= 0
+                                        && iw >= 0
+                                        && (ih as usize) < s.h
+                                        && (iw as usize) < s.w;
+                                    let want = if inside {
+                                        x[((n * 3 + c) * s.h + ih as usize) * s.w + iw as usize]
+                                    } else {
+                                        0.0
+                                    };
                                     let row = (c * s.kh + ki) * s.kw + kj;
-                                    assert_eq!(col[row * 2 * p + n * p + oh * s.w_out + ow], want, "{s:?}");
+                                    assert_eq!(
+                                        col[row * 2 * p + n * p + oh * s.w_out + ow],
+                                        want,
+                                        "{s:?}"
+                                    );
                                 }
                             }
                         }
@@ -249,9 +280,20 @@ mod tests {
             let c: Vec<f32> = (0..col.len()).map(|i| (i as f32 * 0.3).cos()).collect();
             let mut back = vec![0.0; x.len()];
             s.col2im(&c, 0, 2, &mut back);
-            let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
-            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
-            assert!((lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0), "{lhs} vs {rhs} for {s:?}");
+            let lhs: f64 = col
+                .iter()
+                .zip(&c)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            let rhs: f64 = x
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs} for {s:?}"
+            );
         }
     }
 }

@@ -6,6 +6,6 @@ pub mod conv;
 pub mod gelu;
 pub mod gemm;
 pub mod im2col;
-pub mod peak;
 mod parallel;
+pub mod peak;
 mod scratch;

@@ -25,9 +25,17 @@ pub fn fma_peak(duration: Duration) -> Peak {
     let one = rate(kernel, duration);
     let threads = rayon::current_num_threads().max(1);
     let start = Instant::now();
-    let flops: f64 = (0..threads).into_par_iter().map(|_| run_for(kernel, duration)).sum();
+    let flops: f64 = (0..threads)
+        .into_par_iter()
+        .map(|_| run_for(kernel, duration))
+        .sum();
     let all = flops / start.elapsed().as_secs_f64() / 1e9;
-    Peak { isa, one_thread: one, all_threads: all, threads }
+    Peak {
+        isa,
+        one_thread: one,
+        all_threads: all,
+        threads,
+    }
 }
 
 /// One call does `iterations` rounds and returns the FLOPs done (and a value that keeps the
@@ -60,7 +68,9 @@ fn kernel() -> (&'static str, Kernel) {
             // SAFETY: avx512f was detected at run time.
             unsafe { x86::fma_avx512(n) }
         })
-    } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    } else if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
         ("avx2+fma", |n| {
             // SAFETY: avx2 and fma were detected at run time.
             unsafe { x86::fma_avx2(n) }

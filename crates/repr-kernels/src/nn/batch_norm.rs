@@ -55,15 +55,26 @@ impl BatchNorm {
     fn forward_impl<const D: usize>(&self, input: Tensor<D>, relu: bool) -> Tensor<D> {
         let [channels] = self.gamma.shape().dims();
         let dims = input.dims();
-        assert!(D >= 2 && dims[1] == channels, "BatchNorm over {channels} channels got an input of shape {dims:?}");
+        assert!(
+            D >= 2 && dims[1] == channels,
+            "BatchNorm over {channels} channels got an input of shape {dims:?}"
+        );
         let device = input.device();
         if device.is_autodiff() && self.training.is_enabled() {
-            let out = crate::ops::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon, relu);
+            let out = crate::ops::batch_norm_train(
+                input,
+                self.gamma.val(),
+                self.beta.val(),
+                self.epsilon,
+                relu,
+            );
             let m = self.momentum;
             let mean = self.running_mean.value_sync().to_device(&device);
             let var = self.running_var.value_sync().to_device(&device);
-            self.running_mean.update((mean.mul_scalar(1.0 - m) + out.mean.mul_scalar(m)).detach());
-            self.running_var.update((var.mul_scalar(1.0 - m) + out.variance.mul_scalar(m)).detach());
+            self.running_mean
+                .update((mean.mul_scalar(1.0 - m) + out.mean.mul_scalar(m)).detach());
+            self.running_var
+                .update((var.mul_scalar(1.0 - m) + out.variance.mul_scalar(m)).detach());
             out.output
         } else {
             crate::ops::batch_norm(

@@ -38,7 +38,11 @@ impl Conv2d {
     pub fn options(&self, height: usize, width: usize) -> ConvOptions<2> {
         let same = |k: usize, s: usize, size: usize| {
             let out = size.div_ceil(s);
-            let total = if out > 0 { ((out - 1) * s + k).saturating_sub(size) } else { 0 };
+            let total = if out > 0 {
+                ((out - 1) * s + k).saturating_sub(size)
+            } else {
+                0
+            };
             (total / 2, total - total / 2)
         };
         let padding = match self.padding {
