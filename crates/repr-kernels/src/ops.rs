@@ -2,7 +2,7 @@
 //! [`Kernels::Burn`](crate::Kernels::Burn)), Burn's own ops with the same semantics.
 
 use burn::backend::Dispatch;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Tensor, activation};
 
 use crate::backend::KernelBackend;
@@ -46,6 +46,80 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return activation::gelu(x);
     }
     Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_gelu(x.into_dispatch()))
+}
+
+/// Multi-head self-attention (Vaswani et al. 2017) on a packed `[q | k | v]` projection: head
+/// `h` takes features `h·dim/heads .. (h+1)·dim/heads` of each part (PyTorch's
+/// `nn.MultiheadAttention` split), `softmax(q_h k_hᵀ / √(dim/heads)) v_h`, heads concatenated.
+/// On flex one fused kernel that reads the projection in place and keeps only the
+/// probabilities for its backward; elsewhere `burn::tensor::module::attention` on the split
+/// heads.
+///
+/// # Shapes
+/// - `qkv`: `[batch, tokens, 3·dim]`
+/// - output: `[batch, tokens, dim]`
+///
+/// # Panics
+/// If `heads` does not divide `dim` or the last dimension is not a multiple of 3.
+pub fn attention_packed(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+    let [batch, tokens, dim3] = qkv.dims();
+    assert!(
+        heads > 0 && dim3.is_multiple_of(3) && (dim3 / 3).is_multiple_of(heads),
+        "attention: {heads} heads do not split a packed width of {dim3}"
+    );
+    if !uses_repr_kernels(&qkv.device()) {
+        let (dim, head_dim) = (dim3 / 3, dim3 / 3 / heads);
+        let part = |i: usize| {
+            qkv.clone()
+                .slice([0..batch, 0..tokens, i * dim..(i + 1) * dim])
+                .reshape([batch, tokens, heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        // The scale defaults to 1 / sqrt(head_dim).
+        let context = burn::tensor::module::attention(
+            part(0),
+            part(1),
+            part(2),
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        );
+        return context.swap_dims(1, 2).reshape([batch, tokens, dim]);
+    }
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_attention(
+        qkv.into_dispatch(),
+        heads,
+    ))
+}
+
+/// Layer norm (Ba et al. 2016) over the last dimension, as
+/// `burn::tensor::module::layer_norm`; on flex one pass per row forward and backward.
+///
+/// # Shapes
+/// - `x`: `[..., features]`
+/// - `gamma`, `beta`: `[features]`
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Option<Tensor<1>>,
+    epsilon: f64,
+) -> Tensor<D> {
+    if !uses_repr_kernels(&x.device()) {
+        return burn::tensor::module::layer_norm(x, gamma, beta, epsilon);
+    }
+    Tensor::from_dispatch(match beta {
+        Some(beta) => <Dispatch as KernelBackend>::repr_layer_norm(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            epsilon,
+        ),
+        None => <Dispatch as KernelBackend>::repr_layer_norm_no_shift(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            epsilon,
+        ),
+    })
 }
 
 /// What [`batch_norm_train`] returns.

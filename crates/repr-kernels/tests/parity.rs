@@ -356,6 +356,116 @@ fn gelu_matches_burn(device: &Device) {
     assert_close("gelu gradient", &got[1], &run(device, false)[1]);
 }
 
+fn values_3d(t: Tensor<3>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
+}
+
+/// Attention on a packed projection (the ViT's shapes: 65 tokens, 3 heads of 64; a small odd
+/// case: 7 tokens, 2 heads of 5): the context and the projection's gradient, against Burn's
+/// `attention` on the split heads, on ndarray.
+fn attention_matches_burn(device: &Device) {
+    for (i, (batch, tokens, heads, head_dim)) in [(4usize, 65usize, 3usize, 64usize), (3, 7, 2, 5)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(70 + i as u64);
+        let dims = vec![batch, tokens, 3 * heads * head_dim];
+        let n: usize = dims.iter().product();
+        let qkv: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let dims_out = vec![batch, tokens, heads * head_dim];
+        let r: Vec<f32> = (0..n / 3).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let run = |device: &Device, ours: bool| {
+            let device = device.clone().autodiff();
+            let x = Tensor::<3>::from_data(TensorData::new(qkv.clone(), dims.clone()), &device)
+                .require_grad();
+            let y = if ours {
+                repr_kernels::ops::attention_packed(x.clone(), heads)
+            } else {
+                let d = heads * head_dim;
+                let part = |p: usize| {
+                    x.clone()
+                        .slice([0..batch, 0..tokens, p * d..(p + 1) * d])
+                        .reshape([batch, tokens, heads, head_dim])
+                        .swap_dims(1, 2)
+                };
+                burn::tensor::module::attention(
+                    part(0),
+                    part(1),
+                    part(2),
+                    None,
+                    None,
+                    Default::default(),
+                )
+                .swap_dims(1, 2)
+                .reshape([batch, tokens, d])
+            };
+            let rt = Tensor::<3>::from_data(TensorData::new(r.clone(), dims_out.clone()), &device);
+            let grads = (y.clone() * rt).sum().backward();
+            [values_3d(y), values_3d(x.grad(&grads).expect("dqkv"))]
+        };
+        let (got, want) = (run(device, true), run(&repr_testing::ndarray(), false));
+        assert_close(&format!("attention {dims:?}"), &got[0], &want[0]);
+        assert_close(&format!("attention gradient {dims:?}"), &got[1], &want[1]);
+    }
+}
+
+/// Layer norm with and without a shift (the ViT's width 192 and an odd width of 19 over 130
+/// rows): output and the gradients of x, gamma and beta, against Burn's `layer_norm` on
+/// ndarray.
+fn layer_norm_matches_burn(device: &Device) {
+    for (i, (dims, shift)) in [([4usize, 65, 192], true), ([2, 65, 19], false)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(80 + i as u64);
+        let n: usize = dims.iter().product();
+        let width = dims[2];
+        // Offset rows so that the centring matters.
+        let x: Vec<f32> = (0..n)
+            .map(|j| rng.random_range(-1.0f32..1.0) * 2.0 + (j / width) as f32 * 0.01)
+            .collect();
+        let g: Vec<f32> = (0..width).map(|_| rng.random_range(0.5f32..1.5)).collect();
+        let b: Vec<f32> = (0..width).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        let r: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let run = |device: &Device, ours: bool| {
+            let device = device.clone().autodiff();
+            let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), dims.to_vec()), &device)
+                .require_grad();
+            let gt = Tensor::<1>::from_data(TensorData::new(g.clone(), vec![width]), &device)
+                .require_grad();
+            let bt = Tensor::<1>::from_data(TensorData::new(b.clone(), vec![width]), &device)
+                .require_grad();
+            let beta = shift.then(|| bt.clone());
+            let y = if ours {
+                repr_kernels::ops::layer_norm(xt.clone(), gt.clone(), beta, 1e-6)
+            } else {
+                burn::tensor::module::layer_norm(xt.clone(), gt.clone(), beta, 1e-6)
+            };
+            let rt = Tensor::<3>::from_data(TensorData::new(r.clone(), dims.to_vec()), &device);
+            let grads = (y.clone() * rt).sum().backward();
+            let mut out = vec![
+                values_3d(y),
+                values_3d(xt.grad(&grads).expect("dx")),
+                values_1d(gt.grad(&grads).expect("dgamma")),
+            ];
+            if shift {
+                out.push(values_1d(bt.grad(&grads).expect("dbeta")));
+            }
+            out
+        };
+        let (got, want) = (run(device, true), run(&repr_testing::ndarray(), false));
+        for (name, (a, w)) in ["output", "dx", "dgamma", "dbeta"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
+            assert_close(&format!("layer norm {name} {dims:?} shift={shift}"), a, w);
+        }
+    }
+}
+
 // wgpu on lavapipe is left out: these shapes compile dozens of kernels there (minutes) and the
 // wgpu path is Burn's own ops, which the ndarray run already checks the routing of.
 repr_testing::cpu_backend_tests!(
@@ -363,5 +473,7 @@ repr_testing::cpu_backend_tests!(
     random_convolutions,
     batch_norm_train_matches_burn,
     batch_norm_inference_matches_burn,
-    gelu_matches_burn
+    gelu_matches_burn,
+    attention_matches_burn,
+    layer_norm_matches_burn
 );

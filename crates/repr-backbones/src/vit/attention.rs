@@ -3,8 +3,6 @@
 
 use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 /// Multi-head self-attention: `proj(concat_h softmax(q_h k_hᵀ / sqrt(dim / heads)) v_h)`, where
@@ -56,25 +54,8 @@ impl Attention {
     /// - input: `[batch, tokens, dim]`
     /// - output: `[batch, tokens, dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [batch, tokens, dim] = x.dims();
-        let head_dim = dim / self.heads;
-        let qkv = self.qkv.forward(x); // [b, t, 3d]
-        let split = |part: usize| {
-            qkv.clone()
-                .slice([0..batch, 0..tokens, part * dim..(part + 1) * dim])
-                .reshape([batch, tokens, self.heads, head_dim])
-                .swap_dims(1, 2) // [b, heads, t, head_dim]
-        };
-        // The scale defaults to 1 / sqrt(head_dim).
-        let context = attention(
-            split(0),
-            split(1),
-            split(2),
-            None,
-            None,
-            AttentionModuleOptions::default(),
-        );
-        let context = context.swap_dims(1, 2).reshape([batch, tokens, dim]);
+        // On flex one fused kernel reads q, k and v in place from the packed projection.
+        let context = repr_kernels::ops::attention_packed(self.qkv.forward(x), self.heads);
         self.proj.forward(context)
     }
 }

@@ -2,9 +2,10 @@
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::Conv2dConfig;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use repr_kernels::nn::Conv2d;
+use repr_kernels::nn::LayerNorm;
 
 use super::pos_embed::{resample, sincos_tensor};
 use super::{EncoderBlock, ViTConfig};
@@ -120,9 +121,10 @@ impl ViT {
             }
             .init([dim], device),
             blocks,
-            norm: LayerNormConfig::new(dim)
-                .with_epsilon(config.layer_norm_eps)
-                .init(device),
+            norm: LayerNorm::init(
+                &LayerNormConfig::new(dim).with_epsilon(config.layer_norm_eps),
+                device,
+            ),
             head,
             patch_size: p,
             grid: config.grid_size(),

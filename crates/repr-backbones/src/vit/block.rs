@@ -1,8 +1,9 @@
 //! The pre-norm Transformer encoder block of ViT (Dosovitskiy et al. 2020, Eq. 2–3).
 
 use burn::module::{Initializer, Module};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::LayerNorm;
 use repr_kernels::ops::gelu;
 
 use super::Attention;
@@ -70,7 +71,7 @@ impl EncoderBlock {
         qkv_bias: bool,
         device: &Device,
     ) -> Self {
-        let norm = || LayerNormConfig::new(dim).with_epsilon(eps).init(device);
+        let norm = || LayerNorm::init(&LayerNormConfig::new(dim).with_epsilon(eps), device);
         Self {
             norm1: norm(),
             attn: Attention::new(dim, heads, qkv_bias, device),

@@ -12,10 +12,12 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::ConvOptions;
 
 use super::flex::{
-    batch_norm_train_backward, conv_shape, conv2d_backward, conv2d_shaped, gelu_backward,
-    gelu_forward, norm_shape,
+    attention_backward, attention_forward, attention_shape, batch_norm_train_backward, conv_shape,
+    conv2d_backward, conv2d_shaped, gelu_backward, gelu_forward, layer_norm_applies,
+    layer_norm_backward, layer_norm_forward, norm_shape,
 };
-use super::{KernelBackend, burn_batch_norm_train};
+use super::{KernelBackend, burn_attention_packed, burn_batch_norm_train};
+use crate::cpu::attention::AttentionShape;
 use crate::cpu::im2col::ConvShape;
 
 type FlexTensor = FloatTensor<Flex>;
@@ -112,9 +114,136 @@ impl Backward<Flex, 1> for GeluBackward {
     }
 }
 
+/// Backward of attention on a packed projection: parent `[qkv]`; state the contiguous `qkv`
+/// and the probabilities.
+#[derive(Debug)]
+struct AttentionBackward(AttentionShape);
+
+impl Backward<Flex, 1> for AttentionBackward {
+    type State = (FlexTensor, Vec<f32>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nqkv] = ops.parents;
+        let dout = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = nqkv {
+            let (qkv, probs) = ops.state;
+            grads.register::<Flex>(node.id, attention_backward(&self.0, &qkv, &probs, dout));
+        }
+    }
+}
+
+/// What both layer-norm backwards keep: the contiguous input, gamma and the row statistics.
+type LayerNormState = (FlexTensor, FlexTensor, Vec<f32>);
+
+/// Backward of a layer norm with a shift: parents `[x, gamma, beta]`.
+#[derive(Debug)]
+struct LayerNormBackward;
+
+/// Backward of a layer norm without a shift: parents `[x, gamma]`.
+#[derive(Debug)]
+struct LayerNormNoShiftBackward;
+
+impl Backward<Flex, 3> for LayerNormBackward {
+    type State = LayerNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, ng, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, gamma, stats) = ops.state;
+        let [dx, dgamma, dbeta] = layer_norm_backward(&x, gamma, &stats, dy);
+        for (node, grad) in [(nx, dx), (ng, dgamma), (nb, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl Backward<Flex, 2> for LayerNormNoShiftBackward {
+    type State = LayerNormState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, ng] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, gamma, stats) = ops.state;
+        let [dx, dgamma, _] = layer_norm_backward(&x, gamma, &stats, dy);
+        for (node, grad) in [(nx, dx), (ng, dgamma)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
 type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
+    fn repr_attention(qkv: AdTensor<C>, heads: usize) -> AdTensor<C> {
+        let Some(s) = attention_shape(qkv.primitive(), heads) else {
+            return burn_attention_packed::<Self>(qkv, heads);
+        };
+        match AttentionBackward(s)
+            .prepare::<C>([qkv.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (out, qkv, probs) = attention_forward(&s, qkv.into_primitive());
+                prep.finish((qkv, probs), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(attention_forward(&s, qkv.into_primitive()).0),
+        }
+    }
+
+    fn repr_layer_norm(
+        x: AdTensor<C>,
+        gamma: AdTensor<C>,
+        beta: AdTensor<C>,
+        epsilon: f64,
+    ) -> AdTensor<C> {
+        if !layer_norm_applies(x.primitive(), gamma.primitive(), Some(beta.primitive())) {
+            return <Self as ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), epsilon);
+        }
+        match LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let g = gamma.into_primitive();
+                let (y, x, stats) =
+                    layer_norm_forward(x.into_primitive(), &g, Some(beta.primitive()), epsilon);
+                prep.finish((x, g, stats), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let g = gamma.into_primitive();
+                let y = layer_norm_forward(x.into_primitive(), &g, Some(beta.primitive()), epsilon);
+                prep.finish(y.0)
+            }
+        }
+    }
+
+    fn repr_layer_norm_no_shift(x: AdTensor<C>, gamma: AdTensor<C>, epsilon: f64) -> AdTensor<C> {
+        if !layer_norm_applies(x.primitive(), gamma.primitive(), None) {
+            return <Self as ModuleOps<Self>>::layer_norm(x, gamma, None, epsilon);
+        }
+        match LayerNormNoShiftBackward
+            .prepare::<C>([x.node(), gamma.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let g = gamma.into_primitive();
+                let (y, x, stats) = layer_norm_forward(x.into_primitive(), &g, None, epsilon);
+                prep.finish((x, g, stats), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let g = gamma.into_primitive();
+                prep.finish(layer_norm_forward(x.into_primitive(), &g, None, epsilon).0)
+            }
+        }
+    }
+
     fn repr_gelu(x: AdTensor<C>) -> AdTensor<C> {
         match GeluBackward
             .prepare::<C>([x.node()])

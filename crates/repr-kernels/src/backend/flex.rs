@@ -8,10 +8,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
-use super::{KernelBackend, burn_batch_norm, burn_batch_norm_train};
+use super::{KernelBackend, burn_attention_packed, burn_batch_norm, burn_batch_norm_train};
+use crate::cpu::attention::{self, AttentionShape};
 use crate::cpu::batch_norm::{self, NormShape};
 use crate::cpu::im2col::ConvShape;
-use crate::cpu::{conv, gelu};
+use crate::cpu::{conv, gelu, layer_norm};
 
 type FlexTensor = FloatTensor<Flex>;
 
@@ -178,7 +179,134 @@ pub(super) fn gelu_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
     tensor(dx, &dims)
 }
 
+/// The geometry our attention kernel takes for a packed `qkv` of `heads` heads, or `None`
+/// (another dtype or rank, or widths that do not split) for Burn's.
+pub(super) fn attention_shape(qkv: &FlexTensor, heads: usize) -> Option<AttentionShape> {
+    let s = qkv.shape();
+    if qkv.dtype() != DType::F32 || s.num_dims() != 3 || heads == 0 {
+        return None;
+    }
+    let [batch, tokens, dim3] = s.dims::<3>();
+    if dim3 == 0 || !dim3.is_multiple_of(3 * heads) {
+        return None;
+    }
+    let head_dim = dim3 / 3 / heads;
+    Some(AttentionShape {
+        batch,
+        tokens,
+        heads,
+        head_dim,
+        scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+    })
+}
+
+/// Our attention: `(context, the contiguous qkv, the probabilities)`.
+pub(super) fn attention_forward(
+    s: &AttentionShape,
+    qkv: FlexTensor,
+) -> (FlexTensor, FlexTensor, Vec<f32>) {
+    let qkv = contiguous(qkv);
+    let mut out = vec![0.0; s.out_len()];
+    let mut probs = vec![0.0; s.probs_len()];
+    attention::attention_forward(s, slice(&qkv), &mut out, &mut probs);
+    let out = tensor(out, &[s.batch, s.tokens, s.dim()]);
+    (out, qkv, probs)
+}
+
+/// The gradient of the packed projection.
+pub(super) fn attention_backward(
+    s: &AttentionShape,
+    qkv: &FlexTensor,
+    probs: &[f32],
+    dout: FlexTensor,
+) -> FlexTensor {
+    let dout = contiguous(dout);
+    let mut dqkv = vec![0.0; s.qkv_len()];
+    attention::attention_backward(s, slice(qkv), probs, slice(&dout), &mut dqkv);
+    tensor(dqkv, &[s.batch, s.tokens, 3 * s.dim()])
+}
+
+/// Whether our layer-norm kernel takes this input and these parameters.
+pub(super) fn layer_norm_applies(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: Option<&FlexTensor>,
+) -> bool {
+    let (s, g) = (x.shape(), gamma.shape());
+    let f32s = x.dtype() == DType::F32
+        && gamma.dtype() == DType::F32
+        && beta.is_none_or(|b| b.dtype() == DType::F32 && b.shape() == g);
+    let (s, g) = (s.as_slice(), g.as_slice());
+    f32s && g.len() == 1 && g[0] > 0 && s.last() == Some(&g[0])
+}
+
+/// Our layer norm: `(output, the contiguous input, each row's [mean, 1/σ])`.
+pub(super) fn layer_norm_forward(
+    x: FlexTensor,
+    gamma: &FlexTensor,
+    beta: Option<&FlexTensor>,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor, Vec<f32>) {
+    let dims = x.shape().to_vec();
+    let x = contiguous(x);
+    let gamma = contiguous(gamma.clone());
+    let beta = beta.map(|b| contiguous(b.clone()));
+    let mut y = vec![0.0; x.shape().num_elements()];
+    let stats = layer_norm::layer_norm_forward(
+        slice(&x),
+        slice(&gamma),
+        beta.as_ref().map(slice),
+        epsilon,
+        &mut y,
+    );
+    (tensor(y, &dims), x, stats)
+}
+
+/// `[dx, dgamma, dbeta]` of a layer norm.
+pub(super) fn layer_norm_backward(
+    x: &FlexTensor,
+    gamma: FlexTensor,
+    stats: &[f32],
+    dy: FlexTensor,
+) -> [FlexTensor; 3] {
+    let (gamma, dy) = (contiguous(gamma), contiguous(dy));
+    let (dx, dgamma, dbeta) =
+        layer_norm::layer_norm_backward(slice(x), slice(&gamma), stats, slice(&dy));
+    let width = [dgamma.len()];
+    [
+        tensor(dx, &x.shape().to_vec()),
+        tensor(dgamma, &width),
+        tensor(dbeta, &width),
+    ]
+}
+
 impl KernelBackend for Flex {
+    fn repr_attention(qkv: FlexTensor, heads: usize) -> FlexTensor {
+        match attention_shape(&qkv, heads) {
+            Some(s) => attention_forward(&s, qkv).0,
+            None => burn_attention_packed::<Flex>(qkv, heads),
+        }
+    }
+
+    fn repr_layer_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        if !layer_norm_applies(&x, &gamma, Some(&beta)) {
+            return <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, Some(beta), epsilon);
+        }
+        layer_norm_forward(x, &gamma, Some(&beta), epsilon).0
+    }
+
+    fn repr_layer_norm_no_shift(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
+        if !layer_norm_applies(&x, &gamma, None) {
+            return <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, None, epsilon);
+        }
+        layer_norm_forward(x, &gamma, None, epsilon).0
+    }
+
     fn repr_gelu(x: FlexTensor) -> FlexTensor {
         gelu_forward(x)
     }

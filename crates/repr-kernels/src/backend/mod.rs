@@ -9,8 +9,9 @@ mod flex;
 
 use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, backend_extension};
-use burn::tensor::ops::ConvOptions;
+use burn::backend::{Backend, TensorMetadata, backend_extension};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+use burn::tensor::{Shape, Slice};
 
 /// Burn's training-mode batch norm, then its ReLU when `relu`: what every backend without our
 /// kernels runs (the trait's default, and flex's and autodiff's fallback for other dtypes).
@@ -45,6 +46,29 @@ fn burn_batch_norm<B: Backend>(
     }
 }
 
+/// Burn's attention on a packed `[q | k | v]` projection `[batch, tokens, 3·dim]`: slice the
+/// three parts, split them into `heads` heads, `burn::tensor::module::attention` (scale
+/// `1/√head_dim`), merge the heads back: the context `[batch, tokens, dim]`.
+fn burn_attention_packed<B: Backend>(qkv: FloatTensor<B>, heads: usize) -> FloatTensor<B> {
+    let [batch, tokens, dim3] = qkv.shape().dims::<3>();
+    let dim = dim3 / 3;
+    let head_dim = dim / heads;
+    let part = |i: usize| {
+        let whole = |n: usize| Slice::new(0, Some(n as isize), 1);
+        let cols = Slice::new((i * dim) as isize, Some(((i + 1) * dim) as isize), 1);
+        let p = B::float_slice(qkv.clone(), &[whole(batch), whole(tokens), cols]);
+        let p = B::float_reshape(p, Shape::new([batch, tokens, heads, head_dim]));
+        B::float_swap_dims(p, 1, 2)
+    };
+    let (q, k, v) = (part(0), part(1), part(2));
+    let context =
+        <B as ModuleOps<B>>::attention(q, k, v, None, None, AttentionModuleOptions::default());
+    B::float_reshape(
+        B::float_swap_dims(context, 1, 2),
+        Shape::new([batch, tokens, dim]),
+    )
+}
+
 /// The ops `repr-kernels` replaces. The default bodies compose Burn's own primitives (what
 /// `Autodiff<Flex>` inherits where it has no hand-written backward); flex overrides them with
 /// the kernels of [`crate::cpu`].
@@ -74,6 +98,32 @@ pub trait KernelBackend: Backend {
     /// GELU, exact (erf) form, as `burn::tensor::activation::gelu`.
     fn repr_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::gelu(x)
+    }
+
+    /// Multi-head self-attention on a packed `[q | k | v]` projection `[batch, tokens, 3·dim]`
+    /// with `heads` heads and scale `1/√head_dim`: the context `[batch, tokens, dim]`, heads
+    /// concatenated (as [`burn_attention_packed`]).
+    fn repr_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        burn_attention_packed::<Self>(qkv, heads)
+    }
+
+    /// Layer norm over the last dimension with a shift, as `burn::tensor::module::layer_norm`.
+    fn repr_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), epsilon)
+    }
+
+    /// Layer norm over the last dimension without a shift.
+    fn repr_layer_norm_no_shift(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::layer_norm(x, gamma, None, epsilon)
     }
 
     /// Training-mode batch norm, then a ReLU when `relu`: `(output, mean, biased variance)`.

@@ -58,17 +58,36 @@ impl<'a> MatRef<'a> {
 /// `a.rows × b.cols` matrix. `threads > 1` lets gemm split the product itself; callers that
 /// already run one product per thread pass 1.
 pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+    matmul_to(dst, b.cols, a, b, accumulate, threads)
+}
+
+/// As [`matmul`], with row `r` of the product at `dst[r * dst_row_stride..]` (a block of
+/// columns inside a wider row-major matrix).
+pub fn matmul_to(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    threads: usize,
+) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(dst.len() >= m * n, "gemm: destination too small");
-    a.check("lhs");
-    b.check("rhs");
+    assert!(dst_row_stride >= n, "gemm: destination rows overlap");
     if m == 0 || n == 0 {
         return;
     }
+    assert!(
+        dst.len() >= (m - 1) * dst_row_stride + n,
+        "gemm: destination too small"
+    );
+    a.check("lhs");
+    b.check("rhs");
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for r in 0..m {
+                dst[r * dst_row_stride..r * dst_row_stride + n].fill(0.0);
+            }
         }
         return;
     }
@@ -77,8 +96,9 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, t
     } else {
         Parallelism::None
     };
-    // SAFETY: every view was bounds-checked above against its slice, `dst` holds m×n elements,
-    // and `dst` (a unique borrow) cannot alias `a` or `b`.
+    // SAFETY: every view was bounds-checked above against its slice, `dst` holds the m×n
+    // block at row stride `dst_row_stride` ≥ n (rows do not overlap), and `dst` (a unique
+    // borrow) cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -86,7 +106,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, t
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,

@@ -2,6 +2,8 @@
 
 mod batch_norm;
 mod conv2d;
+mod layer_norm;
 
 pub use batch_norm::BatchNorm;
 pub use conv2d::Conv2d;
+pub use layer_norm::LayerNorm;
