@@ -116,6 +116,54 @@ fn idx_files_that_lie_are_typed_errors() {
     assert!(err.to_string().contains("train-images-idx3-ubyte"), "{err}");
 }
 
+/// One stray label byte (255) in IDX labels is named by file, item and value, in the training
+/// split and in the test split (checked against the training labels' classes); it used to make
+/// a 256-class dataset and surface later as a class-count mismatch.
+#[test]
+fn an_out_of_range_idx_label_names_the_file_the_item_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = idx_images(12, 2, 2, &[7; 48]);
+    let mut labels: Vec<u8> = (0..12).map(|i| i % 10).collect();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).unwrap();
+    write("train-images-idx3-ubyte", &images);
+    write("t10k-images-idx3-ubyte", &images);
+    write("t10k-labels-idx1-ubyte", &idx_labels(&labels));
+    labels[5] = 255;
+    write("train-labels-idx1-ubyte", &idx_labels(&labels));
+    let err = load_train(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            DataError::LabelOutOfRange { path, index: 5, label: 255, num_classes: 10 }
+                if path.ends_with("train-labels-idx1-ubyte")
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    for needle in ["train-labels-idx1-ubyte", "255", "item 5"] {
+        assert!(message.contains(needle), "`{needle}` not in: {message}");
+    }
+    // The same byte in the test labels, with clean training labels.
+    labels[5] = 5;
+    write("train-labels-idx1-ubyte", &idx_labels(&labels));
+    assert_eq!(load_train(dir.path()).unwrap().num_classes(), 10);
+    labels[7] = 255;
+    write("t10k-labels-idx1-ubyte", &idx_labels(&labels));
+    let err = load(dir.path(), Split::Test, &LoadOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            DataError::LabelOutOfRange { path, index: 7, label: 255, .. }
+                if path.ends_with("t10k-labels-idx1-ubyte")
+        ),
+        "{err}"
+    );
+    // A real 12-class IDX dataset (every number up to the largest present) stays valid.
+    let labels: Vec<u8> = (0..12).collect();
+    write("train-labels-idx1-ubyte", &idx_labels(&labels));
+    assert_eq!(load_train(dir.path()).unwrap().num_classes(), 12);
+}
+
 fn cifar_record(label: u8) -> Vec<u8> {
     let mut record = vec![label];
     record.extend(std::iter::repeat_n(128u8, 3072));

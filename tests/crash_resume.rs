@@ -141,11 +141,11 @@ fn a_full_disk_while_saving_keeps_the_previous_checkpoint() {
     let tmp = dir.path().join("last.ckpt.tmp");
     std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
     let err = sample_checkpoint(8).save(&path).unwrap_err();
-    let TrainError::Io { path: at, source } = &err else {
+    let TrainError::Io { path: at, error } = &err else {
         panic!("expected an I/O error, got {err}");
     };
     assert_eq!(at, &path);
-    assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {err}");
+    assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {err}");
     assert!(err.to_string().contains("No space left"), "{err}");
     assert_eq!(Checkpoint::load(&path).unwrap().state.global_step, 7);
     assert!(
@@ -155,11 +155,12 @@ fn a_full_disk_while_saving_keeps_the_previous_checkpoint() {
 
     // In a run: the first checkpoint cannot be written, the run stops with that error.
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
+    std::fs::create_dir_all(run.checkpoints()).unwrap();
     std::os::unix::fs::symlink("/dev/full", run.checkpoints().join("last.ckpt.tmp")).unwrap();
     let err = repr::train::train(&tiny_config(), &run, &options(false)).unwrap_err();
     assert!(
-        matches!(&err, TrainError::Io { path, source }
-            if path == &run.last_checkpoint() && source.raw_os_error() == Some(28)),
+        matches!(&err, TrainError::Io { path, error }
+            if path == &run.last_checkpoint() && error.raw_os_error() == Some(28)),
         "{err}"
     );
     assert!(err.to_string().contains("last.ckpt"), "{err}");

@@ -140,6 +140,8 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    // Before any thread allocates: tensors freed by one step are reused by the next.
+    repr_kernels::reuse_freed_memory();
     let result = match cli.command.unwrap_or(Cmd::Train(Box::new(TrainArgs {
         device: "flex".into(),
         runs_dir: "runs".into(),

@@ -52,6 +52,75 @@ fn bad_flags_and_configs_fail_before_the_run_folder_exists() {
     assert!(!runs.exists(), "a failed start leaves no run folder");
 }
 
+/// Bad data stops the start with one message (the OS error said once) and no run folder; the
+/// same for `--resume` of a run that does not exist. Each of these used to leave
+/// `runs/<name>/checkpoints/` behind, so the retry was refused.
+#[test]
+fn a_failed_start_leaves_no_run_folder_and_says_each_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let once = |output: &Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "expected a failure: {stderr}");
+        assert_eq!(
+            stderr.matches(needle).count(),
+            1,
+            "`{needle}` once in: {stderr}"
+        );
+    };
+    let missing = dir.path().join("nonexistent");
+    let out = xtask(&runs, &["--data-dir", missing.to_str().unwrap()]);
+    once(&out, "No such file or directory");
+    once(&out, "nonexistent");
+    assert!(!runs.exists(), "a missing data folder leaves no run folder");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails_with(
+        &xtask(&runs, &["--data-dir", empty.to_str().unwrap()]),
+        &["empty"],
+    );
+    assert!(!runs.exists(), "an empty data folder leaves no run folder");
+
+    // A truncated IDX image file and one with a bad magic number.
+    let idx = dir.path().join("idx");
+    std::fs::create_dir(&idx).unwrap();
+    let mut images = Vec::new();
+    for v in [0x0803u32, 4, 28, 28] {
+        images.extend_from_slice(&v.to_be_bytes());
+    }
+    images.extend_from_slice(&[0; 100]);
+    let mut labels = 0x0801u32.to_be_bytes().to_vec();
+    labels.extend_from_slice(&4u32.to_be_bytes());
+    labels.extend_from_slice(&[0, 1, 2, 3]);
+    for prefix in ["train", "t10k"] {
+        std::fs::write(idx.join(format!("{prefix}-images-idx3-ubyte")), &images).unwrap();
+        std::fs::write(idx.join(format!("{prefix}-labels-idx1-ubyte")), &labels).unwrap();
+    }
+    let idx_arg = idx.to_str().unwrap();
+    fails_with(
+        &xtask(&runs, &["--data-dir", idx_arg]),
+        &["train-images-idx3-ubyte"],
+    );
+    assert!(!runs.exists(), "a truncated IDX file leaves no run folder");
+    images[3] = 0x99;
+    std::fs::write(idx.join("train-images-idx3-ubyte"), &images).unwrap();
+    fails_with(&xtask(&runs, &["--data-dir", idx_arg]), &["magic"]);
+    assert!(!runs.exists(), "a bad magic number leaves no run folder");
+
+    let out = xtask(&runs, &["--resume", "--name", "never-ran"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("never-ran"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.matches("No such file or directory").count() <= 1,
+        "the OS error at most once: {stderr}"
+    );
+    assert!(!runs.exists(), "a failed resume creates nothing");
+}
+
 /// A `width`×`height` PNG of one colour, written by hand (xtask has no image encoder): zlib
 /// with one stored (uncompressed) deflate block.
 fn png_rgb(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {

@@ -73,7 +73,6 @@ fn sigkill_then_resume_continues_from_the_last_checkpoint() {
     let config_path = dir.path().join("small.toml");
     std::fs::write(&config_path, small_config().to_toml()).unwrap();
     let run = RunDir::open(runs.join("killed"), RunMode::Overwrite).unwrap();
-    std::fs::remove_dir_all(run.root()).unwrap();
 
     // Kill it mid-epoch, after a checkpoint past the first epoch's first third.
     let mut child = xtask(&runs, &config_path, &[]).spawn().unwrap();

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened or read (missing, permissions, corrupt gzip stream, ...).
-    #[error("cannot read {}: {source}", .path.display())]
+    /// (The OS error is part of the message, and not also a `source()`, so that a printed
+    /// chain of causes says it once.)
+    #[error("cannot read {}: {error}", .path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The file does not start with the magic number of the expected kind of file.
     #[error(
@@ -164,10 +165,10 @@ pub enum DataError {
 
 impl DataError {
     /// An [`DataError::Io`] error for `path`.
-    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+    pub(crate) fn io(path: &Path, error: io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

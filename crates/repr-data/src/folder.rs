@@ -209,7 +209,7 @@ pub(crate) fn read_classes(
 fn skip_reason(error: DataError) -> String {
     match error {
         DataError::BadImage { reason, .. } => format!("cannot decode: {reason}"),
-        DataError::Io { source, .. } => format!("cannot read: {source}"),
+        DataError::Io { error, .. } => format!("cannot read: {error}"),
         other => other.to_string(),
     }
 }

@@ -142,8 +142,10 @@ impl LoadOptions {
 
 /// Loads `split` of the dataset in `dir`, detecting its format with [`DatasetFormat::detect`].
 ///
-/// IDX data in a folder whose name contains "fashion" gets the Fashion-MNIST class names, other
-/// IDX data the label numbers (at least `"0"`..`"9"`).
+/// IDX data in a folder whose name contains "fashion" gets the Fashion-MNIST class names (a
+/// label of 10 or more is an error), other IDX data the label numbers `"0"`..`"max"` of its
+/// training labels (at least `"0"`..`"9"`; a label past a class number that has no training
+/// image, such as one stray 255, is an error naming the file, the item and the label).
 ///
 /// # Errors
 /// Any [`DataError`] of the detected format's reader, naming the file at fault.
@@ -229,10 +231,37 @@ fn load_idx(dir: &Path, split: Split) -> Result<ImageDataset, DataError> {
             .map(|s| s.to_string())
             .collect()
     } else {
-        let max = labels.iter().copied().max().unwrap_or(0) as usize;
-        (0..(max + 1).max(10)).map(|i| i.to_string()).collect()
+        // The class count comes from the training labels (the test split is checked against
+        // them), so one stray byte is named instead of becoming a 256-class dataset.
+        let num_classes = match split {
+            Split::Train => idx_class_count(&labels_path, &labels)?,
+            Split::Test => {
+                let train_path = idx_path(dir, "train", "labels")?;
+                let train: Vec<u32> = read_idx_labels(&train_path)?
+                    .into_iter()
+                    .map(u32::from)
+                    .collect();
+                let n = idx_class_count(&train_path, &train)?;
+                check_labels(&labels_path, &labels, n)?;
+                n
+            }
+        };
+        (0..num_classes).map(|i| i.to_string()).collect()
     };
     ImageDataset::new(pixels, labels, [1, rows, cols], class_names)
+}
+
+/// The number of classes of generic IDX training labels: the label numbers `0..=max`, at least
+/// ten (MNIST-style data). Every number in `10..=max` must have an image: a label beyond such a
+/// gap is an error naming its file, item and value.
+fn idx_class_count(path: &Path, labels: &[u32]) -> Result<usize, DataError> {
+    let max = labels.iter().copied().max().unwrap_or(0) as usize;
+    let mut present = vec![false; max + 1];
+    labels.iter().for_each(|&l| present[l as usize] = true);
+    match (10..=max).find(|&c| !present[c]) {
+        Some(missing) => check_labels(path, labels, missing).map(|()| missing),
+        None => Ok((max + 1).max(10)),
+    }
 }
 
 /// The IDX file `<prefix>-<kind>-idx{3,1}-ubyte[.gz]` of `dir` (also the `.idx3-ubyte` spelling).

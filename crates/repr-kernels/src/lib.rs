@@ -24,10 +24,12 @@
 
 pub mod backend;
 pub mod cpu;
+mod memory;
 pub mod nn;
 pub mod ops;
 mod switch;
 
+pub use memory::reuse_freed_memory;
 pub use switch::{
     KERNELS_ENV, Kernels, KernelsEnvError, is_flex, kernels, set_kernels, uses_repr_kernels,
 };

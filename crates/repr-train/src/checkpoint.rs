@@ -265,11 +265,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> 
         std::fs::rename(&tmp, path)?;
         sync_parent(path)
     };
-    write().map_err(|source| {
+    write().map_err(|error| {
         let _ = std::fs::remove_file(&tmp);
         TrainError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     })
 }

@@ -414,9 +414,9 @@ impl OptimizerConfig {
 impl TrainConfig {
     /// Reads a TOML (`.toml`) or JSON (any other extension) config file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| TrainError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let config: Self = if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str(&text).map_err(|e| TrainError::ConfigFile {

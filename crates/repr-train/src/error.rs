@@ -30,12 +30,14 @@ pub enum TrainError {
         message: String,
     },
     /// A file or folder could not be read or written.
-    #[error("{path}: {source}")]
+    /// (The OS error is part of the message, and not also a `source()`, so that a printed
+    /// chain of causes says it once.)
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A checkpoint is missing, truncated or does not fit the model.
     #[error("checkpoint {path}: {reason}")]
@@ -95,6 +97,6 @@ impl TrainError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
-        move |source| TrainError::Io { path, source }
+        move |error| TrainError::Io { path, error }
     }
 }

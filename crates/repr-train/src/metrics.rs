@@ -155,6 +155,7 @@ mod tests {
     fn appends_across_sessions_and_drops_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
+        run.begin().unwrap();
         MetricsLog::open(&run).unwrap().write(&record(1)).unwrap();
         // A kill in the middle of the second line.
         let mut file = OpenOptions::new().append(true).open(run.metrics()).unwrap();

@@ -15,14 +15,46 @@ pub enum RunMode {
     Overwrite,
 }
 
+/// An error now, without writing anything, when `root` could not be created: its nearest
+/// existing ancestor is a file, or a folder without write permission.
+fn check_can_create(root: &Path) -> Result<(), TrainError> {
+    let mut ancestor = root;
+    while !ancestor.exists() {
+        match ancestor.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => ancestor = parent,
+            _ => return Ok(()), // a relative path under the current folder
+        }
+    }
+    let fail = |what: String| {
+        Err(TrainError::Io {
+            path: root.to_path_buf(),
+            error: std::io::Error::other(what),
+        })
+    };
+    if !ancestor.is_dir() {
+        return fail(format!("{} is not a folder", ancestor.display()));
+    }
+    let meta = std::fs::metadata(ancestor).map_err(TrainError::io(ancestor))?;
+    if ancestor != root && meta.permissions().readonly() {
+        return fail(format!("the folder {} is read-only", ancestor.display()));
+    }
+    Ok(())
+}
+
 /// The files of one run.
+///
+/// [`RunDir::open`] only checks the folder against the mode; nothing is created or deleted
+/// until [`RunDir::begin`], which [`crate::train`] calls once every check on the config, the
+/// data and the starting weights has passed: a failed start leaves the disk as it was.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    mode: RunMode,
 }
 
 impl RunDir {
-    /// Opens `root` according to `mode`, creating it (and `checkpoints/`) when needed.
+    /// The run folder `root` for `mode`: a new run's folder must not hold a run yet, a resumed
+    /// one must hold a checkpoint. Writes nothing.
     pub fn open(root: impl Into<PathBuf>, mode: RunMode) -> Result<Self, TrainError> {
         let root = root.into();
         let exists = root.join("config.toml").exists() || root.join("checkpoints").exists();
@@ -34,14 +66,19 @@ impl RunDir {
                     reason: "nothing to resume: the run folder has no checkpoint".into(),
                 });
             }
-            RunMode::Overwrite if root.exists() => {
-                std::fs::remove_dir_all(&root).map_err(TrainError::io(&root))?;
-            }
-            _ => {}
+            RunMode::New | RunMode::Overwrite => check_can_create(&root)?,
+            RunMode::Resume => {}
         }
-        let dir = Self { root };
-        std::fs::create_dir_all(dir.checkpoints()).map_err(TrainError::io(dir.checkpoints()))?;
-        Ok(dir)
+        Ok(Self { root, mode })
+    }
+
+    /// Makes the folder ready for writing: with [`RunMode::Overwrite`] deletes what it held,
+    /// then creates it and `checkpoints/`.
+    pub fn begin(&self) -> Result<(), TrainError> {
+        if self.mode == RunMode::Overwrite && self.root.exists() {
+            std::fs::remove_dir_all(&self.root).map_err(TrainError::io(&self.root))?;
+        }
+        std::fs::create_dir_all(self.checkpoints()).map_err(TrainError::io(self.checkpoints()))
     }
 
     /// The folder itself.
@@ -150,6 +187,8 @@ mod tests {
             Err(TrainError::Checkpoint { .. })
         ));
         let run = RunDir::open(&root, RunMode::New).unwrap();
+        assert!(!root.exists(), "opening writes nothing");
+        run.begin().unwrap();
         std::fs::write(run.config(), "x").unwrap();
         let err = RunDir::open(&root, RunMode::New).unwrap_err().to_string();
         assert!(
@@ -158,7 +197,10 @@ mod tests {
         );
         RunDir::open(&root, RunMode::Resume).unwrap();
         assert!(run.config().exists());
-        RunDir::open(&root, RunMode::Overwrite).unwrap();
+        let overwrite = RunDir::open(&root, RunMode::Overwrite).unwrap();
+        assert!(run.config().exists(), "nothing is deleted before `begin`");
+        overwrite.begin().unwrap();
         assert!(!run.config().exists());
+        assert!(run.checkpoints().is_dir());
     }
 }

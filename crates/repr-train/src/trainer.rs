@@ -59,7 +59,6 @@ pub fn train(
     let train_device = device.clone().autodiff();
 
     let data = Data::load(config)?;
-    report_skipped(run, &data.skipped)?;
     check_backbone_fits(config, &data.train)?;
     let objective = Objective::new(config, &data.normalize)?;
     let loader = loader_config(config, &data)?;
@@ -121,6 +120,9 @@ pub fn train(
             Ok::<_, TrainError>(crate::finetune::freeze(&config.backbone, b, freeze))
         })?;
     }
+    // Every check has passed: only now is anything written to the run folder.
+    run.begin()?;
+    report_skipped(run, &data.skipped)?;
     // The resolved config of this session (a resume may have changed the learning rate).
     write_atomic(&run.config(), config.to_toml().as_bytes())?;
     let mut log = MetricsLog::open(run)?;
