@@ -50,7 +50,9 @@ pub use grid::{
     MISMATCH_COLOR, QUERY_COLOR, check_retrieval_grid, retrieval_grid,
 };
 pub use knn::{KnnConfig, KnnResult, knn_classify};
-pub use linear_probe::{LinearProbeConfig, LinearProbeResult, linear_probe};
+pub use linear_probe::{
+    LinearProbeConfig, LinearProbeResult, linear_probe, linear_probe_with_progress,
+};
 pub use pca::pca_2d;
 pub use plot::{
     CURVES_PANEL_HEIGHT, CURVES_TITLE_HEIGHT, CURVES_WIDTH, EMBEDDING_SIZE, Series, palette,

@@ -125,6 +125,34 @@ pub fn linear_probe(
     config: &LinearProbeConfig,
     device: &Device,
 ) -> Result<LinearProbeResult, EvalError> {
+    linear_probe_with_progress(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        num_classes,
+        config,
+        device,
+        &mut |_| {},
+    )
+}
+
+/// As [`linear_probe`], calling `on_epoch(epochs_done)` after each training epoch (for a
+/// progress display).
+///
+/// # Errors
+/// As [`linear_probe`].
+#[allow(clippy::too_many_arguments)]
+pub fn linear_probe_with_progress(
+    train: &Embeddings,
+    train_labels: &[u32],
+    test: &Embeddings,
+    test_labels: &[u32],
+    num_classes: usize,
+    config: &LinearProbeConfig,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(usize),
+) -> Result<LinearProbeResult, EvalError> {
     check_inputs(train, train_labels, test, test_labels, num_classes, config)?;
     let (train_x, test_x) = if config.standardize {
         let (mean, scale) = standardization(train);
@@ -191,6 +219,7 @@ pub fn linear_probe(
             });
         }
         epoch_losses.push(loss);
+        on_epoch(epoch + 1);
     }
 
     let model = model.valid();

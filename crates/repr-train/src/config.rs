@@ -237,6 +237,11 @@ pub struct EvalConfig {
     pub baselines: bool,
     /// Write the training curves, the 2-D embedding plot and the retrieval grid.
     pub plots: bool,
+    /// How the encoder's last layer becomes the evaluated vector: `"avg"` (the mean of a
+    /// ResNet's last feature map, or of a ViT's patch tokens), `"max"`, or `"cls"` (a ViT's
+    /// class token). Unset: the backbone's own (ResNet `"avg"`, ViT `"cls"`). The triplet
+    /// method evaluates the embedding it trained, so it takes none.
+    pub pooling: Option<repr_backbones::Pooling>,
 }
 
 /// Where the images come from.
@@ -398,6 +403,7 @@ impl Default for EvalConfig {
             linear_epochs: 30,
             baselines: true,
             plots: true,
+            pooling: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
-use repr_backbones::Backbone;
+use repr_backbones::{Backbone, Pooling};
 use repr_data::{ImageBatch, MultiViewBatch, Normalize};
 use repr_objectives::{
     CrossEntropyLoss, CrossEntropyLossConfig, NtXentLoss, NtXentLossConfig, ProjectionHeadConfig,
@@ -223,9 +223,23 @@ impl Method {
     /// - `images`: `[batch, channels, height, width]`
     /// - output: `[batch, dim]`
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
-        match self {
-            Method::Triplet(m) => m.embed(images),
-            other => other.backbone().embed(images),
+        self.represent(images, None)
+    }
+
+    /// As [`embed`](Self::embed), with the encoder's last layer pooled by `pooling` (`None`:
+    /// the backbone's own; the triplet method always gives its trained embedding).
+    ///
+    /// # Panics
+    /// For a pooling the backbone cannot give (a ResNet's CLS token), which
+    /// [`TrainConfig::validate`] rejects.
+    pub fn represent(&self, images: Tensor<4>, pooling: Option<Pooling>) -> Tensor<2> {
+        match (self, pooling) {
+            (Method::Triplet(m), _) => m.embed(images),
+            (other, None) => other.backbone().embed(images),
+            (other, Some(pooling)) => other
+                .backbone()
+                .embed_at(images, None, pooling)
+                .expect("eval.pooling is validated against the backbone"),
         }
     }
 

@@ -1,9 +1,11 @@
 //! The progress line printed while training.
 
 use std::io::{IsTerminal, Write};
+use std::time::Instant;
 
-/// Prints training progress to stderr: one updating line on a terminal, one line per update
-/// otherwise (logs, CI).
+/// Prints training and evaluation progress to stderr: one updating line on a terminal, one line
+/// per update otherwise (logs, CI).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Progress {
     enabled: bool,
     terminal: bool,
@@ -50,6 +52,48 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         if self.terminal {
             let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Shows how far an evaluation stage is: `evaluating <stage> [bar] done/total <unit>, ETA`.
+    /// Off a terminal only about ten lines per stage are printed.
+    pub(crate) fn stage(
+        &self,
+        stage: &str,
+        done: usize,
+        total: usize,
+        unit: &str,
+        started: Instant,
+    ) {
+        if !self.enabled || total == 0 {
+            return;
+        }
+        let tenth = total.div_ceil(10);
+        if !self.terminal && done != total && !done.is_multiple_of(tenth) {
+            return;
+        }
+        let width = 20;
+        let filled = done * width / total;
+        let bar: String = (0..width)
+            .map(|i| if i < filled { '#' } else { '-' })
+            .collect();
+        let elapsed = started.elapsed().as_secs_f64();
+        let eta = if done == 0 {
+            String::new()
+        } else {
+            let left = elapsed / done as f64 * (total - done) as f64;
+            format!(", {} left", duration(left))
+        };
+        let line = format!("evaluating {stage} [{bar}] {done}/{total} {unit}{eta}");
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            let _ = write!(err, "\r\x1b[2K{line}");
+            if done == total {
+                let _ = writeln!(err);
+            }
         } else {
             let _ = writeln!(err, "{line}");
         }

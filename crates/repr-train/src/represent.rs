@@ -3,13 +3,16 @@
 //! random-init baselines, and the run's pictures.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use repr_backbones::Pooling;
 use repr_data::{ImageDataset, Normalize};
 use repr_eval::{Embeddings, KnnConfig, LinearProbeConfig};
 use serde_json::json;
 
+use crate::progress::Progress;
 use crate::{
     Batch, BatchLoader, EvalSummary, LoaderConfig, Method, RunDir, TrainConfig, TrainError,
 };
@@ -19,21 +22,29 @@ pub(crate) struct EvalSets {
     pub memory: Arc<ImageDataset>,
     pub test: Arc<ImageDataset>,
     pub normalize: Normalize,
+    /// `eval.pooling` of the run.
+    pub pooling: Option<Pooling>,
+    /// Where each stage's progress goes.
+    pub progress: Progress,
 }
 
 /// Embeddings of every image of `dataset`, in order, with `method` in inference mode.
 pub(crate) fn embed_split(
     method: &Method,
     dataset: Arc<ImageDataset>,
-    normalize: &Normalize,
+    sets: &EvalSets,
+    what: &str,
     batch_size: usize,
     device: &Device,
 ) -> Embeddings {
+    let (normalize, pooling) = (&sets.normalize, sets.pooling);
+    let started = Instant::now();
     let method = method.valid();
     let device = device.clone().without_autodiff();
     let mut data = Vec::new();
     let mut dim = 0;
     let len = dataset.len();
+    let mut done = 0;
     let loader = BatchLoader::start(
         dataset,
         normalize.clone(),
@@ -45,14 +56,16 @@ pub(crate) fn embed_split(
         let Batch::Labeled(batch) = batch.into_device(&device) else {
             unreachable!("evaluation batches are single-view")
         };
-        let embedded = method.embed(batch.images);
+        let embedded = method.represent(batch.images, pooling);
         dim = embedded.dims()[1];
+        done += embedded.dims()[0];
         data.extend(
             embedded
                 .into_data()
                 .try_into_vec::<f32>()
                 .expect("embeddings are f32"),
         );
+        sets.progress.stage(what, done, len, "images", started);
     }
     Embeddings { data, len, dim }
 }
@@ -76,17 +89,23 @@ fn eval_error(what: &str, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// Embeddings of the memory and the test split, with `method` in inference mode.
+/// Embeddings of the memory and the test split, with `method` in inference mode; `who` names
+/// the representation in the progress lines.
 fn embed_sets(
     method: &Method,
     sets: &EvalSets,
+    who: &str,
     batch_size: usize,
     device: &Device,
 ) -> (Embeddings, Embeddings) {
-    let embed = |dataset: &Arc<ImageDataset>| {
-        embed_split(method, dataset.clone(), &sets.normalize, batch_size, device)
+    let embed = |dataset: &Arc<ImageDataset>, what: &str| {
+        let what = format!("{who}: embedding the {what}");
+        embed_split(method, dataset.clone(), sets, &what, batch_size, device)
     };
-    (embed(&sets.memory), embed(&sets.test))
+    (
+        embed(&sets.memory, "memory"),
+        embed(&sets.test, "test split"),
+    )
 }
 
 /// kNN top-1 of `method`'s embeddings.
@@ -96,10 +115,11 @@ pub(crate) fn knn_and_linear(
     config: &TrainConfig,
     device: &Device,
 ) -> Result<(f64, Option<f64>), TrainError> {
-    let (memory, test) = embed_sets(method, sets, config.eval_batch_size, device);
+    let who = config.recipe.name();
+    let (memory, test) = embed_sets(method, sets, who, config.eval_batch_size, device);
     Ok((
-        knn(&memory, &test, sets, config, device)?,
-        linear(&memory, &test, sets, config, device)?,
+        knn(&memory, &test, sets, config, who, device)?,
+        linear(&memory, &test, sets, config, who, device)?,
     ))
 }
 
@@ -108,10 +128,16 @@ fn knn(
     test: &Embeddings,
     sets: &EvalSets,
     config: &TrainConfig,
+    who: &str,
     device: &Device,
 ) -> Result<f64, TrainError> {
     let device = device.clone().without_autodiff();
-    repr_eval::knn_classify(
+    let (stage, started) = (
+        format!("{who}: kNN (k={})", config.eval.knn_k),
+        Instant::now(),
+    );
+    sets.progress.stage(&stage, 0, test.len, "queries", started);
+    let top1 = repr_eval::knn_classify(
         memory,
         &labels(&sets.memory),
         test,
@@ -121,7 +147,10 @@ fn knn(
         &device,
     )
     .map(|r| r.top1)
-    .map_err(|e| eval_error("kNN", e))
+    .map_err(|e| eval_error("kNN", e))?;
+    sets.progress
+        .stage(&stage, test.len, test.len, "queries", started);
+    Ok(top1)
 }
 
 fn linear(
@@ -129,6 +158,7 @@ fn linear(
     test: &Embeddings,
     sets: &EvalSets,
     config: &TrainConfig,
+    who: &str,
     device: &Device,
 ) -> Result<Option<f64>, TrainError> {
     if !config.eval.linear_probe {
@@ -138,7 +168,10 @@ fn linear(
         epochs: config.eval.linear_epochs,
         ..LinearProbeConfig::default()
     };
-    repr_eval::linear_probe(
+    let (stage, started) = (format!("{who}: linear probe"), Instant::now());
+    sets.progress
+        .stage(&stage, 0, probe.epochs, "epochs", started);
+    repr_eval::linear_probe_with_progress(
         memory,
         &labels(&sets.memory),
         test,
@@ -146,6 +179,10 @@ fn linear(
         sets.memory.num_classes(),
         &probe,
         &device.clone().without_autodiff(),
+        &mut |done| {
+            sets.progress
+                .stage(&stage, done, probe.epochs, "epochs", started)
+        },
     )
     .map(|r| Some(r.test_top1))
     .map_err(|e| eval_error("linear probe", e))
@@ -174,10 +211,11 @@ pub(crate) fn final_report(
     device: &Device,
 ) -> Result<Report, TrainError> {
     let batch = config.eval_batch_size;
-    let (memory, test) = embed_sets(method, sets, batch, device);
+    let who = config.recipe.name();
+    let (memory, test) = embed_sets(method, sets, who, batch, device);
     let plain = device.clone().without_autodiff();
-    let knn_top1 = knn(&memory, &test, sets, config, device)?;
-    let linear_top1 = linear(&memory, &test, sets, config, device)?;
+    let knn_top1 = knn(&memory, &test, sets, config, who, device)?;
+    let linear_top1 = linear(&memory, &test, sets, config, who, device)?;
     let retrieval = repr_eval::retrieval_metrics(
         &test,
         &labels(&sets.test),
@@ -201,16 +239,17 @@ pub(crate) fn final_report(
         let raw_test = repr_eval::raw_pixel_embeddings(&sets.test, &sets.normalize);
         let raw = Row {
             name: "raw pixels".into(),
-            knn: knn(&raw_memory, &raw_test, sets, config, device)?,
-            linear: linear(&raw_memory, &raw_test, sets, config, device)?,
+            knn: knn(&raw_memory, &raw_test, sets, config, "raw pixels", device)?,
+            linear: linear(&raw_memory, &raw_test, sets, config, "raw pixels", device)?,
         };
         // Same architecture, same seed policy, no training.
         let random = Method::init(config, &plain);
-        let (random_memory, random_test) = embed_sets(&random, sets, batch, device);
+        let who = "random-init network";
+        let (random_memory, random_test) = embed_sets(&random, sets, who, batch, device);
         let random = Row {
             name: "random-init network".into(),
-            knn: knn(&random_memory, &random_test, sets, config, device)?,
-            linear: linear(&random_memory, &random_test, sets, config, device)?,
+            knn: knn(&random_memory, &random_test, sets, config, who, device)?,
+            linear: linear(&random_memory, &random_test, sets, config, who, device)?,
         };
         baselines = Some(json!({
             "raw_pixels": { "knn_top1": raw.knn, "linear_top1": raw.linear },

@@ -54,6 +54,8 @@ fn eval_sets(config: &TrainConfig) -> Result<EvalSets, TrainError> {
         memory: data.memory,
         test: data.test,
         normalize: data.normalize,
+        pooling: config.eval.pooling,
+        progress: crate::progress::Progress::new(false),
     })
 }
 
@@ -82,7 +84,8 @@ pub fn embed_run(
     let embeddings = embed_split(
         &trained.method,
         dataset,
-        &sets.normalize,
+        &sets,
+        "the split",
         trained.config.eval_batch_size,
         device,
     );
@@ -103,11 +106,19 @@ pub fn retrieve_run(
     let batch = trained.config.eval_batch_size;
     let queries = queries.min(sets.test.len());
     let query_set = Arc::new(sets.test.subset(&(0..queries).collect::<Vec<_>>()));
-    let query_embeddings = embed_split(&trained.method, query_set, &sets.normalize, batch, device);
+    let query_embeddings = embed_split(
+        &trained.method,
+        query_set,
+        &sets,
+        "the queries",
+        batch,
+        device,
+    );
     let gallery = embed_split(
         &trained.method,
         sets.memory.clone(),
-        &sets.normalize,
+        &sets,
+        "the gallery",
         batch,
         device,
     );

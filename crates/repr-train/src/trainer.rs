@@ -132,7 +132,7 @@ pub fn train(
     // A run killed between an epoch-end checkpoint and that epoch's evaluation record gets
     // the evaluation now, so the resumed log has every record of an uninterrupted run.
     if options.resume && missed_epoch_eval(run, config, state) {
-        let test = data.evaluate(&model, config, &device)?;
+        let test = data.evaluate(&model, config, progress, &device)?;
         log.write(&test.record(state, steps_per_epoch, wall(&started)))?;
     }
 
@@ -273,9 +273,14 @@ pub fn train(
             && config.eval_every_epochs > 0
             && state.epoch % config.eval_every_epochs == 0
         {
-            let test = data.evaluate(&model, config, &device)?;
+            let test = data.evaluate(&model, config, progress, &device)?;
             log.write(&test.record(state, steps_per_epoch, wall(&started)))?;
             progress.message(&format!("epoch {} test: {}", state.epoch, test.describe()));
+            // The evaluation ran the epoch-end weights to finite results: their checkpoint is
+            // written now, so a run killed from here on resumes after the evaluation.
+            if let Some(checkpoint) = pending.take() {
+                checkpoint.save(&run.last_checkpoint())?;
+            }
         }
     }
 
@@ -286,7 +291,7 @@ pub fn train(
     // also the last test record (the embeddings of both splits are computed once).
     let (test, eval, baselines, table) = match config.recipe {
         Recipe::Supervised | Recipe::Finetune => {
-            let test = data.evaluate(&model, config, &device)?;
+            let test = data.evaluate(&model, config, progress, &device)?;
             let Test::Classifier(accuracy) = &test else {
                 unreachable!("a supervised model is evaluated as a classifier")
             };
@@ -300,7 +305,13 @@ pub fn train(
         _ => {
             progress
                 .message("evaluating the representation (kNN, linear probe, retrieval, baselines)");
-            let report = final_report(&model, &data.eval_sets(), config, run, &device)?;
+            let report = final_report(
+                &model,
+                &data.eval_sets(config, progress),
+                config,
+                run,
+                &device,
+            )?;
             let knn = report.eval.knn_top1.expect("the report always has kNN");
             (
                 Test::Embedding {
@@ -405,11 +416,13 @@ impl Data {
         })
     }
 
-    fn eval_sets(&self) -> EvalSets {
+    fn eval_sets(&self, config: &TrainConfig, progress: Progress) -> EvalSets {
         EvalSets {
             memory: self.memory.clone(),
             test: self.test.clone(),
             normalize: self.normalize.clone(),
+            pooling: config.eval.pooling,
+            progress,
         }
     }
 
@@ -418,6 +431,7 @@ impl Data {
         &self,
         model: &Method,
         config: &TrainConfig,
+        progress: Progress,
         device: &Device,
     ) -> Result<Test, TrainError> {
         Ok(match model {
@@ -429,7 +443,8 @@ impl Data {
                 device,
             )),
             _ => {
-                let (knn, linear) = knn_and_linear(model, &self.eval_sets(), config, device)?;
+                let (knn, linear) =
+                    knn_and_linear(model, &self.eval_sets(config, progress), config, device)?;
                 Test::Embedding { knn, linear }
             }
         })

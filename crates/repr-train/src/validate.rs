@@ -217,6 +217,24 @@ impl TrainConfig {
                 eval.knn_temperature.to_string(),
             );
         }
+        if let Some(pooling) = eval.pooling {
+            if self.recipe == crate::Recipe::Triplet {
+                return bad(
+                    "eval.pooling",
+                    "no value for the triplet recipe (it evaluates its trained embedding)",
+                    format!("{pooling:?}").to_lowercase(),
+                );
+            }
+            if pooling == repr_backbones::Pooling::Cls
+                && !matches!(self.backbone, repr_backbones::BackboneConfig::ViT(_))
+            {
+                return bad(
+                    "eval.pooling",
+                    "\"avg\" or \"max\" for a ResNet (\"cls\" is a ViT's class token)",
+                    "\"cls\"".into(),
+                );
+            }
+        }
         if eval.memory_limit == Some(0) {
             return bad("eval.memory_limit", ">= 1 when given", "0".into());
         }

@@ -92,9 +92,10 @@ pub struct ModelsArgs {
     /// Folder of `models.md` and `models.json`.
     #[arg(long, default_value = "runs/bench")]
     pub out_dir: PathBuf,
-    /// Markdown file whose generated section receives the latest table; `none` for none.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub docs: String,
+    /// Also write the table into the generated section of this Markdown file (e.g.
+    /// `docs/benchmarks.md`); by default only `--out-dir` is written.
+    #[arg(long)]
+    pub docs: Option<PathBuf>,
     /// Stop a measurement (one backend × workload, warm-up included) that runs longer than this
     /// many seconds and record it as timed out (0: no limit).
     #[arg(long, default_value_t = 900)]

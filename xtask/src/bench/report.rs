@@ -29,8 +29,7 @@ pub fn write(report: &Value, workloads: &[Workload], args: &ModelsArgs) -> Resul
     std::fs::write(&md_path, &table).with_context(|| format!("writing {}", md_path.display()))?;
     println!("{table}");
     println!("wrote {} and {}", md_path.display(), json_path.display());
-    if !args.docs.eq_ignore_ascii_case("none") {
-        let docs = Path::new(&args.docs);
+    if let Some(docs) = &args.docs {
         update_docs(docs, &table)?;
         println!("updated {}", docs.display());
     }

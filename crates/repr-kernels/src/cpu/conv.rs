@@ -2,10 +2,14 @@
 
 use rayon::prelude::*;
 
+use super::direct;
 use super::gemm::{MatRef, matmul};
 use super::im2col::ConvShape;
 use super::parallel::{SharedMut, split, threads};
 use super::scratch::with_scratch;
+
+/// Columns (images × pixels) per weight-gradient GEMM when no input gradient shares the pass.
+const DW_COLUMNS: usize = 4096;
 
 /// How the images of a batch are shared out: groups of `size` images, one GEMM each; when there
 /// are fewer groups than threads the groups run one after the other with gemm's own threads.
@@ -17,8 +21,13 @@ struct Plan {
 
 impl Plan {
     fn new(s: &ConvShape) -> Self {
+        Self::with_columns(s, 512)
+    }
+
+    /// Groups whose GEMMs have about `columns` columns.
+    fn with_columns(s: &ConvShape, columns: usize) -> Self {
         let t = threads();
-        let size = s.group_size(t);
+        let size = s.group_size_for(t, columns);
         let count = s.batch.div_ceil(size);
         Self {
             size,
@@ -56,6 +65,9 @@ pub fn conv2d_forward(
     );
     assert_eq!(weight.len(), co * k, "conv2d: weight length");
     assert_eq!(y.len(), s.batch * co * p, "conv2d: output length");
+    if direct::applies(s) && s.batch >= threads() {
+        return direct::conv3x3_forward(s, x, weight, bias, y);
+    }
     let plan = Plan::new(s);
     let w = MatRef::row_major(weight, co, k);
     let out = SharedMut(y.as_mut_ptr());
@@ -125,12 +137,39 @@ pub fn conv2d_backward(
             db[i % co] += plane.iter().sum::<f32>();
         }
     }
+    // A direct 3×3 convolution gives the input gradient without a column matrix.
+    let dx = match dx {
+        Some(d) if direct::applies(s) && s.batch >= threads() => {
+            assert_eq!(
+                d.len(),
+                s.batch * s.c_in * s.in_pixels(),
+                "conv2d backward: input-gradient length"
+            );
+            direct::conv3x3_input_grad(s, dy, weight, d);
+            None
+        }
+        other => other,
+    };
+    // And the weight gradient as nine tap GEMMs over the zero-bordered planes.
+    let dweight = match dweight {
+        Some(dw) if direct::applies(s) && s.batch >= threads() => {
+            direct::conv3x3_weight_grad(s, x, dy, dw);
+            None
+        }
+        other => other,
+    };
     let want_dx = dx.is_some();
     let want_dw = dweight.is_some();
     if !want_dx && !want_dw {
         return;
     }
-    let plan = Plan::new(s);
+    // The weight gradient alone sums over K = images × pixels: longer products amortise
+    // gemm's packing of the column matrix better.
+    let plan = if want_dx {
+        Plan::new(s)
+    } else {
+        Plan::with_columns(s, DW_COLUMNS)
+    };
     let w_t = MatRef::row_major(weight, co, k).t();
     let dx_ptr = dx.map(|d| {
         assert_eq!(

@@ -108,7 +108,12 @@ impl ConvShape {
     /// a 16-column GEMM that cannot fill the vector units), but no more than leaves each thread
     /// one group.
     pub fn group_size(&self, threads: usize) -> usize {
-        let wanted = 512usize.div_ceil(self.pixels().max(1)).max(1);
+        self.group_size_for(threads, 512)
+    }
+
+    /// Images per GEMM for products of about `columns` columns (at most one group per thread).
+    pub fn group_size_for(&self, threads: usize, columns: usize) -> usize {
+        let wanted = columns.div_ceil(self.pixels().max(1)).max(1);
         let per_thread = self.batch.div_ceil(threads.max(1)).max(1);
         wanted.min(per_thread).min(self.batch.max(1))
     }
