@@ -326,6 +326,7 @@ fn tiny_folder_config(data: &Path, on_bad_image: OnBadImage) -> TrainConfig {
     config.augment = AugmentConfig {
         crop_padding: 0,
         horizontal_flip: 0.0,
+        ..AugmentConfig::default()
     };
     config.eval.plots = false;
     config

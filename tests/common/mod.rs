@@ -32,6 +32,7 @@ pub fn tiny_supervised(train: usize, test: usize, batch: usize, epochs: usize) -
     config.augment = AugmentConfig {
         crop_padding: 0,
         horizontal_flip: 0.0,
+        ..AugmentConfig::default()
     };
     config.log_every_steps = 1;
     config.checkpoint_every_steps = 0;

@@ -115,6 +115,10 @@ struct TrainArgs {
     /// reason in `<run>/skipped.txt`), `fail` (the config's default) stops on the first.
     #[arg(long, value_name = "skip|fail")]
     on_bad_image: Option<repr_data::OnBadImage>,
+    /// Augmentation preset: `standard` (the recipe's, fitted to the data) or `no-flip` (the
+    /// same without horizontal flips, for data whose meaning changes when mirrored).
+    #[arg(long, value_parser = ["standard", "no-flip"])]
+    augment: Option<String>,
     /// Pre-trained weights for `--recipe finetune`: a repr run folder, or a PyTorch state dict
     /// with torchvision names (`.safetensors` or `.pt`).
     #[arg(long)]
@@ -192,7 +196,12 @@ fn train(args: TrainArgs) -> Result<()> {
             .with_context(|| format!("resuming {}", root.display()))?,
         (None, false) => recipe.map_or_else(TrainConfig::simclr_short, Recipe::config),
     };
-    let config = apply_overrides(base, &args);
+    let mut config = apply_overrides(base, &args);
+    // A preset takes channels, classes, image size, views and k from the data (a config file
+    // sets which it leaves out, a resumed run keeps its own).
+    if args.config.is_none() && !args.resume {
+        config.from_data = repr_train::FromData::ALL;
+    }
     config.validate()?;
     // A fine-tuning run takes the architecture of the repr run it starts from.
     let config = if config.recipe == Recipe::Finetune {
@@ -292,6 +301,13 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
     }
     if let Some(every) = args.checkpoint_every {
         config.checkpoint_every_steps = every;
+    }
+    if let Some(preset) = args
+        .augment
+        .as_deref()
+        .and_then(repr_train::AugmentPreset::parse)
+    {
+        config.augment.preset = preset;
     }
     if let Some(on_bad_image) = args.on_bad_image {
         config.data.on_bad_image = on_bad_image;

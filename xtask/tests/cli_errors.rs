@@ -228,3 +228,145 @@ fn on_bad_image_skip_trains_and_lists_the_skipped_files() {
     let saved = std::fs::read_to_string(runs.join("skip/config.toml")).unwrap();
     assert!(saved.contains("on_bad_image = \"skip\""), "{saved}");
 }
+
+/// One RGB dataset in two layouts: an image folder (`train/<class>/*.png`, `test/...`) and the
+/// CIFAR-10 binary files, 10 classes of 16 training and 4 test images at 32×32, each class a
+/// colour with per-image noise.
+fn rgb_datasets(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pixel = |class: u8, i: u8, c: usize| -> u8 {
+        let base = [class * 25, 255 - class * 20, class.wrapping_mul(47)];
+        base[c].wrapping_add(i.wrapping_mul(7)) // noise per image
+    };
+    let folder = root.join("folder");
+    let cifar = root.join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    let mut train_records = Vec::new();
+    let mut test_records = Vec::new();
+    for class in 0..10u8 {
+        for i in 0..20u8 {
+            let rgb = [pixel(class, i, 0), pixel(class, i, 1), pixel(class, i, 2)];
+            let split = if i < 16 { "train" } else { "test" };
+            let dir = folder.join(split).join(format!("class{class}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{i}.png")), png_rgb(32, 32, rgb)).unwrap();
+            let records = if i < 16 {
+                &mut train_records
+            } else {
+                &mut test_records
+            };
+            records.push(class);
+            for c in rgb {
+                records.extend(std::iter::repeat_n(c, 1024));
+            }
+        }
+    }
+    // Five training batches (32 images each), one test batch.
+    for (k, chunk) in train_records.chunks(3073 * 32).enumerate() {
+        std::fs::write(cifar.join(format!("data_batch_{}.bin", k + 1)), chunk).unwrap();
+    }
+    std::fs::write(cifar.join("test_batch.bin"), &test_records).unwrap();
+    (folder, cifar)
+}
+
+/// With `--data-dir` alone (no config file), RGB data in both layouts trains on every recipe
+/// that applies to unlabelled or labelled images: the presets take the channels, the classes,
+/// the ViT's image size, the views and the kNN's k from the data. This used to stop with
+/// `backbone.in_channels: 1 does not match the dataset's 3 channels`.
+#[test]
+fn rgb_data_trains_with_data_dir_alone_on_every_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, cifar) = rgb_datasets(dir.path());
+    let runs = dir.path().join("runs");
+    let recipes: [&[&str]; 6] = [
+        &[],
+        &["--recipe", "supervised"],
+        &["--recipe", "simclr"],
+        &["--recipe", "byol"],
+        &["--recipe", "triplet"],
+        &["--recipe", "masked-patch"],
+    ];
+    for (data, name) in [(&folder, "folder"), (&cifar, "cifar")] {
+        for (i, recipe) in recipes.iter().enumerate() {
+            // The default recipe runs on both layouts, the others on the image folder.
+            if name == "cifar" && i > 1 {
+                continue;
+            }
+            let run = format!("{name}-{i}");
+            let mut args = vec![
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--name",
+                &run,
+                "--max-steps",
+                "2",
+            ];
+            // The triplet preset's batch is its P × K = 8 × 16.
+            if !recipe.contains(&"triplet") {
+                args.extend_from_slice(&["--batch-size", "32"]);
+            }
+            args.extend_from_slice(recipe);
+            let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .arg("train")
+                .arg("--runs-dir")
+                .arg(&runs)
+                .args(["--quiet", "--device", "flex"])
+                .args(&args)
+                .env("RAYON_NUM_THREADS", "1")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{name} {recipe:?}: {stderr}");
+            let saved = std::fs::read_to_string(runs.join(&run).join("config.toml")).unwrap();
+            assert!(
+                saved.contains("in_channels = 3"),
+                "{name} {recipe:?}: {saved}"
+            );
+        }
+    }
+    // The classifier took the dataset's 10 classes, the SimCLR views its 32-pixel colour images.
+    let saved = std::fs::read_to_string(runs.join("folder-1/config.toml")).unwrap();
+    assert!(saved.contains("num_classes = 10"), "{saved}");
+    let saved = std::fs::read_to_string(runs.join("folder-2/config.toml")).unwrap();
+    assert!(saved.contains("size = 32"), "{saved}");
+    assert!(
+        saved.contains("saturation = 0.4"),
+        "colour jitter for colour images: {saved}"
+    );
+}
+
+/// `--augment no-flip` removes every flip: from the supervised augmentation and from the SSL
+/// views, as written to the run's config.
+#[test]
+fn augment_no_flip_removes_the_flips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, _) = rgb_datasets(dir.path());
+    let runs = dir.path().join("runs");
+    for recipe in ["supervised", "simclr"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("train")
+            .arg("--runs-dir")
+            .arg(&runs)
+            .args([
+                "--quiet", "--device", "flex", "--recipe", recipe, "--name", recipe,
+            ])
+            .args([
+                "--data-dir",
+                folder.to_str().unwrap(),
+                "--augment",
+                "no-flip",
+            ])
+            .args(["--max-steps", "1", "--batch-size", "32"])
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{recipe}: {stderr}");
+        let saved = std::fs::read_to_string(runs.join(recipe).join("config.toml")).unwrap();
+        assert!(saved.contains("horizontal_flip = 0.0"), "{saved}");
+        assert!(
+            !saved.contains("HorizontalFlip") && !saved.contains("horizontal-flip"),
+            "{saved}"
+        );
+        assert!(saved.contains("preset = \"no-flip\""), "{saved}");
+    }
+}

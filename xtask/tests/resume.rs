@@ -131,3 +131,77 @@ fn sigkill_then_resume_continues_from_the_last_checkpoint() {
         "each step logged once"
     );
 }
+
+/// Killed right after an epoch's evaluation: the epoch-end checkpoint is already on disk (it is
+/// written as soon as that evaluation succeeds, not at the next loss read-back), so the resumed
+/// run starts the next epoch with no step trained twice and the evaluation not repeated.
+#[test]
+fn killed_right_after_an_epoch_evaluation_resumes_with_no_repeated_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let config_path = dir.path().join("eval.toml");
+    let mut config = small_config();
+    config.checkpoint_every_steps = 0; // epoch ends only
+    config.log_every_steps = 32; // one loss read-back per epoch
+    config.eval_every_epochs = 1;
+    std::fs::write(&config_path, config.to_toml()).unwrap();
+    let run = RunDir::open(runs.join("killed"), RunMode::Overwrite).unwrap();
+
+    let mut child = xtask(&runs, &config_path, &[]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // Wait for the epoch-1 test record, then for the epoch-end checkpoint it makes safe.
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early"
+        );
+        let tested = MetricsLog::read(&run)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.split == "test" && r.step == 32);
+        if tested
+            && Checkpoint::load(&run.last_checkpoint()).is_ok_and(|c| c.state.global_step == 32)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no evaluated epoch-end checkpoint after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = MetricsLog::read(&run).unwrap();
+    assert!(
+        log.iter().all(|r| r.step <= 32),
+        "killed before the next read-back (step 64): {:?}",
+        log.iter()
+            .map(|r| (r.split.clone(), r.step))
+            .collect::<Vec<_>>()
+    );
+
+    let resumed = xtask(&runs, &config_path, &["--resume"]).output().unwrap();
+    assert!(
+        resumed.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let log = MetricsLog::read(&run).unwrap();
+    let train: Vec<usize> = log
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(train, vec![32, 64, 96], "each step trained and logged once");
+    let tests: Vec<usize> = log
+        .iter()
+        .filter(|r| r.split == "test")
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(
+        tests,
+        vec![32, 64, 96],
+        "the epoch-1 evaluation is not repeated"
+    );
+}

@@ -138,7 +138,10 @@ impl StateDict {
                 .get_all_tensors()
                 .map_err(|e| read(e.to_string()))?
                 .clone(),
+            // PyTorch's own names: burn-store renumbers `Sequential` indices by default
+            // (torchvision's ViT MLP `mlp.3` would become `mlp.1`).
             "pt" | "pth" => PytorchStore::from_file(path)
+                .map_indices_contiguous(false)
                 .get_all_tensors()
                 .map_err(|e| read(e.to_string()))?
                 .clone(),

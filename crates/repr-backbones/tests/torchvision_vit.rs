@@ -76,6 +76,38 @@ fn matches_torchvision(device: &Device) {
 
 repr_testing::backend_tests!(matches_torchvision);
 
+/// `weights_f32.pt`, the same tensors written by `torch.save` itself (`make_pt.py`), loads
+/// through the `.pt` reader into the same model: the same logits as the safetensors file, and
+/// PyTorch's.
+#[test]
+fn a_pt_file_written_by_pytorch_gives_the_same_logits() {
+    let device = Device::flex();
+    let reference: Reference = read_fixture("vit_small/reference.json");
+    let input = Tensor::<4>::from_data(
+        TensorData::new(reference.input.f32(), reference.input.dims::<4>()),
+        &device,
+    );
+    let logits = |path: &std::path::Path| {
+        let model: ViT = config()
+            .init(&device)
+            .load_torchvision(path, &[])
+            .unwrap()
+            .valid();
+        model
+            .forward(input.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let from_pt = logits(&fixture_path("vit_small/weights_f32.pt"));
+    assert_eq!(
+        from_pt,
+        logits(&weights()),
+        "bit-identical to the safetensors file"
+    );
+    assert_close(&from_pt, &reference.logits.data, 1e-4, 1e-4, "logits");
+}
+
 /// The same through the backbone enum, as the fine-tuning recipe loads it.
 #[test]
 fn the_backbone_enum_loads_it() {

@@ -1,9 +1,11 @@
 //! Fast CPU kernels for Burn's flex backend: 2-D convolution (forward, input gradient, and the
-//! weight gradient as one GEMM over batch × pixels) and batch norm (training forward and
-//! backward, fused with ReLU), plugged in through Burn's backend extension
+//! weight gradient as one GEMM over batch × pixels; a direct 3×3 convolution on AVX-512), batch
+//! norm (training forward and backward, fused with ReLU), layer norm, multi-head attention from
+//! a packed projection, and GELU, plugged in through Burn's backend extension
 //! (`#[backend_extension(Flex, Autodiff)]`) with hand-written backward passes.
 //!
-//! Use the layers in [`nn`] (same parameters and records as burn-nn's `Conv2d` and `BatchNorm`)
+//! Use the layers in [`nn`] (same parameters and records as burn-nn's `Conv2d`, `BatchNorm` and
+//! `LayerNorm`)
 //! or the functions in [`ops`]. On flex they run on [`cpu`]'s kernels; on every other device,
 //! and when `REPR_KERNELS=burn` (or [`set_kernels`]`(Kernels::Burn)`), on Burn's own ops.
 //!

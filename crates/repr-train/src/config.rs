@@ -132,6 +132,10 @@ pub struct TrainConfig {
     pub finetune: FinetuneConfig,
     /// How the learned representation is evaluated during and after training.
     pub eval: EvalConfig,
+    /// Which data-dependent fields are taken from the dataset when training starts (not part
+    /// of a config file: set by `cargo xtask train` for the fields a file leaves out).
+    #[serde(skip)]
+    pub from_data: crate::FromData,
 }
 
 /// SimCLR's projection head and NT-Xent loss.
@@ -329,6 +333,9 @@ pub struct AugmentConfig {
     pub crop_padding: usize,
     /// Probability of a horizontal flip.
     pub horizontal_flip: f64,
+    /// The named preset (`"standard"` or `"no-flip"`, which also removes every flip from the
+    /// SSL views).
+    pub preset: crate::AugmentPreset,
 }
 
 impl Default for ScheduleConfig {
@@ -345,6 +352,7 @@ impl Default for AugmentConfig {
         Self {
             crop_padding: 2,
             horizontal_flip: 0.5,
+            preset: crate::AugmentPreset::Standard,
         }
     }
 }
@@ -417,6 +425,32 @@ impl OptimizerConfig {
     }
 }
 
+/// The dotted keys of a TOML document (`backbone.in_channels`, ...).
+fn toml_keys(value: &toml::Value, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let toml::Value::Table(table) = value {
+        for (k, v) in table {
+            let key = format!("{prefix}{k}");
+            keys.extend(toml_keys(v, &format!("{key}.")));
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// The dotted keys of a JSON document.
+fn json_keys(value: &serde_json::Value, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let key = format!("{prefix}{k}");
+            keys.extend(json_keys(v, &format!("{key}.")));
+            keys.push(key);
+        }
+    }
+    keys
+}
+
 impl TrainConfig {
     /// Reads a TOML (`.toml`) or JSON (any other extension) config file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, TrainError> {
@@ -424,17 +458,24 @@ impl TrainConfig {
             path: path.to_path_buf(),
             error,
         })?;
-        let config: Self = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| TrainError::ConfigFile {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?
-        } else {
-            serde_json::from_str(&text).map_err(|e| TrainError::ConfigFile {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?
+        let bad = |message: String| TrainError::ConfigFile {
+            path: path.to_path_buf(),
+            message,
         };
+        // Parsed twice: into the config (errors keep the parser's line and key) and into a
+        // document, for the keys the file sets.
+        let (mut config, keys): (Self, Vec<String>) =
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                let value: toml::Value = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                (config, toml_keys(&value, ""))
+            } else {
+                let config = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                (config, json_keys(&value, ""))
+            };
+        config.from_data = crate::FromData::missing_from(&keys);
         config.validate()?;
         Ok(config)
     }

@@ -12,6 +12,7 @@ mod device;
 mod error;
 mod evaluate;
 pub mod finetune;
+mod fit;
 mod lars;
 mod loader;
 mod masked_patch;
@@ -41,6 +42,7 @@ pub use config::{
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;
 pub use evaluate::{Accuracy, accuracy};
+pub use fit::{AugmentPreset, DataShape, FromData};
 pub use lars::Lars;
 pub use loader::{BatchLoader, LoaderConfig, Prepared};
 pub use masked_patch::{MaskedPatchNet, MaskedPatchObjective};

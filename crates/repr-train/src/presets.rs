@@ -68,6 +68,7 @@ impl TrainConfig {
             masked_patch: MaskedPatchConfig::default(),
             finetune: FinetuneConfig::default(),
             eval: EvalConfig::default(),
+            from_data: crate::FromData::default(),
         }
     }
 

@@ -59,6 +59,9 @@ pub fn train(
     let train_device = device.clone().autodiff();
 
     let data = Data::load(config)?;
+    // The fields left to the data (channels, classes, image size, views, k) are filled in.
+    let fitted = config.fitted_to(&data.shape())?;
+    let config = &fitted;
     check_backbone_fits(config, &data.train)?;
     let objective = Objective::new(config, &data.normalize)?;
     let loader = loader_config(config, &data)?;
@@ -414,6 +417,18 @@ impl Data {
             normalize,
             skipped,
         })
+    }
+
+    /// What a config is fitted to.
+    fn shape(&self) -> crate::DataShape {
+        let [channels, height, width] = self.train.shape();
+        crate::DataShape {
+            channels,
+            height,
+            width,
+            num_classes: self.train.num_classes(),
+            memory: self.memory.len(),
+        }
     }
 
     fn eval_sets(&self, config: &TrainConfig, progress: Progress) -> EvalSets {
