@@ -72,3 +72,40 @@ with open(jpeg, "rb") as f:
     j = f.read()
 put("image_folder", "valid.jpg", j)
 put("image_folder", "truncated.jpg", j[: len(j) // 2])
+
+# weights: first byte 0 = .safetensors, 1 = .bpk (burnpack), 2 = .pt (torch.save zip).
+import io
+import json
+import struct
+
+
+def safetensors(tensors):
+    header, blob = {}, b""
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(blob), len(blob) + len(data)]}
+        blob += data
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + blob
+
+
+st = safetensors({"w": ("F32", [2, 3], struct.pack("<6f", *range(6))),
+                  "b": ("F16", [2], b"\x00\x3c\x00\x40")})
+put("weights", "valid.safetensors", b"\x00" + st)
+put("weights", "truncated.safetensors", b"\x00" + st[:-5])
+put("weights", "huge-header.safetensors", b"\x00" + struct.pack("<Q", 1 << 62) + b"{}")
+put("weights", "offsets-past-end.safetensors",
+    b"\x00" + safetensors({"w": ("F32", [1 << 30, 4], b"\0" * 16)}))
+bpk = b"BURNPACK" + struct.pack("<I", 0) + b"\0" * 16
+put("weights", "header-only.bpk", b"\x01" + bpk)
+try:
+    import torch  # the .pt seeds need PyTorch itself (pip install torch)
+
+    buf = io.BytesIO()
+    torch.save({"fc.weight": torch.arange(6.0).reshape(2, 3), "fc.bias": torch.zeros(2),
+                "bn.num_batches_tracked": torch.tensor(3)}, buf)
+    pt = buf.getvalue()
+    put("weights", "valid.pt", b"\x02" + pt)
+    put("weights", "truncated.pt", b"\x02" + pt[: len(pt) // 2])
+except ImportError:
+    print("torch not installed: .pt seeds left as they are")

@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(idx cifar image_folder)
+[ ${#targets[@]} -eq 0 ] && targets=(idx cifar image_folder weights)
 for t in "${targets[@]}"; do
   mkdir -p "corpus-new/$t"
   echo "fuzz: $t for ${secs} s"
@@ -21,5 +21,7 @@ for t in "${targets[@]}"; do
     exit 1
   fi
   grep -E "^Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb" "$log" || tail -5 "$log"
+  runs="$(grep -oE "^Done [0-9]+ runs" "$log" | grep -oE "[0-9]+" || echo "?")"
+  echo "fuzz: $t: no crash in $runs executions"
   rm -f "$log"
 done
