@@ -73,6 +73,16 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
             "8 x 16 = 128",
         ),
         ("[data]\nimage_size = [0, 32]".into(), "data.image_size", ">= 1"),
+        (
+            "recipe = \"simclr\"\n[backbone]\nkind = \"resnet\"\nnum_classes = 0\n[eval]\npooling = \"cls\"".into(),
+            "eval.pooling",
+            "\"avg\" or \"max\" for a ResNet",
+        ),
+        (
+            "recipe = \"triplet\"\nbatch_size = 128\n[backbone]\nkind = \"resnet\"\nnum_classes = 0\n[eval]\npooling = \"avg\"".into(),
+            "eval.pooling",
+            "no value for the triplet recipe",
+        ),
         ("[backbone]\nkind = \"resnet\"\nwidth = 0".into(), "width", ""),
         (
             "recipe = \"masked-patch\"\n[backbone]\nkind = \"resnet\"\nnum_classes = 0".into(),

@@ -276,3 +276,39 @@ impl Method {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+    use repr_backbones::{Backbone, BackboneConfig, Pooling, ViTConfig};
+
+    use crate::{Method, Recipe, TrainConfig};
+
+    /// `eval.pooling`: a ViT method evaluates its CLS token by default and its mean patch token
+    /// with `"avg"`; both are what the backbone gives for that pooling.
+    #[test]
+    fn a_vit_method_is_represented_by_the_asked_pooling() {
+        let device = Device::flex();
+        let mut config = TrainConfig::masked_patch();
+        config.recipe = Recipe::MaskedPatch;
+        config.backbone = BackboneConfig::ViT(
+            ViTConfig::new(8, 4, 16, 1, 2, 32)
+                .with_in_channels(1)
+                .with_num_classes(0),
+        );
+        config.masked_patch.patch_size = 4;
+        let method = Method::init(&config, &device);
+        let x = Tensor::<4>::random([3, 1, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        let Backbone::ViT(vit) = method.backbone() else {
+            unreachable!("a ViT config")
+        };
+        let tokens = vit.forward_encoder(x.clone());
+        let cls = values(vit.pool_tokens(tokens.clone(), Pooling::Cls));
+        let avg = values(vit.pool_tokens(tokens, Pooling::Avg));
+        assert_eq!(values(method.represent(x.clone(), None)), cls);
+        assert_eq!(values(method.represent(x.clone(), Some(Pooling::Cls))), cls);
+        assert_eq!(values(method.represent(x, Some(Pooling::Avg))), avg);
+        assert_ne!(cls, avg);
+    }
+}
