@@ -39,6 +39,22 @@ pub fn conv2d(
     })
 }
 
+/// `relu(a + b)` (a ResNet block's residual join), as `activation::relu(a + b)`; on flex one
+/// pass forward and one backward, keeping only the output.
+///
+/// # Panics
+/// If the shapes differ (no broadcasting).
+pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    assert_eq!(a.dims(), b.dims(), "add_relu: shapes differ");
+    if !uses_repr_kernels(&a.device()) {
+        return activation::relu(a + b);
+    }
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_add_relu(
+        a.into_dispatch(),
+        b.into_dispatch(),
+    ))
+}
+
 /// GELU (Hendrycks & Gimpel 2016), exact erf form, as `burn::tensor::activation::gelu`; on
 /// flex split over threads and vectorised (Burn's flex GELU runs on one thread).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {

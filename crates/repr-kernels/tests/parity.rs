@@ -466,6 +466,45 @@ fn layer_norm_matches_burn(device: &Device) {
     }
 }
 
+/// `relu(a + b)`: output and both gradients against Burn's `relu(a + b)` on ndarray.
+fn add_relu_matches_burn(device: &Device) {
+    let dims = vec![4usize, 8, 9, 7];
+    let n: usize = dims.iter().product();
+    let mut rng = ChaCha8Rng::seed_from_u64(90);
+    let mut values = || {
+        (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect::<Vec<_>>()
+    };
+    let (a, b, r) = (values(), values(), values());
+    let run = |device: &Device, ours: bool| {
+        let device = device.clone().autodiff();
+        let t = |v: &Vec<f32>| {
+            Tensor::<4>::from_data(TensorData::new(v.clone(), dims.clone()), &device)
+        };
+        let (at, bt) = (t(&a).require_grad(), t(&b).require_grad());
+        let y = if ours {
+            repr_kernels::ops::add_relu(at.clone(), bt.clone())
+        } else {
+            burn::tensor::activation::relu(at.clone() + bt.clone())
+        };
+        let grads = (y.clone() * t(&r)).sum().backward();
+        [
+            values_4(y),
+            values_4(at.grad(&grads).expect("da")),
+            values_4(bt.grad(&grads).expect("db")),
+        ]
+    };
+    let (got, want) = (run(device, true), run(&repr_testing::ndarray(), false));
+    for (name, (g, w)) in ["output", "da", "db"].iter().zip(got.iter().zip(&want)) {
+        assert_close(&format!("add_relu {name}"), g, w);
+    }
+}
+
+fn values_4(t: Tensor<4>) -> Vec<f32> {
+    values(t)
+}
+
 // wgpu on lavapipe is left out: these shapes compile dozens of kernels there (minutes) and the
 // wgpu path is Burn's own ops, which the ndarray run already checks the routing of.
 repr_testing::cpu_backend_tests!(
@@ -475,5 +514,6 @@ repr_testing::cpu_backend_tests!(
     batch_norm_inference_matches_burn,
     gelu_matches_burn,
     attention_matches_burn,
-    layer_norm_matches_burn
+    layer_norm_matches_burn,
+    add_relu_matches_burn
 );

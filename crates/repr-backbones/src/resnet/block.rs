@@ -5,7 +5,6 @@ use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use repr_kernels::nn::Conv2d;
 
@@ -175,7 +174,7 @@ impl BasicBlock {
         };
         let out = self.bn1.conv_forward_relu(&self.conv1, x);
         let out = self.bn2.conv_forward(&self.conv2, out);
-        relu(out + shortcut)
+        repr_kernels::ops::add_relu(out, shortcut)
     }
 }
 
@@ -216,6 +215,6 @@ impl Bottleneck {
         let out = self.bn1.conv_forward_relu(&self.conv1, x);
         let out = self.bn2.conv_forward_relu(&self.conv2, out);
         let out = self.bn3.conv_forward(&self.conv3, out);
-        relu(out + shortcut)
+        repr_kernels::ops::add_relu(out, shortcut)
     }
 }

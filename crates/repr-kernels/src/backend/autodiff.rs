@@ -12,9 +12,10 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::ConvOptions;
 
 use super::flex::{
-    attention_backward, attention_forward, attention_shape, batch_norm_train_backward, conv_shape,
-    conv2d_backward, conv2d_shaped, gelu_backward, gelu_forward, layer_norm_applies,
-    layer_norm_backward, layer_norm_forward, norm_shape,
+    add_relu_applies, add_relu_backward, add_relu_forward, attention_backward, attention_forward,
+    attention_shape, batch_norm_train_backward, conv_shape, conv2d_backward, conv2d_shaped,
+    gelu_backward, gelu_forward, layer_norm_applies, layer_norm_backward, layer_norm_forward,
+    norm_shape,
 };
 use super::{KernelBackend, burn_attention_packed, burn_batch_norm_train};
 use crate::cpu::attention::AttentionShape;
@@ -175,9 +176,53 @@ impl Backward<Flex, 2> for LayerNormNoShiftBackward {
     }
 }
 
+/// Backward of `relu(a + b)`: parents `[a, b]`, state the output.
+#[derive(Debug)]
+struct AddReluBackward;
+
+impl Backward<Flex, 2> for AddReluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [na, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let d = add_relu_backward(&ops.state, dy);
+        match (na, nb) {
+            (Some(a), Some(b)) => {
+                grads.register::<Flex>(a.id, d.clone());
+                grads.register::<Flex>(b.id, d);
+            }
+            (Some(n), None) | (None, Some(n)) => grads.register::<Flex>(n.id, d),
+            (None, None) => {}
+        }
+    }
+}
+
 type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
+    fn repr_add_relu(a: AdTensor<C>, b: AdTensor<C>) -> AdTensor<C> {
+        if !add_relu_applies(a.primitive(), b.primitive()) {
+            use burn::backend::ops::{ActivationOps, FloatTensorOps};
+            return <Self as ActivationOps<Self>>::relu(<Self as FloatTensorOps<Self>>::float_add(
+                a, b,
+            ));
+        }
+        match AddReluBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = add_relu_forward(a.into_primitive(), b.into_primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(add_relu_forward(a.into_primitive(), b.into_primitive()))
+            }
+        }
+    }
+
     fn repr_attention(qkv: AdTensor<C>, heads: usize) -> AdTensor<C> {
         let Some(s) = attention_shape(qkv.primitive(), heads) else {
             return burn_attention_packed::<Self>(qkv, heads);

@@ -12,7 +12,7 @@ use super::{KernelBackend, burn_attention_packed, burn_batch_norm, burn_batch_no
 use crate::cpu::attention::{self, AttentionShape};
 use crate::cpu::batch_norm::{self, NormShape};
 use crate::cpu::im2col::ConvShape;
-use crate::cpu::{conv, gelu, layer_norm};
+use crate::cpu::{conv, eltwise, gelu, layer_norm};
 
 type FlexTensor = FloatTensor<Flex>;
 
@@ -280,7 +280,40 @@ pub(super) fn layer_norm_backward(
     ]
 }
 
+/// Whether our add + ReLU takes these inputs (f32, one shape; no broadcasting).
+pub(super) fn add_relu_applies(a: &FlexTensor, b: &FlexTensor) -> bool {
+    a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.shape() == b.shape()
+}
+
+/// Our `relu(a + b)`.
+pub(super) fn add_relu_forward(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    let dims = a.shape().to_vec();
+    let (a, b) = (contiguous(a), contiguous(b));
+    let mut y = vec![0.0; a.shape().num_elements()];
+    eltwise::add_relu_forward(slice(&a), slice(&b), &mut y);
+    tensor(y, &dims)
+}
+
+/// The gradient of both inputs of `relu(a + b)` from its output `y`.
+pub(super) fn add_relu_backward(y: &FlexTensor, dy: FlexTensor) -> FlexTensor {
+    let dims = y.shape().to_vec();
+    let dy = contiguous(dy);
+    let mut d = vec![0.0; dims.iter().product()];
+    eltwise::relu_backward(slice(y), slice(&dy), &mut d);
+    tensor(d, &dims)
+}
+
 impl KernelBackend for Flex {
+    fn repr_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        if !add_relu_applies(&a, &b) {
+            use burn::backend::ops::{ActivationOps, FloatTensorOps};
+            return <Flex as ActivationOps<Flex>>::relu(<Flex as FloatTensorOps<Flex>>::float_add(
+                a, b,
+            ));
+        }
+        add_relu_forward(a, b)
+    }
+
     fn repr_attention(qkv: FlexTensor, heads: usize) -> FlexTensor {
         match attention_shape(&qkv, heads) {
             Some(s) => attention_forward(&s, qkv).0,

@@ -95,6 +95,11 @@ pub trait KernelBackend: Backend {
         <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options)
     }
 
+    /// `relu(a + b)` for tensors of one shape (a ResNet block's residual join).
+    fn repr_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::relu(Self::float_add(a, b))
+    }
+
     /// GELU, exact (erf) form, as `burn::tensor::activation::gelu`.
     fn repr_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::gelu(x)

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod batch_norm;
 pub mod conv;
 pub mod direct;
+pub mod eltwise;
 pub mod gelu;
 pub mod gemm;
 pub mod im2col;
