@@ -2,7 +2,7 @@
 //! [`Kernels::Burn`](crate::Kernels::Burn)), Burn's own ops with the same semantics.
 
 use burn::backend::Dispatch;
-use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, activation};
 
 use crate::backend::KernelBackend;
@@ -78,29 +78,16 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// # Panics
 /// If `heads` does not divide `dim` or the last dimension is not a multiple of 3.
 pub fn attention_packed(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
-    let [batch, tokens, dim3] = qkv.dims();
+    let [_, _, dim3] = qkv.dims();
     assert!(
         heads > 0 && dim3.is_multiple_of(3) && (dim3 / 3).is_multiple_of(heads),
         "attention: {heads} heads do not split a packed width of {dim3}"
     );
     if !uses_repr_kernels(&qkv.device()) {
-        let (dim, head_dim) = (dim3 / 3, dim3 / 3 / heads);
-        let part = |i: usize| {
-            qkv.clone()
-                .slice([0..batch, 0..tokens, i * dim..(i + 1) * dim])
-                .reshape([batch, tokens, heads, head_dim])
-                .swap_dims(1, 2)
-        };
-        // The scale defaults to 1 / sqrt(head_dim).
-        let context = burn::tensor::module::attention(
-            part(0),
-            part(1),
-            part(2),
-            None,
-            None,
-            AttentionModuleOptions::default(),
-        );
-        return context.swap_dims(1, 2).reshape([batch, tokens, dim]);
+        return Tensor::from_dispatch(crate::backend::burn_attention_packed::<Dispatch>(
+            qkv.into_dispatch(),
+            heads,
+        ));
     }
     Tensor::from_dispatch(<Dispatch as KernelBackend>::repr_attention(
         qkv.into_dispatch(),

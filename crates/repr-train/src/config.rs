@@ -425,20 +425,7 @@ impl OptimizerConfig {
     }
 }
 
-/// The dotted keys of a TOML document (`backbone.in_channels`, ...).
-fn toml_keys(value: &toml::Value, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    if let toml::Value::Table(table) = value {
-        for (k, v) in table {
-            let key = format!("{prefix}{k}");
-            keys.extend(toml_keys(v, &format!("{key}.")));
-            keys.push(key);
-        }
-    }
-    keys
-}
-
-/// The dotted keys of a JSON document.
+/// The dotted keys of a config document (TOML files are read into the same JSON value).
 fn json_keys(value: &serde_json::Value, prefix: &str) -> Vec<String> {
     let mut keys = Vec::new();
     if let serde_json::Value::Object(map) = value {
@@ -467,8 +454,9 @@ impl TrainConfig {
         let (mut config, keys): (Self, Vec<String>) =
             if path.extension().is_some_and(|e| e == "toml") {
                 let config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                let value: toml::Value = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                (config, toml_keys(&value, ""))
+                let value: serde_json::Value =
+                    toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                (config, json_keys(&value, ""))
             } else {
                 let config = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
                 let value: serde_json::Value =

@@ -51,10 +51,6 @@ impl FromData {
             knn_k: !has("eval.knn_k"),
         }
     }
-
-    fn any(&self) -> bool {
-        self.in_channels || self.num_classes || self.image_size || self.views || self.knn_k
-    }
 }
 
 /// Named augmentation presets: `--augment` on the command line, `augment.preset` in a config.
@@ -135,9 +131,7 @@ impl TrainConfig {
     pub fn fitted_to(&self, data: &DataShape) -> Result<Self, TrainError> {
         let mut config = self.clone();
         let from = self.from_data;
-        if from.any() {
-            config.from_data = FromData::default();
-        }
+        config.from_data = FromData::default();
         // A fine-tuning run's architecture is the pre-trained one's.
         let finetune = config.recipe == Recipe::Finetune;
         if from.in_channels && !finetune {

@@ -17,7 +17,7 @@ use super::flex::{
     gelu_backward, gelu_forward, layer_norm_applies, layer_norm_backward, layer_norm_forward,
     norm_shape,
 };
-use super::{KernelBackend, burn_attention_packed, burn_batch_norm_train};
+use super::{KernelBackend, burn_add_relu, burn_attention_packed, burn_batch_norm_train};
 use crate::cpu::attention::AttentionShape;
 use crate::cpu::im2col::ConvShape;
 
@@ -203,10 +203,7 @@ type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
     fn repr_add_relu(a: AdTensor<C>, b: AdTensor<C>) -> AdTensor<C> {
         if !add_relu_applies(a.primitive(), b.primitive()) {
-            use burn::backend::ops::{ActivationOps, FloatTensorOps};
-            return <Self as ActivationOps<Self>>::relu(<Self as FloatTensorOps<Self>>::float_add(
-                a, b,
-            ));
+            return burn_add_relu::<Self>(a, b);
         }
         match AddReluBackward
             .prepare::<C>([a.node(), b.node()])

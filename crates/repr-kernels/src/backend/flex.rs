@@ -8,7 +8,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
-use super::{KernelBackend, burn_attention_packed, burn_batch_norm, burn_batch_norm_train};
+use super::{
+    KernelBackend, burn_add_relu, burn_attention_packed, burn_batch_norm, burn_batch_norm_train,
+};
 use crate::cpu::attention::{self, AttentionShape};
 use crate::cpu::batch_norm::{self, NormShape};
 use crate::cpu::im2col::ConvShape;
@@ -306,10 +308,7 @@ pub(super) fn add_relu_backward(y: &FlexTensor, dy: FlexTensor) -> FlexTensor {
 impl KernelBackend for Flex {
     fn repr_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
         if !add_relu_applies(&a, &b) {
-            use burn::backend::ops::{ActivationOps, FloatTensorOps};
-            return <Flex as ActivationOps<Flex>>::relu(<Flex as FloatTensorOps<Flex>>::float_add(
-                a, b,
-            ));
+            return burn_add_relu::<Flex>(a, b);
         }
         add_relu_forward(a, b)
     }

@@ -31,6 +31,11 @@ fn burn_batch_norm_train<B: Backend>(
     (output, out.mean, out.variance)
 }
 
+/// Burn's `relu(a + b)`: the trait's default, and flex's and autodiff's fallback.
+fn burn_add_relu<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    <B as ActivationOps<B>>::relu(B::float_add(a, b))
+}
+
 /// Burn's batch norm with given statistics, then its ReLU when `relu`.
 fn burn_batch_norm<B: Backend>(
     x: FloatTensor<B>,
@@ -49,7 +54,10 @@ fn burn_batch_norm<B: Backend>(
 /// Burn's attention on a packed `[q | k | v]` projection `[batch, tokens, 3·dim]`: slice the
 /// three parts, split them into `heads` heads, `burn::tensor::module::attention` (scale
 /// `1/√head_dim`), merge the heads back: the context `[batch, tokens, dim]`.
-fn burn_attention_packed<B: Backend>(qkv: FloatTensor<B>, heads: usize) -> FloatTensor<B> {
+pub(crate) fn burn_attention_packed<B: Backend>(
+    qkv: FloatTensor<B>,
+    heads: usize,
+) -> FloatTensor<B> {
     let [batch, tokens, dim3] = qkv.shape().dims::<3>();
     let dim = dim3 / 3;
     let head_dim = dim / heads;
@@ -97,7 +105,7 @@ pub trait KernelBackend: Backend {
 
     /// `relu(a + b)` for tensors of one shape (a ResNet block's residual join).
     fn repr_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::relu(Self::float_add(a, b))
+        burn_add_relu::<Self>(a, b)
     }
 
     /// GELU, exact (erf) form, as `burn::tensor::activation::gelu`.
