@@ -19,6 +19,10 @@ use repr::train::{
 
 const STEPS: usize = 50;
 
+/// Burn seeds a device's generator once per process: runs in parallel test threads would draw
+/// from it in turn. One run at a time.
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `recipe`'s preset on a small network and 64 images, 50 steps, a minimal final evaluation.
 fn small(recipe: Recipe) -> TrainConfig {
     let mut config = recipe.config();
@@ -66,6 +70,7 @@ fn small(recipe: Recipe) -> TrainConfig {
 }
 
 fn losses(recipe: Recipe, backend: &str) -> Vec<f64> {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
     let options = TrainOptions {
@@ -135,4 +140,33 @@ same_losses! {
     triplet_losses_are_unchanged: Recipe::Triplet,
     byol_losses_are_unchanged: Recipe::Byol,
     masked_patch_losses_are_unchanged: Recipe::MaskedPatch,
+}
+
+/// Writes the config of every `small` run, and of a fine-tuning run, as this code writes
+/// `config.toml` (the shape before `[method]`), to `fixtures/old_runs/` (with
+/// `REPR_WRITE_SAME_LOSSES=1`).
+#[test]
+fn write_old_shape_configs() {
+    if std::env::var_os("REPR_WRITE_SAME_LOSSES").is_none() {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/old_runs");
+    std::fs::create_dir_all(&dir).unwrap();
+    for recipe in [
+        Recipe::Supervised,
+        Recipe::Simclr,
+        Recipe::Triplet,
+        Recipe::Byol,
+        Recipe::MaskedPatch,
+    ] {
+        let path = dir.join(format!("{}.toml", recipe.name()));
+        std::fs::write(path, small(recipe).to_toml()).unwrap();
+    }
+    let mut finetune = TrainConfig::finetune();
+    finetune.finetune.from = Some(PathBuf::from("runs/source"));
+    finetune.finetune.keep_stages = Some(3);
+    finetune.finetune.freeze_stages = Some(2);
+    finetune.finetune.backbone_lr_scale = 0.1;
+    finetune.label_smoothing = 0.1;
+    std::fs::write(dir.join("finetune.toml"), finetune.to_toml()).unwrap();
 }
