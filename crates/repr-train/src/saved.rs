@@ -23,7 +23,10 @@ impl TrainedRun {
     /// has not finished).
     pub fn load(run: &RunDir, device: &Device) -> Result<Self, TrainError> {
         let config = TrainConfig::from_file(&run.config())?;
-        let method = Method::init(&config, device);
+        // For inference: the normalisation only matters to a training step.
+        let facts =
+            config.run_facts(repr_data::Normalize::identity(config.backbone.in_channels()));
+        let method = config.init_method(&facts, device)?;
         let final_model = run.final_model();
         let method = if final_model.exists() {
             let bytes = std::fs::read(&final_model).map_err(TrainError::io(&final_model))?;
@@ -49,7 +52,7 @@ fn load_bytes(method: Method, bytes: Vec<u8>, path: &Path) -> Result<Method, Tra
 
 /// The datasets of a run's config (both splits, its limits, its normalisation).
 fn eval_sets(config: &TrainConfig) -> Result<EvalSets, TrainError> {
-    let data = crate::trainer::load_data(config)?;
+    let data = crate::data::RunData::load(config)?;
     Ok(EvalSets {
         memory: data.memory,
         test: data.test,
