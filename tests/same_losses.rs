@@ -20,6 +20,10 @@ use repr::train::{
 
 const STEPS: usize = 50;
 
+/// Burn seeds a device's generator once per process: runs in parallel test threads would draw
+/// from it in turn. One run at a time.
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `recipe`'s preset on a small network and 64 images, 50 steps, a minimal final evaluation.
 fn small(recipe: &str) -> TrainConfig {
     let mut config = common::preset(recipe);
@@ -67,6 +71,7 @@ fn small(recipe: &str) -> TrainConfig {
 }
 
 fn losses(recipe: &str, backend: &str) -> Vec<f64> {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
     let options = TrainOptions {
@@ -168,6 +173,7 @@ fn old_shape_configs_read_as_the_same_runs() {
 /// folder's `config.toml` is now in the current shape.
 #[test]
 fn an_old_run_folder_resumes_with_the_same_losses() {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("run");
     let mut first = small("simclr");

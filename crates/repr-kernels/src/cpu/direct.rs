@@ -6,6 +6,11 @@
 //! channels × 2 vectors of 16 pixels accumulates `Σ_ci Σ_tap w · x` straight from it: per input
 //! channel and tap, 2 loads and 8 weight broadcasts feed 16 FMAs. The output width is cut into
 //! segments of at most 16 pixels (masked at the row end: 28 = 16 + 12), taken two at a time.
+//! Rows narrower than 14 pixels (the 7×7 and 4×4 maps of a CIFAR ResNet's last stages) would
+//! fill too few lanes that way: there the segments run over the bordered plane read as one flat
+//! row (output `q` reads input `q + ky·(w + 2) + kx` for every pixel alike), so a vector spans
+//! several image rows, the lanes that fall on border columns compute values that are thrown
+//! away, and the interior is copied out (7×7: 49 outputs in 64 lanes, 4×4: 16 in 32).
 //!
 //! The input gradient of the same convolution is this convolution of the output gradient with
 //! the kernel flipped and its channel axes swapped ([`conv3x3_input_grad`]).
@@ -21,9 +26,12 @@ const CB: usize = 8;
 /// Pixels per vector.
 const LANES: usize = 16;
 
+/// Rows at least this wide are cut into row segments; narrower ones into flat segments of the
+/// bordered plane.
+const ROW_SEGMENTS_FROM: usize = 14;
+
 /// Whether [`conv3x3_forward`] computes this convolution on this CPU: 3×3, stride 1, padding 1
-/// on every side, no dilation, rows of at least 14 pixels (narrower rows fill too few lanes;
-/// im2col + GEMM does better there), and AVX-512F.
+/// on every side, no dilation, and AVX-512F.
 pub fn applies(s: &ConvShape) -> bool {
     s.kh == 3
         && s.kw == 3
@@ -31,7 +39,6 @@ pub fn applies(s: &ConvShape) -> bool {
         && s.pad == [1, 1]
         && s.pad_end == [1, 1]
         && s.dilation == [1, 1]
-        && s.w >= 14
         && has_avx512()
 }
 
@@ -67,16 +74,48 @@ impl Geometry {
         self.c_out.div_ceil(CB)
     }
 
-    /// The output segments `(row, first column, pixels)`, row by row.
-    fn segments(&self) -> Vec<(usize, usize, usize)> {
+    /// Whether the segments are flat runs of the bordered plane (narrow rows).
+    fn flat(&self) -> bool {
+        self.w < ROW_SEGMENTS_FROM
+    }
+
+    /// The output segments `(input offset, output offset, pixels)`: the input offset is where
+    /// tap (0, 0) of the segment's first pixel reads in a bordered plane. Row segments write
+    /// the output plane (`y · w + x`), row by row; flat segments cover the bordered positions
+    /// from the first interior pixel to the last and write a bordered output plane (`q`).
+    fn segments(&self) -> Vec<Segment> {
+        let wp = self.wp();
+        if self.flat() {
+            let (first, end) = (wp + 1, self.h * wp + self.w + 1);
+            return (first..end)
+                .step_by(LANES)
+                .map(|q| Segment {
+                    input: q - wp - 1,
+                    output: q,
+                    pixels: LANES.min(end - q),
+                })
+                .collect();
+        }
         let mut out = Vec::with_capacity(self.h * self.w.div_ceil(LANES));
         for y in 0..self.h {
             for x0 in (0..self.w).step_by(LANES) {
-                out.push((y, x0, LANES.min(self.w - x0)));
+                out.push(Segment {
+                    input: y * wp + x0,
+                    output: y * self.w + x0,
+                    pixels: LANES.min(self.w - x0),
+                });
             }
         }
         out
     }
+}
+
+/// A run of at most 16 output pixels computed as one vector per output channel.
+#[derive(Clone, Copy)]
+struct Segment {
+    input: usize,
+    output: usize,
+    pixels: usize,
 }
 
 /// Weights as `[block][c_in][tap][CB]` (zero past `c_out`), from `w(co, ci, tap)`.
@@ -138,6 +177,8 @@ pub fn conv3x3_input_grad(s: &ConvShape, dy: &[f32], weight: &[f32], dx: &mut [f
 /// Images per weight-gradient chunk: the chunk's zero-bordered planes are the K axis of the
 /// nine tap GEMMs.
 const DW_IMAGES: usize = 4;
+/// Bordered pixels a weight-gradient chunk aims at (4 images of 28×28).
+const DW_PIXELS: usize = 3600;
 
 /// The weight gradient of [`conv3x3_forward`]: `dw[co, ci, tap] = Σ_n Σ_p dy[n, co, p] ·
 /// x[n, ci, p + tap]` (zero outside the image), as nine GEMMs per chunk of images, one per tap,
@@ -165,19 +206,22 @@ pub fn conv3x3_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
         "direct conv: output-gradient length"
     );
     assert_eq!(dw.len(), co * ci * 9, "direct conv: weight-gradient length");
-    let chunks = s.batch.div_ceil(DW_IMAGES);
+    // Chunks of at least DW_IMAGES images and ~DW_PIXELS bordered pixels (`K` of the GEMMs):
+    // 4 images at 28×28, 44 at 7×7, 100 at 4×4.
+    let chunk_images = DW_IMAGES.max(DW_PIXELS / plane).min(s.batch.max(1));
+    let chunks = s.batch.div_ceil(chunk_images);
     let ranges: Vec<_> = split(chunks, threads()).collect();
     let slack = 2 * wp + 2;
     let partials: Vec<Vec<f32>> = ranges
         .into_par_iter()
         .map(|range| {
             let mut acc = vec![0.0f32; 9 * co * ci];
-            let mut xg = vec![0.0f32; ci * DW_IMAGES * plane + slack];
-            let mut dyg = vec![0.0f32; co * DW_IMAGES * plane];
-            let mut layout = DW_IMAGES;
+            let mut xg = vec![0.0f32; ci * chunk_images * plane + slack];
+            let mut dyg = vec![0.0f32; co * chunk_images * plane];
+            let mut layout = chunk_images;
             for chunk in range {
-                let n0 = chunk * DW_IMAGES;
-                let gn = DW_IMAGES.min(s.batch - n0);
+                let n0 = chunk * chunk_images;
+                let gn = chunk_images.min(s.batch - n0);
                 if gn != layout {
                     // A shorter last chunk moves every plane: clear the old contents so the
                     // borders are zero again.
@@ -262,11 +306,18 @@ fn run(g: &Geometry, batch: usize, x: &[f32], packed: &[f32], bias: Option<&[f32
     }
     let segments = g.segments();
     let (in_image, out_image) = (g.c_in * g.h * g.w, g.c_out * g.h * g.w);
+    // Flat segments write a bordered output plane per channel of a block.
+    let out_scratch = if g.flat() { CB * g.padded_plane() } else { 0 };
     y.par_chunks_mut(out_image)
         .zip(x.par_chunks(in_image))
         .for_each_init(
-            || vec![0.0f32; g.c_in * g.padded_plane()],
-            |xp, (y, x)| {
+            || {
+                (
+                    vec![0.0f32; g.c_in * g.padded_plane()],
+                    vec![0.0f32; out_scratch],
+                )
+            },
+            |(xp, yp), (y, x)| {
                 // The image inside a one-pixel zero border (the border stays zero between
                 // images: only the interior is rewritten).
                 for ci in 0..g.c_in {
@@ -279,7 +330,7 @@ fn run(g: &Geometry, batch: usize, x: &[f32], packed: &[f32], bias: Option<&[f32
                 // SAFETY: AVX-512F was checked above; every load and store stays inside `xp`
                 // and `y` (see `image`).
                 unsafe {
-                    image(g, xp, packed, bias, &segments, y)
+                    image(g, xp, packed, bias, &segments, y, yp)
                 };
             },
         );
@@ -288,7 +339,8 @@ fn run(g: &Geometry, batch: usize, x: &[f32], packed: &[f32], bias: Option<&[f32
 /// One image: every block of 8 output channels over every pair of segments.
 ///
 /// # Safety
-/// AVX-512F must be available; `xp` holds `c_in` zero-bordered planes, `y` one output image.
+/// AVX-512F must be available; `xp` holds `c_in` zero-bordered planes, `y` one output image,
+/// `yp` (flat segments only) `CB` bordered planes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn image(
@@ -296,8 +348,9 @@ unsafe fn image(
     xp: &[f32],
     packed: &[f32],
     bias: Option<&[f32]>,
-    segments: &[(usize, usize, usize)],
+    segments: &[Segment],
     y: &mut [f32],
+    yp: &mut [f32],
 ) {
     // SAFETY: as the function documents.
     unsafe {
@@ -314,26 +367,31 @@ unsafe fn image(
                     }
                 }
             }
+            let flat = g.flat();
             for pair in segments.chunks(2) {
-                let (y0, x0, n0) = pair[0];
-                let (y1, x1, n1) = *pair.get(1).unwrap_or(&pair[0]);
-                let (m0, m1) = (mask(n0), if pair.len() == 2 { mask(n1) } else { 0 });
+                let (s0, s1) = (pair[0], *pair.get(1).unwrap_or(&pair[0]));
+                let (m0, m1) = (
+                    mask(s0.pixels),
+                    if pair.len() == 2 { mask(s1.pixels) } else { 0 },
+                );
                 let mut acc0 = [_mm512_setzero_ps(); CB];
                 let mut acc1 = [_mm512_setzero_ps(); CB];
                 for c in 0..CB {
                     acc0[c] = _mm512_set1_ps(init[c]);
                     acc1[c] = acc0[c];
                 }
-                let base0 = xp.as_ptr().add(y0 * wp + x0);
-                let base1 = xp.as_ptr().add(y1 * wp + x1);
+                let base0 = xp.as_ptr().add(s0.input);
+                let base1 = xp.as_ptr().add(s1.input);
                 for ci in 0..g.c_in {
                     let wci = wblk.as_ptr().add(ci * 9 * CB);
                     let (p0, p1) = (base0.add(ci * plane), base1.add(ci * plane));
                     for ky in 0..3 {
                         for kx in 0..3 {
                             let off = ky * wp + kx;
-                            // Reads at most `n` pixels from column x0 + kx of padded row y + ky:
-                            // up to column w + 1, inside the row of w + 2.
+                            // Row segments read at most `n` pixels from column x0 + kx of padded
+                            // row y + ky: up to column w + 1, inside the row of w + 2. Flat
+                            // ones read from q - wp - 1 + off, q <= h·wp + w: up to the last
+                            // element of the bordered plane.
                             let v0 = _mm512_maskz_loadu_ps(m0, p0.add(off));
                             let v1 = _mm512_maskz_loadu_ps(m1, p1.add(off));
                             let wt = wci.add((ky * 3 + kx) * CB);
@@ -346,10 +404,24 @@ unsafe fn image(
                     }
                 }
                 for c in 0..CB.min(g.c_out - blk * CB) {
-                    let plane_out = y.as_mut_ptr().add((blk * CB + c) * g.h * g.w);
-                    _mm512_mask_storeu_ps(plane_out.add(y0 * g.w + x0), m0, acc0[c]);
+                    let plane_out = if flat {
+                        yp.as_mut_ptr().add(c * plane)
+                    } else {
+                        y.as_mut_ptr().add((blk * CB + c) * g.h * g.w)
+                    };
+                    _mm512_mask_storeu_ps(plane_out.add(s0.output), m0, acc0[c]);
                     if pair.len() == 2 {
-                        _mm512_mask_storeu_ps(plane_out.add(y1 * g.w + x1), m1, acc1[c]);
+                        _mm512_mask_storeu_ps(plane_out.add(s1.output), m1, acc1[c]);
+                    }
+                }
+            }
+            if flat {
+                // The interior of each bordered output plane is the block's output.
+                for c in 0..CB.min(g.c_out - blk * CB) {
+                    for r in 0..g.h {
+                        let from = c * plane + (r + 1) * wp + 1;
+                        let to = ((blk * CB + c) * g.h + r) * g.w;
+                        y[to..to + g.w].copy_from_slice(&yp[from..from + g.w]);
                     }
                 }
             }
@@ -393,17 +465,25 @@ mod tests {
 
     /// Forward against the definition, and the input gradient as the adjoint:
     /// `⟨conv(x), dy⟩ = ⟨x, conv_input_grad(dy)⟩`. Widths 28 (16 + a masked 12), 17 and 32,
-    /// an odd number of segments, channel counts that are not multiples of 8.
+    /// an odd number of segments, channel counts that are not multiples of 8, and the narrow
+    /// rows of the flat segments.
     #[test]
     fn forward_and_input_gradient_match_the_definition() {
         if !has_avx512() {
             return;
         }
+        // Rows of 7, 4, 1 and 13 pixels take the flat segments (several rows per vector); 40
+        // images at 4×4 make one weight-gradient chunk of many images.
         for (batch, c_in, c_out, h, w) in [
             (2, 3, 10, 5, 28),
             (3, 9, 5, 3, 17),
             (1, 4, 16, 2, 32),
             (6, 2, 3, 4, 16),
+            (3, 5, 9, 7, 7),
+            (2, 8, 16, 4, 4),
+            (2, 3, 4, 1, 1),
+            (1, 2, 3, 6, 13),
+            (40, 3, 5, 4, 4),
         ] {
             let s = ConvShape::new(
                 [batch, c_in, h, w],
