@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use repr::train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainError, TrainOptions};
+mod common;
+
+use repr::train::{DeviceChoice, RunDir, RunMode, TrainConfig, TrainError, TrainOptions};
 
 fn from_toml(text: &str) -> Result<TrainConfig, TrainError> {
     let dir = tempfile::tempdir().unwrap();
@@ -21,7 +23,22 @@ fn unknown_keys_and_wrong_types_name_the_key() {
     let cases = [
         ("epochz = 3", "epochz"),
         ("[data]\ndirr = \"x\"", "dirr"),
-        ("[simclr]\ntemprature = 0.1", "temprature"),
+        (
+            "[method]\nkind = \"simclr\"\n[method.loss]\ntemprature = 0.1",
+            "temprature",
+        ),
+        (
+            "[method]\nkind = \"simclr\"\n[method.head]\nhiden = 8",
+            "hiden",
+        ),
+        ("[method]\nkind = \"simclr\"\nviews = 2", "views"),
+        ("[method]\nkind = \"moco\"", "moco"),
+        // A file of the old shape (`recipe = ...`) is converted; its unknown keys are named.
+        (
+            "recipe = \"simclr\"\n[simclr]\ntemprature = 0.1",
+            "temprature",
+        ),
+        ("recipe = \"simclr\"\n[method]\nkind = \"simclr\"", "mixes"),
         // Inside [backbone] too, whose fields come from Burn's Config derive.
         ("[backbone]\nkind = \"resnet\"\nwidht = 8", "widht"),
         ("[backbone]\nkind = \"vgg\"", "vgg"),
@@ -63,10 +80,38 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
         ("epochs = 0".into(), "epochs", ">= 1"),
         (sgd("-0.1"), "optimizer.lr", "> 0"),
         (sgd("0.0"), "optimizer.lr", "> 0"),
-        ("[simclr]\ntemperature = 0.0".into(), "simclr.temperature", "> 0"),
+        (
+            "[method]\nkind = \"simclr\"\n[method.loss]\ntemperature = 0.0".into(),
+            "method.loss.temperature",
+            "> 0",
+        ),
+        (
+            "recipe = \"simclr\"\n[simclr]\ntemperature = 0.0".into(),
+            "method.loss.temperature",
+            "> 0",
+        ),
+        (
+            "[method]\nkind = \"supcon\"\n[method.loss]\ntemperature = -1.0".into(),
+            "method.loss.temperature",
+            "> 0",
+        ),
         ("[eval]\nknn_temperature = -1.0".into(), "eval.knn_temperature", "> 0"),
-        ("label_smoothing = 1.0".into(), "label_smoothing", "< 1"),
-        ("[triplet]\nimages_per_class = 1".into(), "triplet.images_per_class", ">= 2"),
+        (
+            "[method]\nkind = \"supervised\"\n[method.loss]\nsmoothing = 1.0".into(),
+            "method.loss.smoothing",
+            "< 1",
+        ),
+        ("label_smoothing = 1.0".into(), "method.loss.smoothing", "< 1"),
+        (
+            "batch_size = 128\n[method]\nkind = \"triplet\"\nimages_per_class = 1".into(),
+            "method.images_per_class",
+            ">= 2",
+        ),
+        (
+            "recipe = \"triplet\"\n[triplet]\nimages_per_class = 1".into(),
+            "method.images_per_class",
+            ">= 2",
+        ),
         (
             "recipe = \"triplet\"\nbatch_size = 100\n[backbone]\nkind = \"resnet\"\nnum_classes = 0".into(),
             "batch_size",
@@ -92,17 +137,17 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
         (
             // Missing ViT keys are ViT-S/16's: 16-pixel patches.
             "recipe = \"masked-patch\"\n[backbone]\nkind = \"vit\"\nnum_classes = 0".into(),
-            "masked_patch.patch_size",
+            "method.loss.patch_size",
             "the ViT's patch size (16)",
         ),
         (
             "recipe = \"masked-patch\"\n[masked_patch]\nmask_ratio = 1.5".into(),
-            "masked_patch.mask_ratio",
+            "method.loss.mask_ratio",
             "[0, 1]",
         ),
         (
-            "recipe = \"masked-patch\"\n[masked_patch]\nkeep = 0.2".into(),
-            "masked_patch.replace_with_mask + replace_with_random + keep",
+            "[method]\nkind = \"masked-patch\"\n[method.loss]\nkeep = 0.2".into(),
+            "method.loss.replace_with_mask + replace_with_random + keep",
             "1 (the three fractions",
         ),
     ];
@@ -138,14 +183,14 @@ fn fails_before_training(config: &TrainConfig, field: &str, dir: &Path) -> Strin
 fn values_impossible_for_the_dataset_fail_before_training() {
     let dir = tempfile::tempdir().unwrap();
     // P × K = 8 × 16 = 128 images per batch, from a training set of 40 (4 per class).
-    let mut triplet = Recipe::Triplet.config();
+    let mut triplet = common::preset("triplet");
     triplet.data.train_limit = Some(40);
     triplet.data.test_limit = Some(40);
-    let message = fails_before_training(&triplet, "triplet.classes_per_batch", dir.path());
+    let message = fails_before_training(&triplet, "method.classes_per_batch", dir.path());
     assert!(message.contains("16"), "{message}");
 
     // A batch larger than the training set.
-    let mut supervised = Recipe::Supervised.config();
+    let mut supervised = common::preset("supervised");
     supervised.data.train_limit = Some(100);
     supervised.data.test_limit = Some(10);
     supervised.batch_size = 128;
@@ -153,7 +198,7 @@ fn values_impossible_for_the_dataset_fail_before_training() {
     assert!(message.contains("100 images"), "{message}");
 
     // A backbone built for RGB on grayscale images.
-    let mut rgb = Recipe::Supervised.config();
+    let mut rgb = common::preset("supervised");
     rgb.data.train_limit = Some(100);
     rgb.data.test_limit = Some(10);
     let repr::backbones::BackboneConfig::ResNet(resnet) = &mut rgb.backbone else {
@@ -165,14 +210,14 @@ fn values_impossible_for_the_dataset_fail_before_training() {
 
     // kNN with more neighbours than the memory has images: caught before training, not at
     // the first evaluation.
-    let mut knn = Recipe::Byol.config();
+    let mut knn = common::preset("byol");
     knn.data.train_limit = Some(150);
     knn.data.test_limit = Some(10);
     let message = fails_before_training(&knn, "eval.knn_k", dir.path());
     assert!(message.contains("150 images"), "{message}");
 
     // A ViT whose 8-pixel patches do not tile the 28x28 images.
-    let mut vit = Recipe::MaskedPatch.config();
+    let mut vit = common::preset("masked-patch");
     vit.data.train_limit = Some(100);
     vit.data.test_limit = Some(10);
     vit.backbone = repr::backbones::BackboneConfig::ViT(
@@ -180,7 +225,10 @@ fn values_impossible_for_the_dataset_fail_before_training() {
             .with_in_channels(1)
             .with_num_classes(0),
     );
-    vit.masked_patch.patch_size = 8;
+    let repr::train::MethodConfig::MaskedPatch(masked) = &mut vit.method else {
+        unreachable!("the masked-patch preset")
+    };
+    masked.loss.patch_size = 8;
     let message = fails_before_training(&vit, "backbone.patch_size", dir.path());
     assert!(message.contains("28x28"), "{message}");
 }

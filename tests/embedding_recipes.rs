@@ -6,13 +6,13 @@
 mod common;
 
 use repr::train::{
-    DeviceChoice, EvalConfig, MetricsLog, Recipe, RunDir, RunMode, TrainConfig, TrainOptions,
+    DeviceChoice, EvalConfig, MethodConfig, MetricsLog, RunDir, RunMode, TrainConfig, TrainOptions,
 };
 
 /// A ResNet with one basic block per stage at width 4 (small enough for wgpu on lavapipe),
 /// `steps` optimizer steps on the same `batch` images, a small evaluation.
-fn tiny(recipe: Recipe, batch: usize, steps: usize) -> TrainConfig {
-    let mut config = recipe.config();
+fn tiny(recipe: &str, batch: usize, steps: usize) -> TrainConfig {
+    let mut config = common::preset(recipe);
     config.backbone = common::tiny_backbone(0);
     config.data.train_limit = Some(batch);
     config.data.test_limit = Some(40);
@@ -59,8 +59,11 @@ fn check_evaluation(run: &RunDir, summary: &repr::train::Summary, backend: &str)
     let recall = summary.eval.recall_at_1.expect("recall@1 is evaluated");
     assert!((0.0..=1.0).contains(&recall), "{recall}");
     let baselines = summary.baselines.as_ref().expect("baselines are evaluated");
-    for name in ["raw_pixels", "random_init"] {
-        let value = baselines[name]["knn_top1"].as_f64().unwrap();
+    for (name, scores) in [
+        ("raw_pixels", baselines.raw_pixels),
+        ("random_init", baselines.random_init),
+    ] {
+        let value = scores.knn_top1;
         assert!((0.0..=1.0).contains(&value), "{name}: {value}");
     }
     let table = summary.table.as_ref().expect("an evaluation table");
@@ -98,7 +101,7 @@ fn ten_constant_adamw_steps(
 
 fn simclr_learns(backend: &str) {
     // 32 images, 10 steps: NT-Xent on two views of the same images must fall.
-    let config = tiny(Recipe::Simclr, 32, 10);
+    let config = tiny("simclr", 32, 10);
     let (run, _dir, losses, summary) = ten_constant_adamw_steps(config, backend);
     let first = (losses[0] + losses[1]) / 2.0;
     let last = (losses[8] + losses[9]) / 2.0;
@@ -118,9 +121,12 @@ fn simclr_learns(backend: &str) {
 fn triplet_learns(backend: &str) {
     // P×K = 4×4 batches drawn from the same 64 images for 5 epochs: batch-hard triplet loss
     // must fall.
-    let mut config = tiny(Recipe::Triplet, 16, 5);
-    config.triplet.classes_per_batch = 4;
-    config.triplet.images_per_class = 4;
+    let mut config = tiny("triplet", 16, 5);
+    let MethodConfig::Triplet(triplet) = &mut config.method else {
+        unreachable!("the triplet preset")
+    };
+    triplet.classes_per_batch = 4;
+    triplet.images_per_class = 4;
     config.data.train_limit = Some(64);
     let (run, _dir, losses, summary) = train_losses(&config, backend);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
@@ -137,9 +143,12 @@ fn triplet_learns(backend: &str) {
 
 fn byol_learns(backend: &str) {
     // 32 images, 10 steps: the online network learns to predict the target's projection.
-    let mut config = tiny(Recipe::Byol, 32, 10);
-    config.byol.hidden = 64;
-    config.byol.output = 32;
+    let mut config = tiny("byol", 32, 10);
+    let MethodConfig::Byol(byol) = &mut config.method else {
+        unreachable!("the byol preset")
+    };
+    byol.hidden = 64;
+    byol.output = 32;
     let (run, _dir, losses, summary) = ten_constant_adamw_steps(config, backend);
     // Two terms of 2 - 2 cos each: in [0, 8], near 4 for unrelated random vectors.
     let first = (losses[0] + losses[1]) / 2.0;
@@ -158,10 +167,38 @@ fn byol_learns(backend: &str) {
     assert!(std > 0.01, "{backend}: embedding std {std}");
 }
 
+fn supcon_learns(backend: &str) {
+    // 32 images, 10 steps: SupCon over both views, same-label views as positives, must fall;
+    // its metric (the nearest other view shares the label) must beat chance (~10%).
+    let config = tiny("supcon", 32, 10);
+    let (run, _dir, losses, summary) = ten_constant_adamw_steps(config, backend);
+    let first = (losses[0] + losses[1]) / 2.0;
+    let last = (losses[8] + losses[9]) / 2.0;
+    // Near-equal similarities give every positive a log-probability near -ln(2N - 1).
+    assert!(
+        (first - 63f64.ln()).abs() < 1.0,
+        "{backend}: first loss {first}"
+    );
+    assert!(
+        last < first - 0.1,
+        "{backend}: the SupCon loss did not fall: {first:.4} -> {last:.4} ({losses:?})"
+    );
+    let accuracy = MetricsLog::read(&run)
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r.split == "train")
+        .and_then(|r| r.accuracy)
+        .expect("SupCon steps report their accuracy");
+    assert!(accuracy > 0.3, "{backend}: accuracy {accuracy}");
+    check_evaluation(&run, &summary, backend);
+    assert_eq!(summary.recipe, "supcon");
+}
+
 fn masked_patch_learns(backend: &str) {
     // 32 images, 10 steps: a one-block ViT (4-pixel patches, a 7x7 grid) learns the 3-bit grey
     // level of its corrupted patches.
-    let mut config = tiny(Recipe::MaskedPatch, 32, 10);
+    let mut config = tiny("masked-patch", 32, 10);
     config.backbone = repr::backbones::BackboneConfig::ViT(
         repr::backbones::ViTConfig::new(28, 4, 16, 1, 2, 32)
             .with_in_channels(1)
@@ -197,6 +234,7 @@ fn masked_patch_learns(backend: &str) {
 
 repr_testing::named_backend_tests!(
     simclr_learns,
+    supcon_learns,
     triplet_learns,
     byol_learns,
     masked_patch_learns

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 mod common;
 
 use burn::store::ModuleSnapshot;
-use repr::train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainOptions, TrainedRun};
+use repr::train::{
+    DeviceChoice, InitConfig, MethodConfig, RunDir, RunMode, TrainConfig, TrainOptions, TrainedRun,
+};
 
 fn options() -> TrainOptions {
     TrainOptions {
@@ -42,11 +44,18 @@ fn finetune_config(from: &std::path::Path) -> TrainConfig {
     config.log_every_steps = 1;
     config.eval_every_epochs = 0;
     config.eval.plots = false;
-    config.finetune.from = Some(from.to_path_buf());
-    config.finetune.keep_stages = Some(3);
-    config.finetune.freeze_stages = Some(2);
-    config.finetune.backbone_lr_scale = 0.1;
+    config.init = Some(InitConfig {
+        from: from.to_path_buf(),
+        keep_stages: Some(3),
+        freeze_stages: Some(2),
+        backbone_lr_scale: 0.1,
+    });
     config
+}
+
+/// The `[init]` section of a fine-tuning config.
+fn init(config: &mut TrainConfig) -> &mut InitConfig {
+    config.init.as_mut().expect("a fine-tuning config")
 }
 
 #[test]
@@ -67,7 +76,8 @@ fn copies_freezes_and_reinitialises_the_stages_it_is_told_to() {
     // 600 images, 10% of each class = 60, in batches of 16: 3 full steps.
     assert_eq!(summary.steps, 3);
     let written = TrainConfig::from_file(&run.config()).unwrap();
-    assert_eq!(written.recipe, Recipe::Finetune);
+    assert_eq!(written.method.kind(), "supervised");
+    assert_eq!(written.init, config.init);
     assert_eq!(written.backbone.name(), common::tiny_backbone(10).name());
 
     let before = backbone_tensors(&source);
@@ -123,9 +133,9 @@ fn layer3_starts_from_the_source_weights() {
     let source = source_run(dir.path());
     let run = RunDir::open(dir.path().join("finetune"), RunMode::New).unwrap();
     let mut config = finetune_config(source.root());
-    config.finetune.keep_stages = None;
-    config.finetune.freeze_stages = None;
-    config.finetune.backbone_lr_scale = 0.0;
+    init(&mut config).keep_stages = None;
+    init(&mut config).freeze_stages = None;
+    init(&mut config).backbone_lr_scale = 0.0;
     if let repr::train::OptimizerConfig::Sgd { weight_decay, .. } = &mut config.optimizer {
         *weight_decay = 0.0;
     }
@@ -151,7 +161,7 @@ fn a_masked_patch_vit_is_a_source() {
     let dir = tempfile::tempdir().unwrap();
     let source = RunDir::open(dir.path().join("source"), RunMode::New).unwrap();
     let mut pretrain = common::tiny_supervised(64, 32, 16, 1);
-    pretrain.recipe = Recipe::MaskedPatch;
+    pretrain.method = MethodConfig::MaskedPatch(Default::default());
     pretrain.backbone = repr::backbones::BackboneConfig::ViT(
         repr::backbones::ViTConfig::new(28, 4, 16, 2, 2, 32)
             .with_in_channels(1)
@@ -164,9 +174,9 @@ fn a_masked_patch_vit_is_a_source() {
 
     let run = RunDir::open(dir.path().join("finetune"), RunMode::New).unwrap();
     let mut config = finetune_config(source.root());
-    config.finetune.keep_stages = Some(1);
-    config.finetune.freeze_stages = Some(1);
-    config.finetune.backbone_lr_scale = 1.0;
+    init(&mut config).keep_stages = Some(1);
+    init(&mut config).freeze_stages = Some(1);
+    init(&mut config).backbone_lr_scale = 1.0;
     let summary = repr::train::train(&config, &run, &options()).unwrap();
     assert_eq!(summary.backbone, "vit-d16-l2-h2-m32-p4-28");
     let before = backbone_tensors(&source);
@@ -199,25 +209,25 @@ fn bad_finetune_settings_are_named() {
     let run = |name: &str| RunDir::open(dir.path().join(name), RunMode::New).unwrap();
     let mut config = TrainConfig::finetune();
     let err = repr::train::train(&config, &run("a"), &options()).unwrap_err();
-    assert!(err.to_string().contains("finetune.from"), "{err}");
+    assert!(err.to_string().contains("init.from"), "{err}");
 
-    config.finetune.from = Some(dir.path().join("missing"));
+    init(&mut config).from = dir.path().join("missing");
     let err = repr::train::train(&config, &run("b"), &options()).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 
-    config.finetune.freeze_stages = Some(3);
-    config.finetune.keep_stages = Some(1);
+    init(&mut config).freeze_stages = Some(3);
+    init(&mut config).keep_stages = Some(1);
     let err = config.validate().unwrap_err().to_string();
-    assert!(err.contains("finetune.freeze_stages"), "{err}");
+    assert!(err.contains("init.freeze_stages"), "{err}");
 
-    config.finetune.keep_stages = Some(5);
+    init(&mut config).keep_stages = Some(5);
     let err = config.validate().unwrap_err().to_string();
     assert!(
-        err.contains("finetune.keep_stages") && err.contains("at most 4"),
+        err.contains("init.keep_stages") && err.contains("at most 4"),
         "{err}"
     );
 
-    config.finetune.keep_stages = None;
+    init(&mut config).keep_stages = None;
     config.data.labels_fraction = Some(0.0);
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("data.labels_fraction"), "{err}");
@@ -231,12 +241,12 @@ fn torchvision_weights_are_a_source_too() {
         .join("fixtures/resnet18/weights_f16.safetensors");
     let mut config = TrainConfig::finetune();
     config.backbone = BackboneConfig::ResNet(ResNetConfig::resnet18().with_num_classes(7));
-    config.finetune.from = Some(weights.clone());
-    config.finetune.keep_stages = Some(1);
-    let config = repr::train::finetune::resolve(&config).unwrap();
+    init(&mut config).from = weights.clone();
+    init(&mut config).keep_stages = Some(1);
+    let config = repr::train::init::resolve(&config).unwrap();
     let fresh = config.backbone.init(&device);
     let fresh_tensors = tensors(&fresh);
-    let loaded = repr::train::finetune::load_pretrained(&config, fresh, &device).unwrap();
+    let loaded = repr::train::init::load_pretrained(&config, fresh, &device).unwrap();
     let reference = BackboneConfig::ResNet(ResNetConfig::resnet18().with_num_classes(10))
         .init(&device)
         .load_torchvision(&weights, &[])

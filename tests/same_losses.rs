@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use repr::backbones::{BackboneConfig, ViTConfig};
 use repr::train::{
-    DeviceChoice, EvalConfig, MetricsLog, Recipe, RunDir, RunMode, TrainConfig, TrainOptions,
+    DeviceChoice, EvalConfig, MethodConfig, MetricsLog, RunDir, RunMode, TrainConfig, TrainOptions,
 };
 
 const STEPS: usize = 50;
@@ -24,9 +24,9 @@ const STEPS: usize = 50;
 static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// `recipe`'s preset on a small network and 64 images, 50 steps, a minimal final evaluation.
-fn small(recipe: Recipe) -> TrainConfig {
-    let mut config = recipe.config();
-    config.backbone = common::tiny_backbone(if recipe.is_embedding() { 0 } else { 10 });
+fn small(recipe: &str) -> TrainConfig {
+    let mut config = common::preset(recipe);
+    config.backbone = common::tiny_backbone(if config.method.is_embedding() { 0 } else { 10 });
     config.data.train_limit = Some(64);
     config.data.test_limit = Some(20);
     config.batch_size = 16;
@@ -44,20 +44,20 @@ fn small(recipe: Recipe) -> TrainConfig {
         plots: false,
         ..EvalConfig::default()
     };
-    match recipe {
-        Recipe::Triplet => {
-            config.triplet.classes_per_batch = 4;
-            config.triplet.images_per_class = 4;
+    match &mut config.method {
+        MethodConfig::Triplet(t) => {
+            t.classes_per_batch = 4;
+            t.images_per_class = 4;
         }
-        Recipe::Byol => {
-            config.byol.hidden = 64;
-            config.byol.output = 32;
+        MethodConfig::Byol(b) => {
+            b.hidden = 64;
+            b.output = 32;
         }
-        Recipe::Simclr => {
-            config.simclr.head_hidden = 32;
-            config.simclr.head_output = 16;
+        MethodConfig::Simclr(s) => {
+            s.head.hidden = 32;
+            s.head.output = 16;
         }
-        Recipe::MaskedPatch => {
+        MethodConfig::MaskedPatch(_) => {
             config.backbone = BackboneConfig::ViT(
                 ViTConfig::new(28, 4, 16, 1, 2, 32)
                     .with_in_channels(1)
@@ -69,7 +69,7 @@ fn small(recipe: Recipe) -> TrainConfig {
     config
 }
 
-fn losses(recipe: Recipe, backend: &str) -> Vec<f64> {
+fn losses(recipe: &str, backend: &str) -> Vec<f64> {
     let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
@@ -87,15 +87,15 @@ fn losses(recipe: Recipe, backend: &str) -> Vec<f64> {
         .collect()
 }
 
-fn fixture(recipe: Recipe, backend: &str) -> PathBuf {
+fn fixture(recipe: &str, backend: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/same_losses")
-        .join(format!("{}-{backend}.json", recipe.name()))
+        .join(format!("{recipe}-{backend}.json"))
 }
 
-fn check(recipe: Recipe, backend: &str, relative: f64) {
+fn check(recipe: &str, backend: &str, relative: f64) {
     let got = losses(recipe, backend);
-    assert_eq!(got.len(), STEPS, "{}: one loss per step", recipe.name());
+    assert_eq!(got.len(), STEPS, "{recipe}: one loss per step");
     let path = fixture(recipe, backend);
     if std::env::var_os("REPR_WRITE_SAME_LOSSES").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -114,9 +114,8 @@ fn check(recipe: Recipe, backend: &str, relative: f64) {
         };
         assert!(
             ok,
-            "{} on {backend}, step {}: loss {g} against {e} before the change\n got {got:?}\n \
-             expected {expected:?}",
-            recipe.name(),
+            "{recipe} on {backend}, step {}: loss {g} against {e} before the change\n got \
+             {got:?}\n expected {expected:?}",
             step + 1
         );
     }
@@ -135,38 +134,73 @@ macro_rules! same_losses {
 }
 
 same_losses! {
-    supervised_losses_are_unchanged: Recipe::Supervised,
-    simclr_losses_are_unchanged: Recipe::Simclr,
-    triplet_losses_are_unchanged: Recipe::Triplet,
-    byol_losses_are_unchanged: Recipe::Byol,
-    masked_patch_losses_are_unchanged: Recipe::MaskedPatch,
+    supervised_losses_are_unchanged: "supervised",
+    simclr_losses_are_unchanged: "simclr",
+    triplet_losses_are_unchanged: "triplet",
+    byol_losses_are_unchanged: "byol",
+    masked_patch_losses_are_unchanged: "masked-patch",
 }
 
-/// Writes the config of every `small` run, and of a fine-tuning run, as this code writes
-/// `config.toml` (the shape before `[method]`), to `fixtures/old_runs/` (with
-/// `REPR_WRITE_SAME_LOSSES=1`).
+/// The `config.toml` of each run above, and of a fine-tuning run, as the code before the change
+/// wrote it (`fixtures/old_runs/`: `recipe = ...` with `[simclr]`, `[triplet]`, `[byol]`,
+/// `[masked_patch]`, `[views]`, `[finetune]`, `label_smoothing`), reads as the same config in the
+/// current shape: an old run folder resumes with the settings it was trained with.
 #[test]
-fn write_old_shape_configs() {
-    if std::env::var_os("REPR_WRITE_SAME_LOSSES").is_none() {
-        return;
-    }
+fn old_shape_configs_read_as_the_same_runs() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/old_runs");
-    std::fs::create_dir_all(&dir).unwrap();
-    for recipe in [
-        Recipe::Supervised,
-        Recipe::Simclr,
-        Recipe::Triplet,
-        Recipe::Byol,
-        Recipe::MaskedPatch,
-    ] {
-        let path = dir.join(format!("{}.toml", recipe.name()));
-        std::fs::write(path, small(recipe).to_toml()).unwrap();
+    for recipe in ["supervised", "simclr", "triplet", "byol", "masked-patch"] {
+        let old = TrainConfig::from_file(&dir.join(format!("{recipe}.toml"))).unwrap();
+        assert_eq!(old.to_toml(), small(recipe).to_toml(), "{recipe}");
     }
-    let mut finetune = TrainConfig::finetune();
-    finetune.finetune.from = Some(PathBuf::from("runs/source"));
-    finetune.finetune.keep_stages = Some(3);
-    finetune.finetune.freeze_stages = Some(2);
-    finetune.finetune.backbone_lr_scale = 0.1;
-    finetune.label_smoothing = 0.1;
-    std::fs::write(dir.join("finetune.toml"), finetune.to_toml()).unwrap();
+    let old = TrainConfig::from_file(&dir.join("finetune.toml")).unwrap();
+    let mut finetune = common::preset("finetune");
+    finetune.init = Some(repr::train::InitConfig {
+        from: PathBuf::from("runs/source"),
+        keep_stages: Some(3),
+        freeze_stages: Some(2),
+        backbone_lr_scale: 0.1,
+    });
+    finetune.method = MethodConfig::Supervised(repr::train::SupervisedConfig {
+        loss: repr::objectives::CrossEntropyLossConfig::new().with_smoothing(0.1),
+    });
+    assert_eq!(old.to_toml(), finetune.to_toml());
+}
+
+/// A run folder of the old shape resumes: 20 steps of the SimCLR run, its `config.toml`
+/// replaced by the one the code before the change wrote, then resumed from that file to step
+/// 50: the 50 losses are those of the uninterrupted run before the change, bit for bit, and the
+/// folder's `config.toml` is now in the current shape.
+#[test]
+fn an_old_run_folder_resumes_with_the_same_losses() {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("run");
+    let mut first = small("simclr");
+    first.max_steps = Some(20);
+    let options = |resume| TrainOptions {
+        device: "ndarray".parse::<DeviceChoice>().unwrap(),
+        resume,
+        progress: false,
+    };
+    let run = RunDir::open(&root, RunMode::New).unwrap();
+    repr::train::train(&first, &run, &options(false)).unwrap();
+    let old = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/old_runs/simclr.toml");
+    std::fs::copy(&old, run.config()).unwrap();
+    let run = RunDir::open(&root, RunMode::Resume).unwrap();
+    let config = TrainConfig::from_file(&run.config()).unwrap();
+    repr::train::train(&config, &run, &options(true)).unwrap();
+    let got: Vec<f64> = MetricsLog::read(&run)
+        .unwrap()
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| r.loss.unwrap())
+        .collect();
+    let text = std::fs::read_to_string(fixture("simclr", "ndarray")).unwrap();
+    let expected: Vec<f64> = serde_json::from_str(&text).unwrap();
+    assert_eq!(got, expected);
+    let written = std::fs::read_to_string(run.config()).unwrap();
+    assert!(
+        written.contains("[method]") && !written.contains("recipe"),
+        "{written}"
+    );
 }

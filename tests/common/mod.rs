@@ -5,6 +5,11 @@
 use repr::backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem};
 use repr::train::{AugmentConfig, TrainConfig};
 
+/// The preset called `name`.
+pub fn preset(name: &str) -> TrainConfig {
+    (repr::train::preset(name).expect("a preset").config)()
+}
+
 /// A ResNet with one basic block per stage at width 4 for 1-channel images (small enough for
 /// wgpu on lavapipe); `num_classes` 0 builds an encoder only.
 pub fn tiny_backbone(num_classes: usize) -> BackboneConfig {

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the repr command line.
 //!
-//! - `cargo xtask train [--recipe supervised|simclr|triplet] [--device flex|ndarray|wgpu|cuda] ...`
-//!   (no `--recipe`: the short SimCLR default)
+//! - `cargo xtask train [--recipe <preset>] [--device flex|ndarray|wgpu|cuda] ...` (presets:
+//!   `repr_train::PRESETS`; no `--recipe`: the short SimCLR default, `simclr-short`)
 //! - `cargo xtask eval --run runs/<name>`: kNN, linear probe, retrieval and baselines again
 //! - `cargo xtask embed --run runs/<name> --split test --out e.npy`: embeddings as `.npy`
 //! - `cargo xtask retrieve --run runs/<name> --out grid.png`: a retrieval picture
@@ -18,7 +18,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use repr_train::{DeviceChoice, Recipe, RunDir, RunMode, TrainConfig, TrainOptions};
+use repr_train::{DeviceChoice, InitConfig, RunDir, RunMode, TrainConfig, TrainOptions};
 
 mod bench;
 mod bench_augment;
@@ -71,9 +71,12 @@ enum BenchTarget {
 
 #[derive(Parser, Default)]
 struct TrainArgs {
-    /// Recipe to train (full recipes); without it, the short SimCLR default (`simclr-short`).
-    /// With `--config`, it replaces the file's recipe.
-    #[arg(long, value_parser = ["supervised", "simclr", "triplet", "byol", "masked-patch", "finetune"])]
+    /// Preset to train; without it, the short SimCLR default (`simclr-short`). With
+    /// `--config`, the preset's method replaces a method of another kind in the file (and its
+    /// `[init]` is added when the file has none).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+        repr_train::PRESETS.iter().map(|p| p.name)
+    ))]
     recipe: Option<String>,
     /// Backend: flex (default CPU), ndarray, wgpu, cuda.
     #[arg(long, default_value = "flex")]
@@ -119,8 +122,12 @@ struct TrainArgs {
     /// same without horizontal flips, for data whose meaning changes when mirrored).
     #[arg(long, value_parser = ["standard", "no-flip"])]
     augment: Option<String>,
-    /// Pre-trained weights for `--recipe finetune`: a repr run folder, or a PyTorch state dict
-    /// with torchvision names (`.safetensors` or `.pt`).
+    /// Where a view method's augmentations run: `cpu` (the loader's threads) or `device`
+    /// (batched tensor ops on the training device, what a GPU run wants).
+    #[arg(long, value_parser = ["cpu", "device"])]
+    augment_on: Option<String>,
+    /// Pre-trained weights (`[init] from`, for `--recipe finetune` or any method): a repr run
+    /// folder, or a PyTorch state dict with torchvision names (`.safetensors` or `.pt`).
     #[arg(long)]
     from: Option<PathBuf>,
     /// Train on this fraction of the labelled training split, class-balanced (e.g. 0.01).
@@ -174,15 +181,9 @@ fn main() -> ExitCode {
 
 fn train(args: TrainArgs) -> Result<()> {
     let device: DeviceChoice = args.device.parse()?;
-    let recipe = args
-        .recipe
-        .as_deref()
-        .map(|name| Recipe::parse(name).expect("clap only accepts the listed recipes"));
-    let name = args.name.clone().unwrap_or_else(|| {
-        recipe
-            .map(|r| r.name().to_string())
-            .unwrap_or_else(|| "simclr-short".into())
-    });
+    let preset = repr_train::preset(args.recipe.as_deref().unwrap_or("simclr-short"))
+        .expect("clap only accepts the listed presets");
+    let name = args.name.clone().unwrap_or_else(|| preset.name.to_string());
     let root = args.runs_dir.join(&name);
     let mode = match (args.resume, args.overwrite) {
         (true, _) => RunMode::Resume,
@@ -194,7 +195,7 @@ fn train(args: TrainArgs) -> Result<()> {
         (Some(path), _) => TrainConfig::from_file(path)?,
         (None, true) => TrainConfig::from_file(&root.join("config.toml"))
             .with_context(|| format!("resuming {}", root.display()))?,
-        (None, false) => recipe.map_or_else(TrainConfig::simclr_short, Recipe::config),
+        (None, false) => (preset.config)(),
     };
     let mut config = apply_overrides(base, &args);
     // A preset takes channels, classes, image size, views and k from the data (a config file
@@ -204,16 +205,12 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     config.validate()?;
     // A fine-tuning run takes the architecture of the repr run it starts from.
-    let config = if config.recipe == Recipe::Finetune {
-        repr_train::finetune::resolve(&config)?
-    } else {
-        config
-    };
+    let config = repr_train::init::resolve(&config)?;
     let run = RunDir::open(&root, mode)?;
 
     println!(
         "training `{}` ({}) on {} with {} -> {}",
-        config.recipe.name(),
+        config.method.kind(),
         config.backbone.name(),
         config
             .data
@@ -258,10 +255,18 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
-    // With a config file, `--recipe` replaces its recipe (one file can describe a network
-    // trained from scratch and fine-tuned).
-    if let Some(recipe) = args.recipe.as_deref().and_then(Recipe::parse) {
-        config.recipe = recipe;
+    // With a config file, `--recipe` brings its preset's method (one file can describe a
+    // network trained from scratch and fine-tuned).
+    if args.config.is_some()
+        && let Some(preset) = args.recipe.as_deref().and_then(repr_train::preset)
+    {
+        let preset = (preset.config)();
+        if preset.method.kind() != config.method.kind() {
+            config.method = preset.method;
+        }
+        if config.init.is_none() {
+            config.init = preset.init;
+        }
     }
     if let Some(dir) = &args.data_dir {
         config.data.dir = Some(dir.clone());
@@ -273,8 +278,18 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
     if let Some(batch_size) = args.batch_size {
         config.batch_size = batch_size;
     }
+    if let Some(on) = args
+        .augment_on
+        .as_deref()
+        .and_then(repr_train::AugmentOn::parse)
+    {
+        config.augment_on = on;
+    }
     if let Some(from) = &args.from {
-        config.finetune.from = Some(from.clone());
+        match &mut config.init {
+            Some(init) => init.from = from.clone(),
+            None => config.init = Some(InitConfig::from(from.clone())),
+        }
     }
     if let Some(fraction) = args.labels_fraction {
         config.data.labels_fraction = Some(fraction);

@@ -276,6 +276,19 @@ impl BackboneConfig {
         }
     }
 
+    /// The backbone's stages in order, each by the parameter paths it owns (the paths of
+    /// [`Backbone`], variant names included): the stem first (stage 0: ResNet `conv1` + `bn1`;
+    /// a ViT's patch embedding, class token, positions and mask token), then ResNet's four
+    /// residual stages `layer1`..`layer4` or a ViT's blocks (its last one also owns the final
+    /// LayerNorm). The classifier head belongs to no stage. Fine-tuning copies, freezes and
+    /// re-initialises backbones by these.
+    pub fn stages(&self) -> Vec<BackboneStage> {
+        match self {
+            Self::ResNet(_) => resnet_stages(),
+            Self::ViT(config) => vit_stages(config.depth),
+        }
+    }
+
     /// Builds the backbone on `device`.
     ///
     /// # Panics
@@ -287,6 +300,44 @@ impl BackboneConfig {
             Self::ViT(config) => Backbone::ViT(config.init(device)),
         }
     }
+}
+
+fn stage(name: String, prefixes: Vec<String>) -> BackboneStage {
+    BackboneStage { name, prefixes }
+}
+
+fn resnet_stages() -> Vec<BackboneStage> {
+    std::iter::once(stage(
+        "stem".into(),
+        vec!["ResNet.conv1.".into(), "ResNet.bn1.".into()],
+    ))
+    .chain((1..=4).map(|i| stage(format!("layer{i}"), vec![format!("ResNet.layer{i}.")])))
+    .collect()
+}
+
+fn vit_stages(depth: usize) -> Vec<BackboneStage> {
+    let stem = ["patch_embed.", "cls_token", "pos_embed", "mask_token"]
+        .iter()
+        .map(|p| format!("ViT.{p}"))
+        .collect();
+    std::iter::once(stage("stem".into(), stem))
+        .chain((0..depth).map(|i| {
+            let mut prefixes = vec![format!("ViT.blocks.{i}.")];
+            if i + 1 == depth {
+                prefixes.push("ViT.norm.".into());
+            }
+            stage(format!("block{i}"), prefixes)
+        }))
+        .collect()
+}
+
+/// One stage of a backbone (see [`BackboneConfig::stages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackboneStage {
+    /// `"stem"`, `"layer1"`.., `"block0"`..
+    pub name: String,
+    /// Parameter path prefixes of the stage, e.g. `"ResNet.layer1."`.
+    pub prefixes: Vec<String>,
 }
 
 /// Any backbone, with the staged API they share: [`forward_features`](Self::forward_features)
@@ -318,6 +369,14 @@ impl From<ViT> for Backbone {
 }
 
 impl Backbone {
+    /// The stages of this network, as [`BackboneConfig::stages`] gives them for its config.
+    pub fn stages(&self) -> Vec<BackboneStage> {
+        match self {
+            Backbone::ResNet(_) => resnet_stages(),
+            Backbone::ViT(vit) => vit_stages(vit.blocks.len()),
+        }
+    }
+
     /// The last feature map, before pooling: a ResNet's `layer4`; a ViT's patch tokens after
     /// the final LayerNorm, as a map (the CLS token is left out).
     ///

@@ -39,7 +39,7 @@ pub mod resnet;
 mod torchvision;
 pub mod vit;
 
-pub use backbone::{Backbone, BackboneConfig};
+pub use backbone::{Backbone, BackboneConfig, BackboneStage};
 pub use error::ConfigError;
 pub use import::{ImportError, ShapeMismatch, StateDict};
 pub use params::num_learnable_params;

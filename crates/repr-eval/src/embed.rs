@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use repr_backbones::{Backbone, Pooling};
 use repr_data::{ImageBatcher, ImageDataset, Normalize};
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ impl Default for EmbedConfig {
 /// the random-initialisation baseline, pass a freshly initialised backbone.
 ///
 /// ```
-/// use burn::tensor::Device;
+/// use burn::tensor::{Device, Tensor};
 /// use repr_backbones::{BackboneConfig, Pooling, ResNetConfig, Stem, ViTConfig};
 /// use repr_data::{ImageDataset, Normalize};
 /// use repr_eval::{embed_dataset, EmbedConfig, Layer};
@@ -131,34 +131,89 @@ pub fn embed_dataset(
     }
     check_channels(dataset, normalize)?;
     let layer = config.layer.index(backbone, config.pooling)?;
+    let plain = device.clone().without_autodiff();
+    let backbone = backbone.valid().to_device(&plain);
+    let (pooling, features) = (config.pooling, backbone.num_features());
+    embed_with(
+        dataset,
+        normalize,
+        config.batch_size,
+        device,
+        |images| {
+            backbone
+                .embed_at(images, layer, pooling)
+                .expect("the layer was checked against the backbone")
+        },
+        |_| {},
+    )
+    .map(|e| {
+        if dataset.is_empty() {
+            Embeddings { dim: features, ..e }
+        } else {
+            e
+        }
+    })
+}
+
+/// The one embedding loop: every image of `dataset`, in order, normalised by `normalize` and
+/// given to `encoder` in batches of `batch_size` on `device` without autodiff; `encoder` maps
+/// `[batch, channels, height, width]` to `[batch, dim]` (a backbone's pooled layer, a method's
+/// trained embedding, anything). `progress` is told the images embedded so far after each
+/// batch. [`embed_dataset`] is this with a backbone layer as the encoder.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use repr_data::{ImageDataset, Normalize};
+///
+/// let device = Device::flex();
+/// let data = ImageDataset::new(vec![0, 255, 51, 102], vec![0, 1], [1, 1, 2], vec!["a".into(), "b".into()])?;
+/// // An encoder that sums each image's pixels.
+/// let e = repr_eval::embed_with(&data, &Normalize::identity(1), 1, &device,
+///     |x: Tensor<4>| x.sum_dim(3).flatten::<2>(1, 3), |_| {})?;
+/// assert_eq!((e.len, e.dim), (2, 1));
+/// assert!((e.data[0] - 1.0).abs() < 1e-6 && (e.data[1] - 0.6).abs() < 1e-6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`EvalError::InvalidInput`] when the batch size is 0 or the normalisation's channel count
+/// differs from the images'; [`EvalError::NonFinite`] when the encoder produces NaN or
+/// infinity.
+pub fn embed_with(
+    dataset: &ImageDataset,
+    normalize: &Normalize,
+    batch_size: usize,
+    device: &Device,
+    mut encoder: impl FnMut(Tensor<4>) -> Tensor<2>,
+    mut progress: impl FnMut(usize),
+) -> Result<Embeddings, EvalError> {
+    if batch_size == 0 {
+        return Err(EvalError::invalid("batch_size", "must be at least 1"));
+    }
+    check_channels(dataset, normalize)?;
     let device = device.clone().without_autodiff();
-    let backbone = backbone.valid().to_device(&device);
     let batcher = ImageBatcher::new(normalize.clone());
     let shape = dataset.shape();
     let mut data = Vec::new();
     let mut dim = 0;
     let mut floats = Vec::new();
-    for start in (0..dataset.len()).step_by(config.batch_size) {
-        let end = (start + config.batch_size).min(dataset.len());
+    for start in (0..dataset.len()).step_by(batch_size) {
+        let end = (start + batch_size).min(dataset.len());
         let images: Vec<&[u8]> = (start..end).map(|i| dataset.image(i)).collect();
         batcher.normalize_into(&images, &mut floats);
         let labels = vec![0; end - start];
         let batch = ImageBatcher::to_batch(std::mem::take(&mut floats), &labels, shape, &device);
-        let pooled = backbone
-            .embed_at(batch.images, layer, config.pooling) // [b, channels]
-            .map_err(|e| EvalError::invalid("config.layer", e.to_string()))?;
-        dim = pooled.dims()[1];
-        data.extend(pooled.into_data().iter::<f32>());
-    }
-    if dataset.is_empty() {
-        dim = backbone.num_features();
+        let embedded = encoder(batch.images); // [b, dim]
+        dim = embedded.dims()[1];
+        data.extend(embedded.into_data().iter::<f32>());
+        progress(end);
     }
     let embeddings = Embeddings {
         len: dataset.len(),
         dim,
         data,
     };
-    embeddings.check("backbone output")?;
+    embeddings.check("encoder output")?;
     Ok(embeddings)
 }
 

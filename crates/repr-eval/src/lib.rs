@@ -1,6 +1,7 @@
 //! The evaluation toolkit of `repr`: how good are learned embeddings?
 //!
-//! - [`embed_dataset`]: embeddings from any [`Layer`] of a backbone with average or max
+//! - [`embed_with`]: the one embedding loop, over any encoder (a closure from images to
+//!   vectors); [`embed_dataset`]: embeddings from any [`Layer`] of a backbone with average or max
 //!   pooling; [`raw_pixel_embeddings`] for the raw-pixel baseline (the random-initialisation
 //!   baseline is `embed_dataset` on a freshly initialised backbone).
 //! - [`knn_classify`]: weighted k-nearest-neighbour classification with cosine similarity and
@@ -42,7 +43,7 @@ mod plot;
 mod retrieval;
 mod search;
 
-pub use embed::{EmbedConfig, Layer, embed_dataset, raw_pixel_embeddings};
+pub use embed::{EmbedConfig, Layer, embed_dataset, embed_with, raw_pixel_embeddings};
 pub use embeddings::Embeddings;
 pub use error::EvalError;
 pub use grid::{

@@ -1,24 +1,43 @@
 //! Cross-entropy over class logits, with label smoothing.
 
-use burn::config::Config;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::{ObjectiveError, Reduction};
 
-/// Configuration of [`CrossEntropyLoss`].
-#[derive(Config, Debug)]
+/// Configuration of [`CrossEntropyLoss`] (a config file's `[method.loss]` of the supervised
+/// method); unset fields take the defaults, unknown ones are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CrossEntropyLossConfig {
     /// Label smoothing ε in `[0, 1)`: the target distribution is `(1 - ε)·onehot + ε/K`
     /// (Szegedy et al. 2016, "Rethinking the Inception Architecture"; PyTorch's semantics).
-    #[config(default = 0.0)]
     pub smoothing: f64,
     /// How per-sample losses are reduced by `forward`.
-    #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
 }
 
+impl Default for CrossEntropyLossConfig {
+    fn default() -> Self {
+        Self {
+            smoothing: 0.0,
+            reduction: Reduction::Mean,
+        }
+    }
+}
+
+with_setters!(CrossEntropyLossConfig {
+    with_smoothing => smoothing: f64,
+    with_reduction => reduction: Reduction,
+});
+
 impl CrossEntropyLossConfig {
+    /// The defaults: no smoothing, mean over the batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Checks the hyperparameters, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
         if !(0.0..1.0).contains(&self.smoothing) {

@@ -5,6 +5,7 @@
 //!
 //! - [`CrossEntropyLoss`]: supervised classification, with label smoothing.
 //! - [`NtXentLoss`] and [`ProjectionHead`]: SimCLR.
+//! - [`SupConLoss`]: supervised contrastive learning (Khosla et al. 2020).
 //! - [`TripletLoss`] over a [`Distance`] with a [`Miner`]: metric learning (FaceNet, Hermans et
 //!   al. 2017).
 //! - [`MaskedPatchConfig`], [`CorruptionPlan`] and [`MaskedPatchHead`]: masked-patch prediction
@@ -12,6 +13,21 @@
 //! - [`byol_loss`], [`target_decay`] and [`momentum`] (the target network as an exponential
 //!   moving average): BYOL (Grill et al. 2020).
 #![warn(missing_docs)]
+
+/// `with_<field>(value)` builder methods for the public fields of a config.
+macro_rules! with_setters {
+    ($ty:ident { $($setter:ident => $field:ident: $fty:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("This config with `", stringify!($field), "` set to `value`.")]
+                pub fn $setter(mut self, value: $fty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
 
 mod byol;
 mod cross_entropy;
@@ -24,6 +40,7 @@ pub mod momentum;
 mod nt_xent;
 mod projection;
 mod reduction;
+mod supcon;
 mod triplet;
 
 pub use byol::{byol_loss, byol_symmetric_loss, target_decay};
@@ -36,6 +53,7 @@ pub use miner::{MinedTriplets, Miner, Triplet};
 pub use nt_xent::{NtXentLoss, NtXentLossConfig};
 pub use projection::{ProjectionBlock, ProjectionHead, ProjectionHeadConfig};
 pub use reduction::Reduction;
+pub use supcon::{SupConLoss, SupConLossConfig};
 pub use triplet::{
     TripletCounts, TripletLoss, TripletLossConfig, TripletOutput, TripletReduction, TripletTerms,
     no_valid_triplet_warned,

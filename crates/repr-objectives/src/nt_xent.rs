@@ -1,26 +1,46 @@
 //! NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR.
 
-use burn::config::Config;
 use burn::tensor::{Bool, Int, Tensor};
+
+use serde::{Deserialize, Serialize};
 
 use crate::ObjectiveError;
 
-/// Configuration of [`NtXentLoss`].
-#[derive(Config, Debug)]
+/// Configuration of [`NtXentLoss`] (a config file's `[method.loss]` of SimCLR); unset fields take
+/// the defaults, unknown ones are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct NtXentLossConfig {
     /// Temperature τ > 0 dividing the cosine similarities (SimCLR uses 0.1–1.0; 0.5 on CIFAR-10).
-    #[config(default = 0.5)]
     pub temperature: f64,
     /// Anchors (rows of the `[2N, 2N + M]` similarity matrix) handled at a time. `None` builds
     /// the whole matrix, and autodiff keeps a few `[2N, 2N + M]` tensors for the backward pass.
     /// `Some(c)` builds `c` rows at a time: the reduced loss then also forms its gradient block
     /// by block (outside the autodiff graph), so memory is `O(c·(2N + M) + (2N + M)·D)` in both
     /// passes. The value and the gradient are the same either way.
-    #[config(default = "None")]
     pub chunk_size: Option<usize>,
 }
 
+impl Default for NtXentLossConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            chunk_size: None,
+        }
+    }
+}
+
+with_setters!(NtXentLossConfig {
+    with_temperature => temperature: f64,
+    with_chunk_size => chunk_size: Option<usize>,
+});
+
 impl NtXentLossConfig {
+    /// The defaults: temperature 0.5, the whole similarity matrix at once.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Checks the hyperparameters, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {

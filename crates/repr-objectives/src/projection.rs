@@ -1,11 +1,12 @@
 //! The MLP projection head of SimCLR.
 
-use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use repr_kernels::nn::BatchNorm;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ObjectiveError;
 
@@ -14,9 +15,14 @@ use crate::ObjectiveError;
 /// `layers = 2` without batch norm is the SimCLR v1 head `Linear → ReLU → Linear`; with
 /// `batch_norm` it is `Linear → BatchNorm → ReLU → Linear` (the v1 code base; SimCLR v2 uses 3
 /// layers).
-#[derive(Config, Debug)]
+///
+/// In a config file (`[method.head]`) `input` is not given: it is the width of the encoder the
+/// head is built on, set by the method that builds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ProjectionHeadConfig {
     /// Width of the representation `h` that enters the head (e.g. 512 for ResNet-18).
+    #[serde(skip)]
     pub input: usize,
     /// Width of the hidden layers.
     pub hidden: usize,
@@ -24,15 +30,50 @@ pub struct ProjectionHeadConfig {
     pub output: usize,
     /// Number of linear layers, at least 1. Every layer but the last is followed by
     /// (optionally) BatchNorm and a ReLU; `1` is a single linear map `input → output`.
-    #[config(default = 2)]
     pub layers: usize,
     /// BatchNorm after each hidden linear layer. Those layers then have no bias (BatchNorm's
     /// shift replaces it).
-    #[config(default = false)]
     pub batch_norm: bool,
 }
 
+impl Default for ProjectionHeadConfig {
+    /// SimCLR v1's head for an encoder not yet known (`input` 0): 256 hidden, 128 out, 2
+    /// layers, no BatchNorm.
+    fn default() -> Self {
+        Self {
+            input: 0,
+            hidden: 256,
+            output: 128,
+            layers: 2,
+            batch_norm: false,
+        }
+    }
+}
+
+with_setters!(ProjectionHeadConfig {
+    with_layers => layers: usize,
+    with_batch_norm => batch_norm: bool,
+});
+
 impl ProjectionHeadConfig {
+    /// A head `input → hidden → output` of 2 layers without BatchNorm.
+    pub fn new(input: usize, hidden: usize, output: usize) -> Self {
+        Self {
+            input,
+            hidden,
+            output,
+            ..Self::default()
+        }
+    }
+
+    /// This config for an encoder of `input` features.
+    pub fn for_input(&self, input: usize) -> Self {
+        Self {
+            input,
+            ..self.clone()
+        }
+    }
+
     /// Checks the sizes, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
         for (field, value) in [

@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::config::Config;
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -22,29 +21,51 @@ pub enum TripletReduction {
     MeanNonZero,
 }
 
-/// Configuration of [`TripletLoss`].
-#[derive(Config, Debug)]
+/// Configuration of [`TripletLoss`] (a config file's `[method.loss]` of the triplet method);
+/// unset fields take the defaults, unknown ones are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TripletLossConfig {
     /// Margin `m ≥ 0` of the hinge `max(d(a,p) - d(a,n) + m, 0)` (FaceNet: 0.2 on normalised
     /// embeddings). Ignored with `soft_margin`.
-    #[config(default = 0.2)]
     pub margin: f64,
     /// The distance between embeddings.
-    #[config(default = "Distance::Euclidean")]
     pub distance: Distance,
     /// How triplets are chosen in the batch.
-    #[config(default = "Miner::BatchHard")]
     pub miner: Miner,
     /// Use `softplus(d(a,p) - d(a,n)) = ln(1 + e^{d(a,p) - d(a,n)})` instead of the hinge
     /// (Hermans et al. 2017, section 2: the soft margin).
-    #[config(default = false)]
     pub soft_margin: bool,
     /// How the per-triplet losses are averaged.
-    #[config(default = "TripletReduction::MeanAll")]
     pub reduction: TripletReduction,
 }
 
+impl Default for TripletLossConfig {
+    fn default() -> Self {
+        Self {
+            margin: 0.2,
+            distance: Distance::Euclidean,
+            miner: Miner::BatchHard,
+            soft_margin: false,
+            reduction: TripletReduction::MeanAll,
+        }
+    }
+}
+
+with_setters!(TripletLossConfig {
+    with_margin => margin: f64,
+    with_distance => distance: Distance,
+    with_miner => miner: Miner,
+    with_soft_margin => soft_margin: bool,
+    with_reduction => reduction: TripletReduction,
+});
+
 impl TripletLossConfig {
+    /// The defaults: margin 0.2, euclidean, batch-hard, hinge, mean over all valid triplets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Checks the hyperparameters, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
         if !(self.margin >= 0.0 && self.margin.is_finite()) {

@@ -2,89 +2,16 @@
 
 use std::path::PathBuf;
 
-use repr_augment::MultiViewConfig;
 use repr_backbones::BackboneConfig;
-use repr_objectives::{Distance, MaskedPatchConfig, Miner};
 use serde::{Deserialize, Serialize};
 
-use crate::TrainError;
-
-/// Which method trains the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Recipe {
-    /// Cross-entropy on labelled images (a classifier head on the backbone).
-    Supervised,
-    /// SimCLR (Chen et al. 2020): two augmented views, projection head, NT-Xent; no labels.
-    Simclr,
-    /// Triplet loss with mining on P×K class-balanced batches (Hermans et al. 2017).
-    Triplet,
-    /// BYOL (Grill et al. 2020): online network predicts a momentum target's projection of the
-    /// other view; no negatives.
-    Byol,
-    /// Masked-patch prediction (Dosovitskiy et al. 2020, B.1.2): a ViT predicts a target (mean
-    /// colour, downsized patch or pixels) of its corrupted patches; no labels.
-    MaskedPatch,
-    /// Supervised fine-tuning of a pre-trained backbone (a `repr` run or PyTorch weights) with
-    /// a new classifier: copy the first stages, re-initialise the rest, freeze a prefix, a
-    /// smaller learning rate for the backbone, warm-up (see [`FinetuneConfig`]).
-    Finetune,
-}
-
-impl Recipe {
-    /// The name used on the command line and in `summary.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Recipe::Supervised => "supervised",
-            Recipe::Simclr => "simclr",
-            Recipe::Triplet => "triplet",
-            Recipe::Byol => "byol",
-            Recipe::MaskedPatch => "masked-patch",
-            Recipe::Finetune => "finetune",
-        }
-    }
-
-    /// Every recipe, in the order the CLI lists them.
-    pub const ALL: [Recipe; 6] = [
-        Recipe::Supervised,
-        Recipe::Simclr,
-        Recipe::Triplet,
-        Recipe::Byol,
-        Recipe::MaskedPatch,
-        Recipe::Finetune,
-    ];
-
-    /// The recipe called `name` on the command line.
-    pub fn parse(name: &str) -> Option<Recipe> {
-        Self::ALL.into_iter().find(|r| r.name() == name)
-    }
-
-    /// The recipe's full configuration (see each preset's documentation).
-    pub fn config(self) -> TrainConfig {
-        match self {
-            Recipe::Supervised => TrainConfig::supervised(),
-            Recipe::Simclr => TrainConfig::simclr(),
-            Recipe::Triplet => TrainConfig::triplet(),
-            Recipe::Byol => TrainConfig::byol(),
-            Recipe::MaskedPatch => TrainConfig::masked_patch(),
-            Recipe::Finetune => TrainConfig::finetune(),
-        }
-    }
-
-    /// Whether the method learns an embedding without a classifier (evaluated by kNN, linear
-    /// probe and retrieval rather than by classifier accuracy).
-    pub fn is_embedding(self) -> bool {
-        !matches!(self, Recipe::Supervised | Recipe::Finetune)
-    }
-}
+use crate::{Method, MethodConfig, RunFacts, RunShape, TrainError};
 
 /// Everything about one training run. Fields left out of a config file take the defaults of
 /// [`TrainConfig::supervised`]; unknown fields are an error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// The method.
-    pub recipe: Recipe,
     /// Seeds parameter initialisation, data order and augmentation.
     pub seed: u64,
     /// Passes over the training split.
@@ -100,14 +27,21 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// The network.
     pub backbone: BackboneConfig,
+    /// The method that trains it (`[method] kind = "simclr"`, with its head, loss and views).
+    pub method: MethodConfig,
+    /// Where the network's first stages come from, for fine-tuning (any method; none: a fresh
+    /// initialisation).
+    pub init: Option<InitConfig>,
     /// The optimizer and its base learning rate.
     pub optimizer: OptimizerConfig,
     /// Warm-up and decay of the learning rate.
     pub schedule: ScheduleConfig,
     /// Training-time augmentation.
     pub augment: AugmentConfig,
-    /// Label smoothing of the cross-entropy, in `[0, 1)`.
-    pub label_smoothing: f64,
+    /// Where a view method's `[method.views]` are applied: `"cpu"` (the loader's threads) or
+    /// `"device"` (batched tensor ops on the training device: what a GPU run wants). The
+    /// single-image crop and flip run on the CPU.
+    pub augment_on: AugmentOn,
     /// Write a checkpoint every this many steps (0: only at the end of each epoch).
     pub checkpoint_every_steps: usize,
     /// Read the loss back from the device and log every this many steps.
@@ -116,109 +50,56 @@ pub struct TrainConfig {
     pub eval_every_epochs: usize,
     /// Batches prepared ahead of the training step by the loader thread.
     pub prefetch_batches: usize,
-    /// SimCLR's projection head and loss (recipe `simclr`).
-    pub simclr: SimclrConfig,
-    /// Triplet loss, mining and P×K batches (recipe `triplet`).
-    pub triplet: TripletConfig,
-    /// BYOL's projector, predictor and target decay (recipe `byol`).
-    pub byol: ByolConfig,
-    /// Masked-patch prediction's corruption and target (recipe `masked-patch`); its patch size
-    /// must be the ViT's.
-    pub masked_patch: MaskedPatchConfig,
-    /// The augmented views of the self-supervised recipes (`simclr`, `byol`).
-    pub views: MultiViewConfig,
-    /// Where the pre-trained weights come from and what is kept, frozen and re-initialised
-    /// (recipe `finetune`).
-    pub finetune: FinetuneConfig,
     /// How the learned representation is evaluated during and after training.
     pub eval: EvalConfig,
     /// Which data-dependent fields are taken from the dataset when training starts (not part
     /// of a config file: set by `cargo xtask train` for the fields a file leaves out).
     #[serde(skip)]
-    pub from_data: crate::FromData,
+    pub from_data: FromData,
 }
 
-/// SimCLR's projection head and NT-Xent loss.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimclrConfig {
-    /// NT-Xent temperature, > 0.
-    pub temperature: f64,
-    /// Hidden width of the projection head.
-    pub head_hidden: usize,
-    /// Output width of the projection head (the space the loss compares in).
-    pub head_output: usize,
-    /// Linear layers of the projection head (>= 1).
-    pub head_layers: usize,
-    /// BatchNorm after each hidden linear layer of the head (SimCLR v2 style).
-    pub head_batch_norm: bool,
-    /// Rows of the similarity matrix computed at once (`None`: all 2N).
-    pub chunk_size: Option<usize>,
-}
-
-/// BYOL's heads and target network.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ByolConfig {
-    /// Hidden width of the projector and predictor MLPs (BYOL: 4096).
-    pub hidden: usize,
-    /// Output width of the projector and predictor (BYOL: 256).
-    pub output: usize,
-    /// The target's decay at the first step, rising to 1 along a cosine (BYOL: 0.996).
-    pub base_decay: f64,
-}
-
-impl Default for ByolConfig {
-    fn default() -> Self {
-        Self {
-            hidden: 4096,
-            output: 256,
-            base_decay: 0.996,
-        }
-    }
-}
-
-/// Fine-tuning a pre-trained backbone on a labelled task (recipe `finetune`).
+/// `[init]`: the network's first stages from pre-trained weights (fine-tuning), for any method.
 ///
-/// The backbone's stages are its stem (stage 0) then its residual stages (ResNet `layer1` to
-/// `layer4`) or transformer blocks (ViT); the classifier head is always new.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FinetuneConfig {
+/// The backbone's stages are [`BackboneConfig::stages`]: its stem (stage 0) then its residual
+/// stages (ResNet `layer1` to `layer4`) or transformer blocks (ViT); a classifier head is always
+/// new.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
     /// The pre-trained weights: a `repr` run folder (its `model.bpk`, or its last checkpoint
     /// when unfinished; the backbone architecture then comes from its `config.toml`), or a
     /// PyTorch state dict with torchvision names (`.safetensors` or `.pt`) for the `backbone`
-    /// of this config. Required by the `finetune` recipe.
-    pub from: Option<PathBuf>,
+    /// of this config. Empty in the `finetune` preset: `--from` gives it.
+    pub from: PathBuf,
     /// Copy the pre-trained stem and first this many stages; later stages start from a fresh
-    /// initialisation ("new layers"). `None`: every stage.
+    /// initialisation ("new layers"). Unset: every stage.
+    #[serde(default)]
     pub keep_stages: Option<usize>,
     /// Freeze the stem and first this many stages: no gradient, no weight decay, and their
-    /// BatchNorm layers use and keep their running statistics. `None`: nothing frozen (the
-    /// stem is frozen from `Some(0)` on).
+    /// BatchNorm layers use and keep their running statistics. Unset: nothing frozen (the
+    /// stem is frozen from 0 on).
+    #[serde(default)]
     pub freeze_stages: Option<usize>,
-    /// The backbone's learning rate as a multiple of the head's (1: one rate for all).
+    /// The backbone's learning rate as a multiple of the rest's (the heads; 1: one rate for
+    /// all).
+    #[serde(default = "one")]
     pub backbone_lr_scale: f64,
 }
 
-/// Triplet loss with mining, on P×K batches.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TripletConfig {
-    /// Margin between positive and negative distances.
-    pub margin: f64,
-    /// How distances between embeddings are measured.
-    pub distance: Distance,
-    /// Which triplets of the batch the loss uses.
-    pub miner: Miner,
-    /// Soft margin `ln(1 + exp(d_ap - d_an))` instead of the hinge (Hermans et al. 2017).
-    pub soft_margin: bool,
-    /// Width of the embedding head on top of the backbone's pooled features.
-    pub embedding_dim: usize,
-    /// P: classes per batch.
-    pub classes_per_batch: usize,
-    /// K: images per class in a batch. `batch_size` must equal P × K.
-    pub images_per_class: usize,
+fn one() -> f64 {
+    1.0
+}
+
+impl InitConfig {
+    /// Every stage of `from` copied and trained at one learning rate.
+    pub fn from(from: impl Into<PathBuf>) -> Self {
+        Self {
+            from: from.into(),
+            keep_stages: None,
+            freeze_stages: None,
+            backbone_lr_scale: 1.0,
+        }
+    }
 }
 
 /// Evaluation of a learned representation: kNN and linear probe on the test split with the
@@ -230,8 +111,8 @@ pub struct EvalConfig {
     pub knn_k: usize,
     /// Temperature of the kNN votes, `exp(similarity / T)`.
     pub knn_temperature: f64,
-    /// Use only this many training images (seeded, stratified) as kNN memory and linear-probe
-    /// training set; `None`: the whole training split.
+    /// Use only this many training images (the first of a seeded shuffle) as kNN memory and
+    /// linear-probe training set; `None`: the whole training split.
     pub memory_limit: Option<usize>,
     /// Fit a linear probe on the frozen features at the end of the run.
     pub linear_probe: bool,
@@ -255,7 +136,8 @@ pub struct DataConfig {
     /// A dataset folder (IDX files, CIFAR binaries, or `class/*.png` folders); `None` is the
     /// embedded Fashion-MNIST.
     pub dir: Option<PathBuf>,
-    /// Use only the first this many training images (after a seeded, class-stratified shuffle).
+    /// Use only this many training images: the first of a seeded shuffle (not stratified by
+    /// class; `labels_fraction` is).
     pub train_limit: Option<usize>,
     /// Use only the first this many test images.
     pub test_limit: Option<usize>,
@@ -271,6 +153,28 @@ pub struct DataConfig {
     /// `"fail"` (default) stops before training; `"skip"` leaves it out and lists it, with the
     /// reason, in the run folder's `skipped.txt`.
     pub on_bad_image: repr_data::OnBadImage,
+}
+
+/// Where augmentation runs (`augment_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AugmentOn {
+    /// On the loader's CPU threads, overlapping the training step.
+    #[default]
+    Cpu,
+    /// On the training device, as batched tensor ops, when the batch is uploaded.
+    Device,
+}
+
+impl AugmentOn {
+    /// The value of a command-line name (`cpu`, `device`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "cpu" => Some(Self::Cpu),
+            "device" => Some(Self::Device),
+            _ => None,
+        }
+    }
 }
 
 /// The optimizer.
@@ -325,7 +229,8 @@ pub struct ScheduleConfig {
     pub min_lr: f64,
 }
 
-/// Training-time augmentation of the supervised recipe.
+/// Training-time augmentation of the single-image methods (supervised, triplet, masked-patch);
+/// the view methods take theirs from `[method.views]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentConfig {
@@ -335,7 +240,7 @@ pub struct AugmentConfig {
     pub horizontal_flip: f64,
     /// The named preset (`"standard"` or `"no-flip"`, which also removes every flip from the
     /// SSL views).
-    pub preset: crate::AugmentPreset,
+    pub preset: AugmentPreset,
 }
 
 impl Default for ScheduleConfig {
@@ -352,7 +257,7 @@ impl Default for AugmentConfig {
         Self {
             crop_padding: 2,
             horizontal_flip: 0.5,
-            preset: crate::AugmentPreset::Standard,
+            preset: AugmentPreset::Standard,
         }
     }
 }
@@ -360,44 +265,6 @@ impl Default for AugmentConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self::supervised()
-    }
-}
-
-impl Default for SimclrConfig {
-    fn default() -> Self {
-        Self {
-            temperature: 0.5,
-            head_hidden: 256,
-            head_output: 128,
-            head_layers: 2,
-            head_batch_norm: false,
-            chunk_size: None,
-        }
-    }
-}
-
-impl Default for FinetuneConfig {
-    fn default() -> Self {
-        Self {
-            from: None,
-            keep_stages: None,
-            freeze_stages: None,
-            backbone_lr_scale: 1.0,
-        }
-    }
-}
-
-impl Default for TripletConfig {
-    fn default() -> Self {
-        Self {
-            margin: 0.2,
-            distance: Distance::Euclidean,
-            miner: Miner::BatchHard,
-            soft_margin: false,
-            embedding_dim: 128,
-            classes_per_batch: 8,
-            images_per_class: 16,
-        }
     }
 }
 
@@ -439,6 +306,35 @@ fn json_keys(value: &serde_json::Value, prefix: &str) -> Vec<String> {
 }
 
 impl TrainConfig {
+    /// The facts a method of this run is built from, for data normalised by `normalize`.
+    pub fn run_facts(&self, normalize: repr_data::Normalize) -> RunFacts {
+        RunFacts {
+            normalize,
+            seed: self.seed,
+            channels: self.backbone.in_channels(),
+        }
+    }
+
+    /// What the method's section is checked against.
+    pub fn run_shape(&self) -> RunShape<'_> {
+        RunShape {
+            backbone: &self.backbone,
+            batch_size: self.batch_size,
+            pooling: self.eval.pooling,
+        }
+    }
+
+    /// A freshly initialised network of this config on `device`: the backbone (its parameters
+    /// drawn first), then the method around it.
+    pub fn init_method(
+        &self,
+        run: &RunFacts,
+        device: &burn::tensor::Device,
+    ) -> Result<Method, TrainError> {
+        let backbone = self.backbone.init(device);
+        self.method.init(backbone, run, device)
+    }
+
     /// Reads a TOML (`.toml`) or JSON (any other extension) config file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|error| TrainError::Io {
@@ -449,21 +345,28 @@ impl TrainConfig {
             path: path.to_path_buf(),
             message,
         };
-        // Parsed twice: into the config (errors keep the parser's line and key) and into a
-        // document, for the keys the file sets.
-        let (mut config, keys): (Self, Vec<String>) =
-            if path.extension().is_some_and(|e| e == "toml") {
-                let config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                let value: serde_json::Value =
-                    toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                (config, json_keys(&value, ""))
-            } else {
-                let config = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                let value: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                (config, json_keys(&value, ""))
-            };
-        config.from_data = crate::FromData::missing_from(&keys);
+        // Parsed twice: into a document, for the keys the file sets (and the shape it has), and
+        // into the config (errors keep the parser's line and key).
+        let toml = path.extension().is_some_and(|e| e == "toml");
+        let doc: serde_json::Value = if toml {
+            toml::from_str(&text).map_err(|e| bad(e.to_string()))?
+        } else {
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+        };
+        let (mut config, keys): (Self, Vec<String>) = if crate::legacy::is_old(&doc) {
+            // A file of the old shape (`recipe = ...`): converted, then read.
+            let doc = crate::legacy::convert(doc).map_err(bad)?;
+            let keys = json_keys(&doc, "");
+            let config = serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?;
+            (config, keys)
+        } else if toml {
+            let config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            (config, json_keys(&doc, ""))
+        } else {
+            let config = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            (config, json_keys(&doc, ""))
+        };
+        config.from_data = FromData::missing_from(&keys);
         config.validate()?;
         Ok(config)
     }
@@ -471,6 +374,84 @@ impl TrainConfig {
     /// The config as TOML, as written to `config.toml` in the run folder.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a TrainConfig always serializes to TOML")
+    }
+}
+
+/// Which data-dependent fields [`crate::train`] takes from the dataset. `cargo xtask train`
+/// sets all of them for a preset and, with a config file, those the file leaves out; a config
+/// built in code sets none unless it asks (the default), so what it says is what trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FromData {
+    /// `backbone.in_channels` ← the images' channels.
+    pub in_channels: bool,
+    /// `backbone.num_classes` ← the dataset's classes (0, no classifier, for an embedding
+    /// method).
+    pub num_classes: bool,
+    /// A ViT's `backbone.image_size` ← the images' (square) size.
+    pub image_size: bool,
+    /// `method.views` ← the method's views for this image size and channel count.
+    pub views: bool,
+    /// `eval.knn_k` ← at most the kNN memory's size.
+    pub knn_k: bool,
+}
+
+impl FromData {
+    /// Every field from the data (a preset).
+    pub const ALL: Self = Self {
+        in_channels: true,
+        num_classes: true,
+        image_size: true,
+        views: true,
+        knn_k: true,
+    };
+
+    /// The fields a config file leaves out: `keys` are its dotted keys (`backbone.in_channels`,
+    /// `views`, ...).
+    pub fn missing_from(keys: &[String]) -> Self {
+        let has = |key: &str| {
+            keys.iter()
+                .any(|k| k == key || k.starts_with(&format!("{key}.")))
+        };
+        Self {
+            in_channels: !has("backbone.in_channels"),
+            num_classes: !has("backbone.num_classes"),
+            image_size: !has("backbone.image_size"),
+            views: !has("method.views"),
+            knn_k: !has("eval.knn_k"),
+        }
+    }
+}
+
+/// Named augmentation presets: `--augment` on the command line, `augment.preset` in a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugmentPreset {
+    /// The recipe's augmentation, fitted to the data: SimCLR views for grayscale images
+    /// (RandomResizedCrop 0.2–1, flip, brightness/contrast jitter) or for colour ones (CIFAR's:
+    /// RandomResizedCrop 0.08–1, flip, colour jitter, random grayscale; ImageNet's with blur
+    /// above 64 pixels), BYOL's asymmetric pair for colour images, pad-and-crop + flip for the
+    /// supervised recipes.
+    #[default]
+    Standard,
+    /// The same without any horizontal flip: for data whose meaning changes when mirrored
+    /// (digits, letters, text, road signs, anything with a handedness).
+    NoFlip,
+}
+
+impl AugmentPreset {
+    /// The preset's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::NoFlip => "no-flip",
+        }
+    }
+
+    /// The preset of a command-line name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Standard, Self::NoFlip]
+            .into_iter()
+            .find(|p| p.name() == name)
     }
 }
 
@@ -517,7 +498,17 @@ mod tests {
                     }
                 }),
             ),
-            ("label_smoothing", Box::new(|c| c.label_smoothing = 1.0)),
+            (
+                "method.loss.smoothing",
+                Box::new(|c| {
+                    c.method = crate::MethodConfig::Supervised(
+                        crate::methods::supervised::SupervisedConfig {
+                            loss: repr_objectives::CrossEntropyLossConfig::new()
+                                .with_smoothing(1.0),
+                        },
+                    )
+                }),
+            ),
             (
                 "schedule.warmup_epochs",
                 Box::new(|c| c.schedule.warmup_epochs = 100.0),

@@ -7,8 +7,10 @@ use burn::tensor::{Device, Int, Tensor};
 use repr_data::{ImageDataset, Normalize};
 use repr_objectives::CrossEntropyLoss;
 
-use crate::supervised::correct_count;
-use crate::{Batch, BatchLoader, LoaderConfig, Supervised};
+use repr_backbones::Backbone;
+
+use crate::methods::supervised::correct_count;
+use crate::{Batch, BatchLoader, LoaderConfig};
 
 /// Loss and top-1 accuracy of a classifier over a split.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,11 +23,11 @@ pub struct Accuracy {
     pub count: usize,
 }
 
-/// Evaluates `model` (switched to inference mode: no autodiff, BatchNorm running statistics) on
+/// Evaluates the classifier `model` (a backbone with its head; switched to inference mode: no autodiff, BatchNorm running statistics) on
 /// every image of `dataset`, in order, without augmentation. Sums stay on the device and are read
 /// once at the end.
 pub fn accuracy(
-    model: &Supervised,
+    model: &Backbone,
     dataset: Arc<ImageDataset>,
     normalize: &Normalize,
     batch_size: usize,
@@ -59,7 +61,7 @@ pub fn accuracy(
 }
 
 fn evaluate_batch(
-    model: &Supervised,
+    model: &Backbone,
     loss_fn: &CrossEntropyLoss,
     images: Tensor<4>,
     targets: Tensor<1, Int>,

@@ -2,89 +2,10 @@
 //! classes, a ViT's image size, the SSL views' crop and colour ops, the kNN's `k`) are taken
 //! from it unless the config sets them, and the named augmentation presets.
 
-use repr_augment::{MultiViewConfig, OpConfig};
+use repr_augment::OpConfig;
 use repr_backbones::BackboneConfig;
-use serde::{Deserialize, Serialize};
 
-use crate::{Recipe, TrainConfig, TrainError};
-
-/// Which data-dependent fields [`crate::train`] takes from the dataset. `cargo xtask train`
-/// sets all of them for a preset and, with a config file, those the file leaves out; a config
-/// built in code sets none unless it asks (the default), so what it says is what trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FromData {
-    /// `backbone.in_channels` ← the images' channels.
-    pub in_channels: bool,
-    /// `backbone.num_classes` ← the dataset's classes (0, no classifier, for an embedding
-    /// method).
-    pub num_classes: bool,
-    /// A ViT's `backbone.image_size` ← the images' (square) size.
-    pub image_size: bool,
-    /// `views` ← the recipe's views for this image size and channel count.
-    pub views: bool,
-    /// `eval.knn_k` ← at most the kNN memory's size.
-    pub knn_k: bool,
-}
-
-impl FromData {
-    /// Every field from the data (a preset).
-    pub const ALL: Self = Self {
-        in_channels: true,
-        num_classes: true,
-        image_size: true,
-        views: true,
-        knn_k: true,
-    };
-
-    /// The fields a config file leaves out: `keys` are its dotted keys (`backbone.in_channels`,
-    /// `views`, ...).
-    pub fn missing_from(keys: &[String]) -> Self {
-        let has = |key: &str| {
-            keys.iter()
-                .any(|k| k == key || k.starts_with(&format!("{key}.")))
-        };
-        Self {
-            in_channels: !has("backbone.in_channels"),
-            num_classes: !has("backbone.num_classes"),
-            image_size: !has("backbone.image_size"),
-            views: !has("views"),
-            knn_k: !has("eval.knn_k"),
-        }
-    }
-}
-
-/// Named augmentation presets: `--augment` on the command line, `augment.preset` in a config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AugmentPreset {
-    /// The recipe's augmentation, fitted to the data: SimCLR views for grayscale images
-    /// (RandomResizedCrop 0.2–1, flip, brightness/contrast jitter) or for colour ones (CIFAR's:
-    /// RandomResizedCrop 0.08–1, flip, colour jitter, random grayscale; ImageNet's with blur
-    /// above 64 pixels), BYOL's asymmetric pair for colour images, pad-and-crop + flip for the
-    /// supervised recipes.
-    #[default]
-    Standard,
-    /// The same without any horizontal flip: for data whose meaning changes when mirrored
-    /// (digits, letters, text, road signs, anything with a handedness).
-    NoFlip,
-}
-
-impl AugmentPreset {
-    /// The preset's command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::NoFlip => "no-flip",
-        }
-    }
-
-    /// The preset of a command-line name.
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::Standard, Self::NoFlip]
-            .into_iter()
-            .find(|p| p.name() == name)
-    }
-}
+use crate::{AugmentPreset, FromData, TrainConfig, TrainError};
 
 /// The dataset facts a config is fitted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,16 +20,6 @@ pub struct DataShape {
     pub num_classes: usize,
     /// Images in the kNN memory.
     pub memory: usize,
-}
-
-/// The views a recipe trains on for images of `channels` channels and `size` pixels.
-fn views_for(recipe: Recipe, channels: usize, size: usize) -> MultiViewConfig {
-    match (recipe, channels) {
-        (_, 1) => MultiViewConfig::simclr_grayscale(size),
-        (Recipe::Byol, _) => MultiViewConfig::byol(size),
-        (_, _) if size > 64 => MultiViewConfig::simclr_imagenet(size),
-        _ => MultiViewConfig::simclr_cifar(size),
-    }
 }
 
 /// `ops` without horizontal flips (also inside `RandomApply`).
@@ -133,7 +44,7 @@ impl TrainConfig {
         let from = self.from_data;
         config.from_data = FromData::default();
         // A fine-tuning run's architecture is the pre-trained one's.
-        let finetune = config.recipe == Recipe::Finetune;
+        let finetune = config.init.is_some();
         if from.in_channels && !finetune {
             match &mut config.backbone {
                 BackboneConfig::ResNet(r) => r.in_channels = data.channels,
@@ -141,7 +52,7 @@ impl TrainConfig {
             }
         }
         if from.num_classes {
-            let classes = if config.recipe.is_embedding() {
+            let classes = if config.method.is_embedding() {
                 0
             } else {
                 data.num_classes
@@ -164,16 +75,22 @@ impl TrainConfig {
             }
             v.image_size = data.height;
         }
-        if from.views && matches!(config.recipe, Recipe::Simclr | Recipe::Byol) {
-            config.views = views_for(config.recipe, data.channels, data.height.min(data.width));
+        if from.views {
+            let size = data.height.min(data.width);
+            let fitted = config.method.settings().views_for(data.channels, size);
+            if let Some(views) = config.method.settings_mut().views_mut() {
+                *views = fitted;
+            }
         }
         if from.knn_k {
             config.eval.knn_k = config.eval.knn_k.min(data.memory.max(1));
         }
         if config.augment.preset == AugmentPreset::NoFlip {
             config.augment.horizontal_flip = 0.0;
-            for view in &mut config.views.views {
-                strip_flips(&mut view.ops);
+            if let Some(views) = config.method.settings_mut().views_mut() {
+                for view in &mut views.views {
+                    strip_flips(&mut view.ops);
+                }
             }
         }
         Ok(config)
@@ -183,7 +100,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use repr_augment::ComposeConfig;
+    use repr_augment::{ComposeConfig, MultiViewConfig};
 
     /// Whether `view` flips images.
     fn flips(view: &ComposeConfig) -> bool {
@@ -211,7 +128,10 @@ mod tests {
         let fitted = simclr.fitted_to(&rgb32()).unwrap();
         assert_eq!(fitted.backbone.in_channels(), 3);
         assert_eq!(fitted.backbone.num_classes(), 0);
-        assert_eq!(fitted.views, MultiViewConfig::simclr_cifar(32));
+        assert_eq!(
+            fitted.method.views(),
+            Some(&MultiViewConfig::simclr_cifar(32))
+        );
         assert_eq!(fitted.eval.knn_k, 50);
         assert_eq!(fitted.from_data, FromData::default());
 
@@ -246,9 +166,14 @@ mod tests {
         assert_eq!(config.from_data, FromData::default());
         let fitted = config.fitted_to(&rgb32()).unwrap();
         assert_eq!(fitted.backbone.in_channels(), 1);
-        assert_eq!(fitted.views, config.views);
+        assert_eq!(fitted.method.views(), config.method.views());
 
-        let keys = ["backbone.kind", "backbone.in_channels", "views.views"].map(String::from);
+        let keys = [
+            "backbone.kind",
+            "backbone.in_channels",
+            "method.views.views",
+        ]
+        .map(String::from);
         let from = FromData::missing_from(&keys);
         assert!(!from.in_channels && !from.views && from.num_classes && from.knn_k);
     }
@@ -256,10 +181,10 @@ mod tests {
     #[test]
     fn no_flip_removes_every_flip() {
         let mut config = TrainConfig::simclr_short();
-        assert!(config.views.views.iter().all(flips));
+        assert!(config.method.views().unwrap().views.iter().all(flips));
         config.augment.preset = AugmentPreset::NoFlip;
         let fitted = config.fitted_to(&rgb32()).unwrap();
-        assert!(!fitted.views.views.iter().any(flips));
+        assert!(!fitted.method.views().unwrap().views.iter().any(flips));
         assert_eq!(fitted.augment.horizontal_flip, 0.0);
         assert_eq!(AugmentPreset::parse("no-flip"), Some(AugmentPreset::NoFlip));
         assert_eq!(AugmentPreset::parse("mirror"), None);

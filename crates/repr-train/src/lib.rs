@@ -2,21 +2,24 @@
 //!
 //! This is the one crate that drives Burn's optimizers, so the next Burn API change touches
 //! one place. A run is described by one [`TrainConfig`] (a TOML or JSON file), trained by
-//! [`train`] into a [`RunDir`], and summarised by a [`Summary`] (`summary.json`).
+//! [`train`] into a [`RunDir`], and summarised by a [`Summary`] (`summary.json`). A method
+//! ([`methods`]) is one file: its `[method]` config, its network and its step; the loop
+//! ([`train`]) takes optimizer steps through a [`Stepper`].
 #![warn(missing_docs)]
 
-mod byol;
 mod checkpoint;
 mod config;
+mod data;
 mod device;
 mod error;
 mod evaluate;
-pub mod finetune;
+mod evaluation;
 mod fit;
+pub mod init;
 mod lars;
+mod legacy;
 mod loader;
-mod masked_patch;
-mod method;
+pub mod methods;
 mod metrics;
 mod optim;
 mod plots;
@@ -26,34 +29,37 @@ mod represent;
 mod run_dir;
 mod saved;
 mod schedule;
-mod simclr;
+mod stepper;
 mod summary;
-mod supervised;
 mod trainer;
-mod triplet;
 mod validate;
 
-pub use byol::Byol;
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{
-    AugmentConfig, ByolConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe,
-    ScheduleConfig, SimclrConfig, TrainConfig, TripletConfig,
+    AugmentConfig, AugmentOn, AugmentPreset, DataConfig, EvalConfig, FromData, InitConfig,
+    OptimizerConfig, ScheduleConfig, TrainConfig,
 };
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;
 pub use evaluate::{Accuracy, accuracy};
-pub use fit::{AugmentPreset, DataShape, FromData};
+pub use fit::DataShape;
 pub use lars::Lars;
 pub use loader::{BatchLoader, LoaderConfig, Prepared};
-pub use masked_patch::{MaskedPatchNet, MaskedPatchObjective};
-pub use method::{Batch, Method, Objective, StepOutput};
+pub use methods::byol::{Byol, ByolConfig};
+pub use methods::masked_patch::{MaskedPatchMethodConfig, MaskedPatchNet, MaskedPatchObjective};
+pub use methods::simclr::{SimClr, SimclrConfig};
+pub use methods::supcon::{SupCon, SupConConfig};
+pub use methods::supervised::{Supervised, SupervisedConfig};
+pub use methods::triplet::{TripletConfig, TripletNet};
+pub use methods::{
+    AfterStep, Batch, DataNeeds, Evaluation, Method, MethodConfig, MethodSettings, RunFacts,
+    RunShape, StepOutput, TrainMethod,
+};
 pub use metrics::{MetricRecord, MetricsLog};
-pub use presets::masked_patch_vit;
+pub use presets::{PRESETS, Preset, masked_patch_vit, preset};
 pub use run_dir::{RunDir, RunMode};
 pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
-pub use simclr::SimClr;
-pub use summary::{EvalSummary, Summary};
-pub use supervised::Supervised;
+pub use stepper::{Interval, IntervalStats, SingleDevice, StepAt, Stepper};
+pub use summary::{BaselineScores, Baselines, EvalSummary, Summary};
 pub use trainer::{TrainOptions, train};
-pub use triplet::TripletNet;

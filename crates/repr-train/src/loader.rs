@@ -7,13 +7,16 @@ use std::thread::JoinHandle;
 
 use burn::tensor::Device;
 use rayon::prelude::*;
-use repr_augment::{ImageDims, RandomCrop, RandomHorizontalFlip, image_rng};
+use repr_augment::{
+    ImageDims, RandomCrop, RandomCropConfig, RandomHorizontalFlip, RandomHorizontalFlipConfig,
+    image_rng,
+};
 use repr_data::{
-    CpuMultiViewBatch, ImageBatcher, ImageDataset, MultiViewBatcher, Normalize, PkSampler,
-    epoch_permutation,
+    CpuMultiViewBatch, DeviceMultiViewInputs, ImageBatcher, ImageDataset, MultiViewBatcher,
+    Normalize, PkSampler, epoch_permutation,
 };
 
-use crate::Batch;
+use crate::{AugmentConfig, AugmentOn, Batch, DataNeeds, TrainError};
 
 /// How a [`BatchLoader`] walks a dataset.
 #[derive(Debug, Clone)]
@@ -37,9 +40,93 @@ pub struct LoaderConfig {
     pub views: Option<Arc<MultiViewBatcher>>,
     /// Class-balanced P×K batches (triplet methods) instead of a shuffled order.
     pub sampler: Option<PkSampler>,
+    /// Where the views are augmented: on the loader's CPU threads, or as tensor ops on the
+    /// training device (the loader thread then only gathers images and samples parameters).
+    pub augment_on: AugmentOn,
 }
 
 impl LoaderConfig {
+    /// The training loader of a method that needs `needs`, on `dataset` normalised by
+    /// `normalize`: single images augmented by `augment` (shuffled, or in P×K class-balanced
+    /// batches), or the method's views (augmented on the CPU or on the device, `augment_on`);
+    /// full batches of `batch_size`, `prefetch` ahead, seeded by `seed`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_training(
+        needs: &DataNeeds,
+        augment: &AugmentConfig,
+        augment_on: AugmentOn,
+        dataset: &ImageDataset,
+        normalize: &Normalize,
+        batch_size: usize,
+        prefetch: usize,
+        seed: u64,
+    ) -> Result<Self, TrainError> {
+        let [channels, height, width] = dataset.shape();
+        let dims = ImageDims {
+            channels,
+            height,
+            width,
+        };
+        let config_error = |field: &str, message: String| TrainError::Config {
+            field: field.to_string(),
+            message,
+        };
+        let single = !matches!(needs, DataNeeds::Views(_));
+        let crop = (single && augment.crop_padding > 0)
+            .then(|| {
+                RandomCropConfig {
+                    padding: augment.crop_padding,
+                }
+                .init(dims)
+            })
+            .transpose()
+            .map_err(|e| config_error("augment.crop_padding", e.to_string()))?;
+        let flip = (single && augment.horizontal_flip > 0.0)
+            .then(|| {
+                RandomHorizontalFlipConfig {
+                    probability: augment.horizontal_flip,
+                }
+                .init(dims)
+            })
+            .transpose()
+            .map_err(|e| config_error("augment.horizontal_flip", e.to_string()))?;
+        let mut loader = Self {
+            batch_size,
+            prefetch,
+            seed,
+            shuffle: true,
+            drop_last: true,
+            crop,
+            flip,
+            views: None,
+            sampler: None,
+            augment_on,
+        };
+        match needs {
+            DataNeeds::Images => {}
+            DataNeeds::ClassBalanced {
+                classes_per_batch,
+                images_per_class,
+            } => {
+                let sampler = PkSampler::new(
+                    dataset.labels(),
+                    *classes_per_batch,
+                    *images_per_class,
+                    seed,
+                )
+                .map_err(|e| config_error("method.classes_per_batch", e.to_string()))?;
+                loader.sampler = Some(sampler);
+            }
+            DataNeeds::Views(views) => {
+                let views = views
+                    .init(dims)
+                    .map_err(|e| config_error("method.views", e.to_string()))?;
+                loader.views = Some(Arc::new(MultiViewBatcher::new(views, normalize.clone())));
+            }
+        }
+        Ok(loader)
+    }
+
     /// Unaugmented, in-order batches for evaluation.
     pub fn evaluation(batch_size: usize) -> Self {
         Self {
@@ -52,6 +139,7 @@ impl LoaderConfig {
             flip: None,
             views: None,
             sampler: None,
+            augment_on: AugmentOn::Cpu,
         }
     }
 
@@ -78,6 +166,8 @@ pub enum Prepared {
     Single(CpuBatch),
     /// Augmented views.
     Views(CpuMultiViewBatch),
+    /// Images and sampled view parameters, augmented when uploaded (`augment_on = "device"`).
+    DeviceViews(DeviceMultiViewInputs, Arc<MultiViewBatcher>),
 }
 
 impl Prepared {
@@ -86,6 +176,7 @@ impl Prepared {
         match self {
             Prepared::Single(b) => b.dims[0],
             Prepared::Views(b) => b.targets.len(),
+            Prepared::DeviceViews(inputs, _) => inputs.targets.len(),
         }
     }
 
@@ -94,11 +185,14 @@ impl Prepared {
         self.len() == 0
     }
 
-    /// Uploads the batch to `device`.
+    /// Uploads the batch to `device` (and augments its views there, on the device path).
     pub fn into_device(self, device: &Device) -> Batch {
         match self {
             Prepared::Single(b) => Batch::Labeled(b.into_device(device)),
             Prepared::Views(b) => Batch::Views(b.to_device(device)),
+            Prepared::DeviceViews(inputs, batcher) => {
+                Batch::Views(batcher.device_augment(inputs, device))
+            }
         }
     }
 }
@@ -156,6 +250,11 @@ impl BatchLoader {
             let plan = config.epoch_batches(dataset.len(), epoch);
             for indices in plan.iter().skip(start) {
                 let prepared = match &config.views {
+                    Some(views) if config.augment_on == AugmentOn::Device => {
+                        let inputs =
+                            views.device_inputs(&dataset, indices, config.seed, epoch as u64);
+                        Prepared::DeviceViews(inputs, views.clone())
+                    }
                     Some(views) => Prepared::Views(views.cpu_batch(
                         &dataset,
                         indices,

@@ -1,13 +1,76 @@
 //! The recipes' preset configurations, sized for Fashion-MNIST on a 2-core CPU.
 
-use repr_augment::MultiViewConfig;
 use repr_backbones::{BackboneConfig, BlockKind, ResNetConfig, Stem, ViTConfig};
-use repr_objectives::{MaskedPatchConfig, Miner};
-
-use crate::{
-    AugmentConfig, ByolConfig, DataConfig, EvalConfig, FinetuneConfig, OptimizerConfig, Recipe,
-    ScheduleConfig, SimclrConfig, TrainConfig, TripletConfig,
+use repr_objectives::{
+    Miner, NtXentLossConfig, ProjectionHeadConfig, SupConLossConfig, TripletLossConfig,
+    TripletReduction,
 };
+
+use crate::methods::{byol, masked_patch, simclr, supcon, supervised, triplet};
+use crate::{
+    AugmentConfig, DataConfig, EvalConfig, InitConfig, MethodConfig, OptimizerConfig,
+    ScheduleConfig, TrainConfig,
+};
+
+/// A named configuration: `cargo xtask train --recipe <name>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// The name on the command line, and the default run folder's.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// The configuration.
+    pub config: fn() -> TrainConfig,
+}
+
+/// Every preset, in the order the CLI lists them; the first is `cargo xtask train`'s default.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "simclr-short",
+        about: "the default: SimCLR sized to finish in about 10 minutes on 2 cores",
+        config: TrainConfig::simclr_short,
+    },
+    Preset {
+        name: "supervised",
+        about: "a ResNet-10 classifier trained with cross-entropy",
+        config: TrainConfig::supervised,
+    },
+    Preset {
+        name: "simclr",
+        about: "the full SimCLR recipe, with the PyTorch peer run's settings",
+        config: TrainConfig::simclr,
+    },
+    Preset {
+        name: "triplet",
+        about: "triplet loss with semi-hard mining on P x K batches",
+        config: TrainConfig::triplet,
+    },
+    Preset {
+        name: "byol",
+        about: "BYOL: a momentum target, no negatives",
+        config: TrainConfig::byol,
+    },
+    Preset {
+        name: "masked-patch",
+        about: "masked-patch prediction with a small ViT",
+        config: TrainConfig::masked_patch,
+    },
+    Preset {
+        name: "finetune",
+        about: "fine-tuning pre-trained weights (--from) on 10% of the labels",
+        config: TrainConfig::finetune,
+    },
+    Preset {
+        name: "supcon",
+        about: "supervised contrastive learning on the SimCLR views",
+        config: TrainConfig::supcon,
+    },
+];
+
+/// The preset called `name`.
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
 
 /// A CIFAR-stem ResNet for 1-channel 28×28 images; `num_classes` 0 builds an encoder only.
 fn resnet(layers: [usize; 4], width: usize, num_classes: usize) -> BackboneConfig {
@@ -40,7 +103,6 @@ impl TrainConfig {
     /// ResNet-18-w16 at ~135, ResNet-10-w32 at ~90; see `docs/results.md`.
     pub fn supervised() -> Self {
         Self {
-            recipe: Recipe::Supervised,
             seed: 42,
             epochs: 6,
             batch_size: 128,
@@ -48,6 +110,8 @@ impl TrainConfig {
             max_steps: None,
             data: DataConfig::default(),
             backbone: resnet([1, 1, 1, 1], 16, 10),
+            method: MethodConfig::Supervised(supervised::SupervisedConfig::default()),
+            init: None,
             optimizer: OptimizerConfig::Sgd {
                 lr: 0.1,
                 momentum: 0.9,
@@ -56,17 +120,11 @@ impl TrainConfig {
             },
             schedule: ScheduleConfig::default(),
             augment: AugmentConfig::default(),
-            label_smoothing: 0.0,
+            augment_on: crate::AugmentOn::Cpu,
             checkpoint_every_steps: 100,
             log_every_steps: 20,
             eval_every_epochs: 1,
             prefetch_batches: 4,
-            simclr: SimclrConfig::default(),
-            triplet: TripletConfig::default(),
-            views: MultiViewConfig::simclr_grayscale(28),
-            byol: ByolConfig::default(),
-            masked_patch: MaskedPatchConfig::default(),
-            finetune: FinetuneConfig::default(),
             eval: EvalConfig::default(),
             from_data: crate::FromData::default(),
         }
@@ -78,7 +136,7 @@ impl TrainConfig {
     /// batches of 64, one epoch of warm-up then cosine, the supervised recipe's crop and flip.
     pub fn finetune() -> Self {
         Self {
-            recipe: Recipe::Finetune,
+            init: Some(InitConfig::from("")),
             epochs: 10,
             batch_size: 64,
             data: DataConfig {
@@ -108,7 +166,7 @@ impl TrainConfig {
     /// shorter one.
     pub fn simclr() -> Self {
         Self {
-            recipe: Recipe::Simclr,
+            method: MethodConfig::Simclr(simclr::SimclrConfig::default()),
             epochs: 100,
             batch_size: 256,
             backbone: resnet([2, 2, 2, 2], 32, 0),
@@ -139,11 +197,11 @@ impl TrainConfig {
     pub fn simclr_short() -> Self {
         let full = Self::simclr();
         Self {
-            simclr: SimclrConfig {
-                temperature: 0.2,
-                head_batch_norm: true,
-                ..SimclrConfig::default()
-            },
+            method: MethodConfig::Simclr(simclr::SimclrConfig {
+                head: ProjectionHeadConfig::default().with_batch_norm(true),
+                loss: NtXentLossConfig::new().with_temperature(0.2),
+                ..simclr::SimclrConfig::default()
+            }),
             epochs: 5,
             backbone: resnet([1, 1, 1, 1], 16, 0),
             data: DataConfig {
@@ -176,14 +234,14 @@ impl TrainConfig {
     pub fn byol() -> Self {
         let short = Self::simclr_short();
         Self {
-            recipe: Recipe::Byol,
             epochs: 4,
             batch_size: 128,
-            byol: ByolConfig {
+            method: MethodConfig::Byol(byol::ByolConfig {
                 hidden: 1024,
                 output: 256,
                 base_decay: 0.99,
-            },
+                ..byol::ByolConfig::default()
+            }),
             optimizer: OptimizerConfig::Sgd {
                 lr: 0.06,
                 momentum: 0.9,
@@ -209,7 +267,7 @@ impl TrainConfig {
     /// images/s on flex (2 cores), so the preset takes ~35 minutes.
     pub fn masked_patch() -> Self {
         Self {
-            recipe: Recipe::MaskedPatch,
+            method: MethodConfig::MaskedPatch(masked_patch::MaskedPatchMethodConfig::default()),
             epochs: 2,
             batch_size: 128,
             backbone: masked_patch_vit(0),
@@ -224,7 +282,6 @@ impl TrainConfig {
                 warmup_epochs: 0.2,
                 min_lr: 0.0,
             },
-            masked_patch: MaskedPatchConfig::default(),
             eval: EvalConfig {
                 memory_limit: Some(20_000),
                 ..EvalConfig::default()
@@ -241,13 +298,14 @@ impl TrainConfig {
     /// shirt/top/pullover/coat classes keep it at the margin; `docs/results.md`).
     pub fn triplet() -> Self {
         Self {
-            recipe: Recipe::Triplet,
             epochs: 8,
             eval_every_epochs: 2,
-            triplet: TripletConfig {
-                miner: Miner::SemiHard,
-                ..TripletConfig::default()
-            },
+            method: MethodConfig::Triplet(triplet::TripletConfig {
+                loss: TripletLossConfig::new()
+                    .with_miner(Miner::SemiHard)
+                    .with_reduction(TripletReduction::MeanNonZero),
+                ..triplet::TripletConfig::default()
+            }),
             backbone: resnet([1, 1, 1, 1], 16, 0),
             batch_size: 128,
             optimizer: OptimizerConfig::Adamw {
@@ -263,6 +321,23 @@ impl TrainConfig {
                 ..EvalConfig::default()
             },
             ..Self::supervised()
+        }
+    }
+
+    /// Supervised contrastive learning (Khosla et al. 2020) sized like the short SimCLR
+    /// default: the same width-16 ResNet-10, views, head with BatchNorm, batch 256, 5 epochs
+    /// of SGD 0.6 with warm-up and cosine, with the SupCon loss at the paper's temperature 0.1
+    /// (every same-label view a positive). It uses the labels, so its kNN is an upper
+    /// reference for the self-supervised methods, not a peer.
+    pub fn supcon() -> Self {
+        let short = Self::simclr_short();
+        Self {
+            method: MethodConfig::SupCon(supcon::SupConConfig {
+                head: ProjectionHeadConfig::default().with_batch_norm(true),
+                loss: SupConLossConfig::new().with_temperature(0.1),
+                ..supcon::SupConConfig::default()
+            }),
+            ..short
         }
     }
 }

@@ -10,12 +10,9 @@ use burn::tensor::Device;
 use repr_backbones::Pooling;
 use repr_data::{ImageDataset, Normalize};
 use repr_eval::{Embeddings, KnnConfig, LinearProbeConfig};
-use serde_json::json;
 
 use crate::progress::Progress;
-use crate::{
-    Batch, BatchLoader, EvalSummary, LoaderConfig, Method, RunDir, TrainConfig, TrainError,
-};
+use crate::{EvalSummary, Method, RunDir, TrainConfig, TrainError};
 
 /// The images an evaluation uses: memory (training split, possibly limited) and queries.
 pub(crate) struct EvalSets {
@@ -28,7 +25,8 @@ pub(crate) struct EvalSets {
     pub progress: Progress,
 }
 
-/// Embeddings of every image of `dataset`, in order, with `method` in inference mode.
+/// Embeddings of every image of `dataset`, in order, with `method` in inference mode: repr-eval's
+/// one embedding loop with the method's representation as the encoder.
 pub(crate) fn embed_split(
     method: &Method,
     dataset: Arc<ImageDataset>,
@@ -36,38 +34,20 @@ pub(crate) fn embed_split(
     what: &str,
     batch_size: usize,
     device: &Device,
-) -> Embeddings {
+) -> Result<Embeddings, TrainError> {
     let (normalize, pooling) = (&sets.normalize, sets.pooling);
     let started = Instant::now();
     let method = method.valid();
-    let device = device.clone().without_autodiff();
-    let mut data = Vec::new();
-    let mut dim = 0;
     let len = dataset.len();
-    let mut done = 0;
-    let loader = BatchLoader::start(
-        dataset,
-        normalize.clone(),
-        LoaderConfig::evaluation(batch_size),
-        0,
-        0,
-    );
-    for batch in loader {
-        let Batch::Labeled(batch) = batch.into_device(&device) else {
-            unreachable!("evaluation batches are single-view")
-        };
-        let embedded = method.represent(batch.images, pooling);
-        dim = embedded.dims()[1];
-        done += embedded.dims()[0];
-        data.extend(
-            embedded
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("embeddings are f32"),
-        );
-        sets.progress.stage(what, done, len, "images", started);
-    }
-    Embeddings { data, len, dim }
+    repr_eval::embed_with(
+        &dataset,
+        normalize,
+        batch_size,
+        device,
+        |images| method.represent(images, pooling),
+        |done| sets.progress.stage(what, done, len, "images", started),
+    )
+    .map_err(|e| eval_error(what, e))
 }
 
 fn labels(dataset: &ImageDataset) -> Vec<u32> {
@@ -97,15 +77,15 @@ fn embed_sets(
     who: &str,
     batch_size: usize,
     device: &Device,
-) -> (Embeddings, Embeddings) {
+) -> Result<(Embeddings, Embeddings), TrainError> {
     let embed = |dataset: &Arc<ImageDataset>, what: &str| {
         let what = format!("{who}: embedding the {what}");
         embed_split(method, dataset.clone(), sets, &what, batch_size, device)
     };
-    (
-        embed(&sets.memory, "memory"),
-        embed(&sets.test, "test split"),
-    )
+    Ok((
+        embed(&sets.memory, "memory")?,
+        embed(&sets.test, "test split")?,
+    ))
 }
 
 /// kNN top-1 of `method`'s embeddings.
@@ -115,8 +95,8 @@ pub(crate) fn knn_and_linear(
     config: &TrainConfig,
     device: &Device,
 ) -> Result<(f64, Option<f64>), TrainError> {
-    let who = config.recipe.name();
-    let (memory, test) = embed_sets(method, sets, who, config.eval_batch_size, device);
+    let who = config.method.kind();
+    let (memory, test) = embed_sets(method, sets, who, config.eval_batch_size, device)?;
     Ok((
         knn(&memory, &test, sets, config, who, device)?,
         linear(&memory, &test, sets, config, who, device)?,
@@ -199,7 +179,7 @@ struct Row {
 /// split, the baselines, the pictures, and a printable table.
 pub(crate) struct Report {
     pub eval: EvalSummary,
-    pub baselines: Option<serde_json::Value>,
+    pub baselines: Option<crate::Baselines>,
     pub table: String,
 }
 
@@ -211,8 +191,8 @@ pub(crate) fn final_report(
     device: &Device,
 ) -> Result<Report, TrainError> {
     let batch = config.eval_batch_size;
-    let who = config.recipe.name();
-    let (memory, test) = embed_sets(method, sets, who, batch, device);
+    let who = config.method.kind();
+    let (memory, test) = embed_sets(method, sets, who, batch, device)?;
     let plain = device.clone().without_autodiff();
     let knn_top1 = knn(&memory, &test, sets, config, who, device)?;
     let linear_top1 = linear(&memory, &test, sets, config, who, device)?;
@@ -228,7 +208,7 @@ pub(crate) fn final_report(
     .map_err(|e| eval_error("retrieval", e))?;
     let recall_at_1 = retrieval.recall_at.first().map(|&(_, r)| r);
     let mut rows = vec![Row {
-        name: format!("{} ({})", config.recipe.name(), config.backbone.name()),
+        name: format!("{} ({})", config.method.kind(), config.backbone.name()),
         knn: knn_top1,
         linear: linear_top1,
     }];
@@ -243,18 +223,23 @@ pub(crate) fn final_report(
             linear: linear(&raw_memory, &raw_test, sets, config, "raw pixels", device)?,
         };
         // Same architecture, same seed policy, no training.
-        let random = Method::init(config, &plain);
+        let facts = config.run_facts(sets.normalize.clone());
+        let random = config.init_method(&facts, &plain)?;
         let who = "random-init network";
-        let (random_memory, random_test) = embed_sets(&random, sets, who, batch, device);
+        let (random_memory, random_test) = embed_sets(&random, sets, who, batch, device)?;
         let random = Row {
             name: "random-init network".into(),
             knn: knn(&random_memory, &random_test, sets, config, who, device)?,
             linear: linear(&random_memory, &random_test, sets, config, who, device)?,
         };
-        baselines = Some(json!({
-            "raw_pixels": { "knn_top1": raw.knn, "linear_top1": raw.linear },
-            "random_init": { "knn_top1": random.knn, "linear_top1": random.linear },
-        }));
+        let scores = |row: &Row| crate::BaselineScores {
+            knn_top1: row.knn,
+            linear_top1: row.linear,
+        };
+        baselines = Some(crate::Baselines {
+            raw_pixels: scores(&raw),
+            random_init: scores(&random),
+        });
         rows.push(raw);
         rows.push(random);
     }

@@ -23,7 +23,11 @@ impl TrainedRun {
     /// has not finished).
     pub fn load(run: &RunDir, device: &Device) -> Result<Self, TrainError> {
         let config = TrainConfig::from_file(&run.config())?;
-        let method = Method::init(&config, device);
+        // For inference: the normalisation only matters to a training step.
+        let facts = config.run_facts(repr_data::Normalize::identity(
+            config.backbone.in_channels(),
+        ));
+        let method = config.init_method(&facts, device)?;
         let final_model = run.final_model();
         let method = if final_model.exists() {
             let bytes = std::fs::read(&final_model).map_err(TrainError::io(&final_model))?;
@@ -49,7 +53,7 @@ fn load_bytes(method: Method, bytes: Vec<u8>, path: &Path) -> Result<Method, Tra
 
 /// The datasets of a run's config (both splits, its limits, its normalisation).
 fn eval_sets(config: &TrainConfig) -> Result<EvalSets, TrainError> {
-    let data = crate::trainer::load_data(config)?;
+    let data = crate::data::RunData::load(config)?;
     Ok(EvalSets {
         memory: data.memory,
         test: data.test,
@@ -88,7 +92,7 @@ pub fn embed_run(
         "the split",
         trained.config.eval_batch_size,
         device,
-    );
+    )?;
     Ok((embeddings, labels))
 }
 
@@ -113,7 +117,7 @@ pub fn retrieve_run(
         "the queries",
         batch,
         device,
-    );
+    )?;
     let gallery = embed_split(
         &trained.method,
         sets.memory.clone(),
@@ -121,6 +125,6 @@ pub fn retrieve_run(
         "the gallery",
         batch,
         device,
-    );
+    )?;
     crate::represent::draw_retrieval(&query_embeddings, &gallery, &sets, k, out, device)
 }

@@ -23,11 +23,30 @@ pub struct Summary {
     pub train_images_per_second: f64,
     /// Test-split metrics.
     pub eval: EvalSummary,
-    /// Baselines evaluated on the same split, where the recipe computes them.
-    pub baselines: Option<serde_json::Value>,
+    /// Baselines evaluated on the same split, where the method computes them (embedding
+    /// methods with `eval.baselines`).
+    pub baselines: Option<Baselines>,
     /// The final evaluation table (Markdown) of an embedding method, also written to `eval.md`.
     #[serde(skip)]
     pub table: Option<String>,
+}
+
+/// The baselines an embedding method is compared with, on the same split and memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    /// The normalised pixels themselves.
+    pub raw_pixels: BaselineScores,
+    /// The same network, freshly initialised and never trained.
+    pub random_init: BaselineScores,
+}
+
+/// What a baseline scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BaselineScores {
+    /// kNN top-1 accuracy.
+    pub knn_top1: f64,
+    /// Linear-probe top-1 accuracy (when the run fits a probe).
+    pub linear_top1: Option<f64>,
 }
 
 /// Test-split metrics of a run.

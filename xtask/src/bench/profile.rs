@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use clap::Args;
-use repr_backbones::resnet::{Block, NormLayer};
+use repr_backbones::resnet::Block;
 use repr_backbones::{ResNet, ResNetConfig, Stem};
 use repr_kernels::nn::Conv2d;
 use repr_kernels::{Kernels, kernels, set_kernels};
@@ -195,15 +194,16 @@ fn conv_flops(conv: &Conv2d, batch: usize, out_h: usize, out_w: usize) -> f64 {
 /// Medians of the phases of a training step.
 fn phase_profile(device: &Device, width: usize, batch: usize, steps: usize) -> Result<Value> {
     let train = device.clone().autodiff();
+    let loss_fn = CrossEntropyLossConfig::new().init()?;
     let mut model = Supervised {
         backbone: resnet(width).init(&train).into(),
+        loss: loss_fn.clone(),
     };
     let flops = match &model.backbone {
         repr_backbones::Backbone::ResNet(r) => forward_flops(r, batch),
         repr_backbones::Backbone::ViT(_) => unreachable!("the profiled backbone is a ResNet"),
     };
     let mut optimizer = sgd().init();
-    let loss_fn = CrossEntropyLossConfig::new().init()?;
     let host = host_batch(batch);
     let y = labels((0..batch).map(|i| (i % 10) as i64).collect(), &train);
     let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
@@ -251,119 +251,76 @@ fn phase_profile(device: &Device, width: usize, batch: usize, steps: usize) -> R
 }
 
 /// Per-kind accumulator of the per-operation profile.
-#[derive(Default)]
-struct Ops {
-    seconds: std::collections::BTreeMap<&'static str, f64>,
-    /// Per stage (stem, layer1..4): convolution seconds and FLOPs.
-    conv_stage: Vec<(f64, f64)>,
+/// Median time of `op` on `x` over `repeats` runs after one warm-up, and its output.
+fn timed(
+    device: &Device,
     repeats: usize,
-    device: Option<Device>,
+    x: Tensor<4>,
+    op: impl Fn(Tensor<4>) -> Tensor<4>,
+) -> Result<(Tensor<4>, f64)> {
+    let mut times = Vec::new();
+    let mut out = None;
+    for _ in 0..=repeats {
+        let start = Instant::now();
+        let y = op(x.clone());
+        sync(device)?;
+        times.push(start.elapsed().as_secs_f64());
+        out = Some(y);
+    }
+    Ok((out.expect("at least one run"), median(&times[1..])))
 }
 
-impl Ops {
-    /// Median time of `op` on `x` over the repetitions; returns its output.
-    fn time(
-        &mut self,
-        kind: &'static str,
-        x: Tensor<4>,
-        op: impl Fn(Tensor<4>) -> Tensor<4>,
-    ) -> Result<(Tensor<4>, f64)> {
-        let device = self.device.clone().expect("set before use");
-        let mut times = Vec::new();
-        let mut out = None;
-        for _ in 0..=self.repeats {
-            let start = Instant::now();
-            let y = op(x.clone());
-            sync(&device)?;
-            times.push(start.elapsed().as_secs_f64());
-            out = Some(y);
-        }
-        // The first run is a warm-up.
-        let t = median(&times[1..]);
-        *self.seconds.entry(kind).or_default() += t;
-        Ok((out.expect("at least one run"), t))
-    }
-
-    fn conv(
-        &mut self,
-        kind: &'static str,
-        stage: usize,
-        conv: &Conv2d,
-        x: Tensor<4>,
-    ) -> Result<Tensor<4>> {
-        let (y, t) = self.time(kind, x, |x| conv.forward(x))?;
-        let [b, _, h, w] = y.dims();
-        let flops = conv_flops(conv, b, h, w);
-        let entry = &mut self.conv_stage[stage];
-        entry.0 += t;
-        entry.1 += flops;
-        Ok(y)
-    }
-
-    fn bn(&mut self, norm: &NormLayer, x: Tensor<4>) -> Result<Tensor<4>> {
-        Ok(self.time("BatchNorm", x, |x| norm.forward(x))?.0)
-    }
-
-    fn relu(&mut self, x: Tensor<4>) -> Result<Tensor<4>> {
-        Ok(self.time("ReLU", x, relu)?.0)
-    }
-}
-
-/// Per-operation forward times of the width-`width` network, training mode.
+/// Forward times of the width-`width` network by stage, training mode, each stage run through
+/// the real modules (`ResNet::forward_stem`, each `Block::forward`, `pool` + `forward_head`), so
+/// the profile cannot drift from the network it profiles; with the FLOP rate of each stage's
+/// convolutions over the stage's whole time (BatchNorm, ReLU and residual joins included).
 fn op_profile(device: &Device, width: usize, batch: usize, steps: usize) -> Result<Value> {
     let train = device.clone().autodiff();
     let model = resnet(width).init(&train);
-    let mut ops = Ops {
-        conv_stage: vec![(0.0, 0.0); 5],
-        repeats: steps,
-        device: Some(device.clone()),
-        ..Ops::default()
-    };
     let x = Tensor::<4>::from_data(
         TensorData::new(host_batch(batch), [batch, 3, 32, 32]),
         &train,
     );
-    let x = ops.conv("conv 3×3", 0, &model.conv1, x)?;
-    let x = ops.bn(&model.bn1, x)?;
-    let mut x = ops.relu(x)?;
-    for (stage, blocks) in [&model.layer1, &model.layer2, &model.layer3, &model.layer4]
-        .into_iter()
-        .enumerate()
-    {
+    let mut stages = Vec::new();
+    let (mut x, t) = timed(device, steps, x, |x| model.forward_stem(x))?;
+    let [_, _, side, _] = x.dims();
+    stages.push(("stem", t, conv_flops(&model.conv1, batch, side, side)));
+    for (name, blocks) in [
+        ("layer1", &model.layer1),
+        ("layer2", &model.layer2),
+        ("layer3", &model.layer3),
+        ("layer4", &model.layer4),
+    ] {
+        let (mut seconds, mut flops) = (0.0, 0.0);
         for block in blocks {
+            let (y, t) = timed(device, steps, x, |x| block.forward(x))?;
+            let [_, _, out, _] = y.dims();
             let Block::Basic(b) = block else {
                 return Err(anyhow!("the profile expects basic blocks"));
             };
-            let shortcut = match &b.downsample {
-                Some(d) => {
-                    let s = ops.conv("conv 1×1 (shortcut)", stage + 1, &d.conv, x.clone())?;
-                    ops.bn(&d.bn, s)?
-                }
-                None => x.clone(),
-            };
-            let y = ops.conv("conv 3×3", stage + 1, &b.conv1, x)?;
-            let y = ops.bn(&b.bn1, y)?;
-            let y = ops.relu(y)?;
-            let y = ops.conv("conv 3×3", stage + 1, &b.conv2, y)?;
-            let y = ops.bn(&b.bn2, y)?;
-            let (y, _) = ops.time("residual add", y, |y| y + shortcut.clone())?;
-            x = ops.relu(y)?;
+            flops += conv_flops(&b.conv1, batch, out, out) + conv_flops(&b.conv2, batch, out, out);
+            if let Some(d) = &b.downsample {
+                flops += conv_flops(&d.conv, batch, out, out);
+            }
+            seconds += t;
+            x = y;
         }
+        stages.push((name, seconds, flops));
     }
-    let fc = model.fc.as_ref().expect("built with a head");
-    let (_, _) = ops.time("pool + linear", x, |x| {
-        let [b, c, _, _] = x.dims();
-        let pooled = x.flatten::<3>(2, 3).mean_dim(2).reshape([b, c]);
-        fc.forward(pooled).reshape([b, 10, 1, 1])
+    let (_, head) = timed(device, steps, x, |x| {
+        let [b, _, _, _] = x.dims();
+        model
+            .forward_head(model.pool(x, repr_backbones::Pooling::Avg))
+            .reshape([b, 10, 1, 1])
     })?;
-    let total: f64 = ops.seconds.values().sum();
-    let stages = ["stem", "layer1", "layer2", "layer3", "layer4"];
+    let total: f64 = stages.iter().map(|s| s.1).sum::<f64>() + head;
     Ok(json!({
         "width": width,
         "total_s": total,
-        "kinds": ops.seconds.iter().map(|(k, s)| json!({"kind": k, "seconds": s, "share": s / total})).collect::<Vec<_>>(),
-        "conv_stages": ops.conv_stage.iter().zip(stages).map(|((s, f), name)| json!({
-            "stage": name, "seconds": s, "gflop": f / 1e9, "gflops_per_s": f / s / 1e9,
+        "head_s": head,
+        "conv_stages": stages.iter().map(|(name, s, f)| json!({
+            "stage": name, "seconds": s, "share": s / total, "gflop": f / 1e9,
+            "gflops_per_s": f / s / 1e9,
         })).collect::<Vec<_>>(),
     }))
 }
@@ -563,16 +520,18 @@ fn phases_markdown(s: &mut String, report: &Value) {
             p["forward_gflops_per_s"].as_f64().unwrap_or(f64::NAN),
         );
     }
-    s.push_str("\nForward by operation kind (training mode), ms and share of the forward:\n\n");
+    s.push_str(
+        "\nForward by stage (training mode, the real modules), ms and share of the forward:\n\n",
+    );
     for o in report["ops"].as_array().into_iter().flatten() {
-        let kinds: Vec<String> = o["kinds"]
+        let stages: Vec<String> = o["conv_stages"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|k| {
                 format!(
                     "{} {:.1} ({:.0}%)",
-                    k["kind"].as_str().unwrap_or("?"),
+                    k["stage"].as_str().unwrap_or("?"),
                     ms(&k["seconds"]),
                     100.0 * k["share"].as_f64().unwrap_or(f64::NAN)
                 )
@@ -580,13 +539,14 @@ fn phases_markdown(s: &mut String, report: &Value) {
             .collect();
         let _ = writeln!(
             s,
-            "- w={}: total {:.0} ms; {}",
+            "- w={}: total {:.0} ms; {}, pool + head {:.1}",
             o["width"],
             ms(&o["total_s"]),
-            kinds.join(", ")
+            stages.join(", "),
+            ms(&o["head_s"])
         );
     }
-    s.push_str("\nConvolution forward FLOP rate per stage (GFLOP/s):\n\n| w | stem | layer1 | layer2 | layer3 | layer4 |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    s.push_str("\nConvolution FLOP rate per stage over the stage's whole forward (GFLOP/s):\n\n| w | stem | layer1 | layer2 | layer3 | layer4 |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for o in report["ops"].as_array().into_iter().flatten() {
         let rates: Vec<String> = o["conv_stages"]
             .as_array()

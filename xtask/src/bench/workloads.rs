@@ -6,10 +6,11 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use repr_backbones::{BackboneConfig, ResNetConfig, Stem, ViTConfig, num_learnable_params};
+use repr_data::{ImageBatch, MultiViewBatch};
 use repr_objectives::{
     CrossEntropyLossConfig, Miner, NtXentLossConfig, ProjectionHeadConfig, TripletLossConfig,
 };
-use repr_train::{OptimizerConfig, SimClr, Supervised, TripletNet};
+use repr_train::{Batch, OptimizerConfig, SimClr, Supervised, TrainMethod, TripletNet};
 
 /// A benchmarked workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,10 +129,11 @@ fn classifier_train(
     batch: usize,
     sync: impl Fn() -> Result<()> + 'static,
 ) -> Result<Prepared> {
+    let loss_fn = CrossEntropyLossConfig::new().init()?;
     let model = Supervised {
         backbone: backbone.init(train),
+        loss: loss_fn.clone(),
     };
-    let loss_fn = CrossEntropyLossConfig::new().init()?;
     let x = images(batch, train);
     let y = labels((0..batch).map(|i| (i * 7 % 10) as i64).collect(), train);
     let loss = move |m: &Supervised| loss_fn.forward(m.forward(x.clone()), y.clone());
@@ -148,6 +150,7 @@ fn classifier_infer(
 ) -> Result<Prepared> {
     let model = Supervised {
         backbone: backbone.init(train),
+        loss: CrossEntropyLossConfig::new().init()?,
     }
     .valid();
     let params = num_learnable_params(&model);
@@ -222,22 +225,39 @@ pub fn prepare(
             let model = SimClr {
                 backbone: resnet18_cifar(0).init(&train),
                 head: ProjectionHeadConfig::new(512, 512, 128).init(&train),
+                loss: NtXentLossConfig::new().with_temperature(0.5).init()?,
             };
-            let loss_fn = NtXentLossConfig::new().with_temperature(0.5).init()?;
             let (v1, v2) = (images(train_batch, &train), images(train_batch, &train));
-            let loss = move |m: &SimClr| m.step(v1.clone(), v2.clone(), &loss_fn).loss;
+            let targets = labels(vec![0; train_batch], &train);
+            let loss = move |m: &SimClr| {
+                let views = MultiViewBatch {
+                    views: vec![v1.clone(), v2.clone()],
+                    targets: targets.clone(),
+                };
+                m.step(Batch::Views(views), 0).loss
+            };
             Ok(sgd_steps(model, train_batch, loss, sync))
         }
         Workload::TripletTrain => {
             let (p, k) = (16, train_batch.div_ceil(16).max(2));
             let batch = p * k;
-            let model = TripletNet::new(resnet18_cifar(0).init(&train), 128, &train);
-            let loss_fn = TripletLossConfig::new()
-                .with_miner(Miner::BatchHard)
-                .init()?;
+            let backbone = resnet18_cifar(0).init(&train);
+            let model = TripletNet {
+                head: burn::nn::LinearConfig::new(backbone.num_features(), 128).init(&train),
+                backbone,
+                loss: TripletLossConfig::new()
+                    .with_miner(Miner::BatchHard)
+                    .init()?,
+            };
             let x = images(batch, &train);
             let y = labels((0..batch).map(|i| (i / k) as i64).collect(), &train);
-            let loss = move |m: &TripletNet| m.step(x.clone(), y.clone(), &loss_fn).loss;
+            let loss = move |m: &TripletNet| {
+                let batch = ImageBatch {
+                    images: x.clone(),
+                    targets: y.clone(),
+                };
+                m.step(Batch::Labeled(batch), 0).loss
+            };
             Ok(sgd_steps(model, batch, loss, sync))
         }
     }

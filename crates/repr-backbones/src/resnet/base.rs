@@ -243,7 +243,7 @@ impl ResNet {
     }
 
     /// `conv1`, `bn1`, ReLU (the max pool is applied by the callers, after the `Stem` tap).
-    fn forward_stem(&self, x: Tensor<4>) -> Tensor<4> {
+    pub fn forward_stem(&self, x: Tensor<4>) -> Tensor<4> {
         let [_batch, channels, _height, _width] = x.dims();
         let expected = self.conv1.weight.lazy_shape().dims::<4>()[1];
         assert_eq!(

@@ -5,11 +5,56 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use repr_backbones::Backbone;
+use repr_backbones::{Backbone, BackboneConfig};
 use repr_data::Normalize;
 use repr_objectives::{MaskedPatchConfig, MaskedPatchHead};
+use serde::{Deserialize, Serialize};
 
-use crate::StepOutput;
+use super::{
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod, method_error,
+};
+use crate::TrainError;
+
+/// `[method] kind = "masked-patch"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskedPatchMethodConfig {
+    /// `[method.loss]`: corruption fractions, target and its patch size (the ViT's).
+    pub loss: MaskedPatchConfig,
+}
+
+impl MethodSettings for MaskedPatchMethodConfig {
+    fn data(&self) -> DataNeeds {
+        DataNeeds::Images
+    }
+
+    fn validate(&self, run: &RunShape<'_>) -> Result<(), TrainError> {
+        if let Err(e) = self.loss.validate() {
+            let repr_objectives::ObjectiveError::OutOfRange { field, .. } = &e;
+            return Err(method_error(&format!("loss.{field}"), &e));
+        }
+        let BackboneConfig::ViT(vit) = &run.backbone else {
+            return Err(TrainError::Config {
+                field: "backbone.kind".into(),
+                message: format!(
+                    "{:?} is not allowed: expected \"vit\" (masked-patch prediction corrupts a \
+                     ViT's patch tokens)",
+                    run.backbone.name()
+                ),
+            });
+        };
+        if self.loss.patch_size != vit.patch_size {
+            return Err(method_error(
+                "loss.patch_size",
+                format!(
+                    "{} is not allowed: expected the ViT's patch size ({})",
+                    self.loss.patch_size, vit.patch_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A ViT encoder and the linear head that predicts the corrupted patches' targets. The
 /// representation used downstream is the encoder's CLS embedding.
@@ -19,6 +64,9 @@ pub struct MaskedPatchNet {
     pub backbone: Backbone,
     /// Token embedding to the target's outputs (classes or pixels).
     pub head: MaskedPatchHead,
+    /// The corruption, targets and what they need from the run.
+    #[module(skip)]
+    pub objective: MaskedPatchObjective,
 }
 
 /// What a masked-patch step needs besides the network: the corruption and target settings,
@@ -43,16 +91,22 @@ impl MaskedPatchObjective {
 }
 
 impl MaskedPatchNet {
-    /// A linear head for `backbone`'s `dim`-wide tokens predicting `config`'s target for images
-    /// with `channels` channels.
+    /// A linear head for `backbone`'s `dim`-wide tokens predicting `objective`'s target for
+    /// images with `channels` channels.
     pub fn new(
         backbone: Backbone,
-        config: &MaskedPatchConfig,
+        objective: MaskedPatchObjective,
         channels: usize,
         device: &Device,
     ) -> Self {
-        let head = config.init_head(backbone.num_features(), channels, device);
-        Self { backbone, head }
+        let head = objective
+            .config
+            .init_head(backbone.num_features(), channels, device);
+        Self {
+            backbone,
+            head,
+            objective,
+        }
     }
 
     /// The loss of one batch of normalised images at training step `step`: corrupt the patch
@@ -62,12 +116,8 @@ impl MaskedPatchNet {
     ///
     /// # Shapes
     /// - `images`: `[batch, channels, height, width]`, normalised by `objective.normalize`
-    pub fn step(
-        &self,
-        images: Tensor<4>,
-        objective: &MaskedPatchObjective,
-        step: usize,
-    ) -> StepOutput {
+    pub fn step_images(&self, images: Tensor<4>, step: usize) -> StepOutput {
+        let objective = &self.objective;
         let Backbone::ViT(vit) = &self.backbone else {
             panic!("masked-patch prediction needs a ViT backbone");
         };
@@ -84,11 +134,40 @@ impl MaskedPatchNet {
         let dim = encoded.dims()[2];
         let patch_tokens = encoded.slice([0..batch, 1..1 + patches, 0..dim]);
         let output = plan.loss(self.head.forward(patch_tokens), &targets);
-        StepOutput {
-            loss: output.loss,
-            correct: output.correct,
-            counted: output.predicted,
-        }
+        StepOutput::new(output.loss, output.correct, output.predicted)
+    }
+}
+
+impl TrainMethod for MaskedPatchNet {
+    type Config = MaskedPatchMethodConfig;
+
+    fn init(
+        config: &MaskedPatchMethodConfig,
+        backbone: Backbone,
+        run: &RunFacts,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let objective = MaskedPatchObjective {
+            config: config.loss.clone(),
+            normalize: run.normalize.clone(),
+            seed: run.seed,
+        };
+        Ok(Self::new(backbone, objective, run.channels, device))
+    }
+
+    fn step(&self, batch: Batch, step: usize) -> StepOutput {
+        self.step_images(batch.images("masked-patch prediction").images, step)
+    }
+
+    fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
+        Ok(Self {
+            backbone: f(self.backbone)?,
+            ..self
+        })
     }
 }
 
@@ -97,7 +176,7 @@ mod tests {
     use burn::tensor::Device;
     use repr_backbones::ViTConfig;
     use repr_data::{ImageBatcher, Normalize};
-    use repr_objectives::{MaskedPatchConfig, PatchTargets, TargetTensors};
+    use repr_objectives::{PatchTargets, TargetTensors};
 
     use super::*;
 
@@ -158,14 +237,14 @@ mod tests {
             .with_in_channels(1)
             .with_num_classes(0)
             .init(device);
-        let net = MaskedPatchNet::new(vit.into(), &objective.config, 1, device);
+        let net = MaskedPatchNet::new(vit.into(), objective.clone(), 1, device);
         let loss = |step| -> f32 {
-            net.step(normalised_batch(device), &objective, step)
+            net.step_images(normalised_batch(device), step)
                 .loss
                 .into_scalar()
         };
         assert_eq!(loss(3).to_bits(), loss(3).to_bits());
-        let output = net.step(normalised_batch(device), &objective, 3);
+        let output = net.step_images(normalised_batch(device), 3);
         // round(0.5 · 4) = 2 corrupted patches per image, one mean-colour class each.
         assert_eq!(output.counted, 4);
         let plans: Vec<_> = (0..8)

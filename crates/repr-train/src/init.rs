@@ -1,9 +1,11 @@
-//! Fine-tuning a pre-trained backbone (recipe `finetune`): where the weights come from, which
-//! stages are copied, frozen or re-initialised, and the backbone's learning-rate group.
+//! `[init]`: a run's first stages from pre-trained weights (fine-tuning, for any method): where
+//! the weights come from, which stages are copied, frozen or re-initialised, and the backbone's
+//! learning-rate group.
 //!
-//! A backbone's *stages* are its stem (stage 0: ResNet `conv1` + `bn1`) then its residual stages
-//! (`layer1`..`layer4`); its classifier head is never copied. Stages are selected by parameter
-//! path (the paths of [`Backbone`], variant names included: `ResNet.layer1.0.Basic.conv1.weight`).
+//! A backbone's *stages* are [`BackboneConfig::stages`]: its stem (stage 0: ResNet `conv1` +
+//! `bn1`) then its residual stages (`layer1`..`layer4`) or transformer blocks; its classifier head
+//! is never copied. Stages are selected by parameter path (the paths of [`Backbone`], variant
+//! names included: `ResNet.layer1.0.Basic.conv1.weight`).
 
 use std::path::Path;
 
@@ -13,34 +15,23 @@ use burn::store::{ModuleSnapshot, PathFilter};
 use burn::tensor::Device;
 use repr_backbones::{Backbone, BackboneConfig};
 
-use crate::{RunDir, TrainConfig, TrainError, saved::TrainedRun};
+use crate::{InitConfig, RunDir, TrainConfig, TrainError, saved::TrainedRun};
 
 /// Stages after the stem: ResNet's four residual stages, a ViT's blocks.
 pub fn num_stages(config: &BackboneConfig) -> usize {
-    match config {
-        BackboneConfig::ResNet(_) => 4,
-        BackboneConfig::ViT(c) => c.depth,
-    }
+    config.stages().len() - 1
 }
 
 /// Path prefixes (inside [`Backbone`]) of the stem and stages `1..=upto`, or of the whole
 /// body without the head when `upto` is `None`.
 fn stage_prefixes(config: &BackboneConfig, upto: Option<usize>) -> Vec<String> {
-    let upto = upto.unwrap_or(num_stages(config)).min(num_stages(config));
-    match config {
-        BackboneConfig::ResNet(_) => ["ResNet.conv1.".to_string(), "ResNet.bn1.".to_string()]
-            .into_iter()
-            .chain((1..=upto).map(|i| format!("ResNet.layer{i}.")))
-            .collect(),
-        // The "stem" of a ViT: patch embedding, CLS, positions, mask token; stage i is block
-        // i - 1; the whole body adds the final LayerNorm.
-        BackboneConfig::ViT(c) => ["patch_embed.", "cls_token", "pos_embed", "mask_token"]
-            .iter()
-            .map(|p| format!("ViT.{p}"))
-            .chain((1..=upto).map(|i| format!("ViT.blocks.{}.", i - 1)))
-            .chain((upto == c.depth).then(|| "ViT.norm.".to_string()))
-            .collect(),
-    }
+    let stages = config.stages();
+    let upto = upto.unwrap_or(stages.len() - 1).min(stages.len() - 1);
+    stages
+        .into_iter()
+        .take(upto + 1)
+        .flat_map(|stage| stage.prefixes)
+        .collect()
 }
 
 /// A regex matching parameter paths that start (after an optional `outer` prefix such as
@@ -66,26 +57,32 @@ fn regex_escape(text: &str) -> String {
         .collect()
 }
 
-fn finetune_error(message: impl Into<String>) -> TrainError {
+fn init_error(message: impl Into<String>) -> TrainError {
     TrainError::Config {
-        field: "finetune.from".into(),
+        field: "init.from".into(),
         message: message.into(),
     }
 }
 
 /// The config a fine-tuning run trains with: with a `repr` run as the source, its backbone
-/// architecture (this config's number of classes kept), so that every copied tensor fits.
+/// architecture (this config's number of classes kept), so that every copied tensor fits. A run
+/// without `[init]` is returned as it is.
 pub fn resolve(config: &TrainConfig) -> Result<TrainConfig, TrainError> {
-    let Some(from) = &config.finetune.from else {
-        return Err(finetune_error(
-            "the finetune recipe needs pre-trained weights: a repr run folder, or a PyTorch \
+    let mut resolved = config.clone();
+    let Some(init) = &config.init else {
+        return Ok(resolved);
+    };
+    if init.from.as_os_str().is_empty() {
+        return Err(init_error(
+            "fine-tuning needs pre-trained weights: a repr run folder, or a PyTorch \
              .safetensors/.pt file (--from)",
         ));
-    };
-    let mut resolved = config.clone();
-    if from.is_dir() {
-        let source = source_config(from)?;
-        resolved.backbone = with_num_classes(&source.backbone, num_classes(&config.backbone));
+    }
+    if init.from.is_dir() {
+        let source = source_config(&init.from)?;
+        resolved.backbone = source
+            .backbone
+            .with_num_classes(config.backbone.num_classes());
     }
     Ok(resolved)
 }
@@ -93,7 +90,7 @@ pub fn resolve(config: &TrainConfig) -> Result<TrainConfig, TrainError> {
 fn source_config(run: &Path) -> Result<TrainConfig, TrainError> {
     let path = run.join("config.toml");
     if !path.exists() {
-        return Err(finetune_error(format!(
+        return Err(init_error(format!(
             "{} is a folder but not a repr run (no config.toml)",
             run.display()
         )));
@@ -101,43 +98,36 @@ fn source_config(run: &Path) -> Result<TrainConfig, TrainError> {
     TrainConfig::from_file(&path)
 }
 
-fn num_classes(config: &BackboneConfig) -> usize {
-    config.num_classes()
-}
-
-fn with_num_classes(config: &BackboneConfig, classes: usize) -> BackboneConfig {
-    config.with_num_classes(classes)
-}
-
-/// The pre-trained backbone named by `config.finetune.from`, on `device`.
-fn pretrained(config: &TrainConfig, device: &Device) -> Result<Backbone, TrainError> {
-    let from = config.finetune.from.as_ref().expect("resolve() checked it");
-    if from.is_dir() {
-        let run = RunDir::open(from, crate::RunMode::Resume)?;
+/// The pre-trained backbone named by `init.from`, on `device`, for `backbone`.
+fn pretrained(
+    init: &InitConfig,
+    backbone: &BackboneConfig,
+    device: &Device,
+) -> Result<Backbone, TrainError> {
+    if init.from.is_dir() {
+        let run = RunDir::open(&init.from, crate::RunMode::Resume)?;
         return Ok(TrainedRun::load(&run, device)?.method.backbone().clone());
     }
     // A PyTorch state dict for this config's architecture; its classifier is never used.
-    config
-        .backbone
+    backbone
         .init(device)
-        .load_torchvision(from, &["fc."])
-        .map_err(|e| finetune_error(e.to_string()))
+        .load_torchvision(&init.from, &["fc."])
+        .map_err(|e| init_error(e.to_string()))
 }
 
-/// `fresh` with the pre-trained stem and first `keep_stages` stages copied in (all stages
-/// when `None`); the rest of `fresh`, the head included, keeps its initialisation.
+/// `fresh` with the pre-trained stem and first `init.keep_stages` stages copied in (all stages
+/// when unset); the rest of `fresh`, the head included, keeps its initialisation. A run
+/// without `[init]` gets `fresh` back.
 pub fn load_pretrained(
     config: &TrainConfig,
     fresh: Backbone,
     device: &Device,
 ) -> Result<Backbone, TrainError> {
-    let source = pretrained(config, device)?;
-    transfer(
-        &config.backbone,
-        fresh,
-        &source,
-        config.finetune.keep_stages,
-    )
+    let Some(init) = &config.init else {
+        return Ok(fresh);
+    };
+    let source = pretrained(init, &config.backbone, device)?;
+    transfer(&config.backbone, fresh, &source, init.keep_stages)
 }
 
 /// Copies the stem and stages `..=keep` of `source` into `target`.
@@ -150,12 +140,12 @@ pub fn transfer(
     let kept = kept_filter(backbone, keep);
     let tensors = source.collect(Some(kept.clone()), None, false);
     if tensors.is_empty() {
-        return Err(finetune_error("the source has none of the stages to copy"));
+        return Err(init_error("the source has none of the stages to copy"));
     }
     let result = target.apply(tensors, Some(kept), None, false);
     if !result.errors.is_empty() || !result.unused.is_empty() {
         let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        return Err(finetune_error(format!(
+        return Err(init_error(format!(
             "the source does not fit the backbone {}: {}{}",
             backbone.name(),
             errors.join("; "),
@@ -174,7 +164,7 @@ pub fn transfer(
         .len();
     if result.applied.len() != expected {
         let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
-        return Err(finetune_error(format!(
+        return Err(init_error(format!(
             "the source lacks {} tensor(s) of the stages to copy: {missing:?}",
             expected - result.applied.len()
         )));
@@ -204,7 +194,8 @@ pub struct LearningRates {
 }
 
 impl LearningRates {
-    /// The backbone body is the parameters under `outer` (e.g. `Supervised.backbone.`) in the
+    /// The backbone body is the parameters under `outer` (the method's
+    /// [`backbone_path`](crate::Method::backbone_path), e.g. `Supervised.backbone.`) in the
     /// stem and stages of `config`; a `scale` of 1 gives one rate for all.
     pub fn new(config: &BackboneConfig, outer: &str, scale: f64) -> Self {
         let body = (scale != 1.0).then(|| {
