@@ -1,5 +1,6 @@
-//! Times the 3×3 convolution kernels on slices at ResNet layer shapes (batch 64): forward,
-//! input gradient and weight gradient, medians of 7, with the GFLOP/s of each.
+//! Times the 3×3 convolution kernels on slices at ResNet layer shapes (batch 64, and the last
+//! two stages of the `simclr` recipe's ResNet-18-w32 at batch 256: 128 channels at 7×7, 256 at
+//! 4×4): forward, input gradient and weight gradient, medians of 7, with the GFLOP/s of each.
 //! `cargo run -p repr-kernels --example conv_time --features repr-testing/test-wgpu`
 use std::time::{Duration, Instant};
 
@@ -20,16 +21,22 @@ fn median(mut f: impl FnMut()) -> Duration {
 
 fn main() {
     repr_kernels::reuse_freed_memory();
-    for (c, hw) in [(64usize, 32usize), (128, 16), (16, 28)] {
+    for (batch, c, hw) in [
+        (64usize, 64usize, 32usize),
+        (64, 128, 16),
+        (64, 16, 28),
+        (256, 128, 7),
+        (256, 256, 4),
+    ] {
         let s = ConvShape::new(
-            [64, c, hw, hw],
+            [batch, c, hw, hw],
             [c, c, 3, 3],
             [1, 1],
             [(1, 1), (1, 1)],
             [1, 1],
         )
         .unwrap();
-        let x: Vec<f32> = (0..64 * c * hw * hw)
+        let x: Vec<f32> = (0..batch * c * hw * hw)
             .map(|i| (i % 97) as f32 * 0.01)
             .collect();
         let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 89) as f32 * 0.001).collect();
@@ -42,7 +49,7 @@ fn main() {
         let dwt = median(|| conv2d_backward(&s, &x, &w, &y, None, Some(&mut dw), None));
         let rate = |t: Duration| gflop / t.as_secs_f64();
         println!(
-            "{c}@{hw}: fwd {fwd:.2?} ({:.0} GFLOP/s)  dx {dxt:.2?} ({:.0})  dw {dwt:.2?} ({:.0})",
+            "{c}@{hw} batch {batch}: fwd {fwd:.2?} ({:.0} GFLOP/s)  dx {dxt:.2?} ({:.0})  dw {dwt:.2?} ({:.0})",
             rate(fwd),
             rate(dxt),
             rate(dwt)
