@@ -14,3 +14,16 @@ pub enum ObjectiveError {
         allowed: &'static str,
     },
 }
+
+/// A temperature must be finite and > 0 (`field` names it in the error).
+pub(crate) fn check_temperature(field: &'static str, value: f64) -> Result<(), ObjectiveError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(ObjectiveError::OutOfRange {
+            field,
+            value,
+            allowed: "a finite temperature > 0",
+        })
+    }
+}

@@ -43,13 +43,7 @@ impl NtXentLossConfig {
 
     /// Checks the hyperparameters, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(ObjectiveError::OutOfRange {
-                field: "temperature",
-                value: self.temperature,
-                allowed: "a finite temperature > 0",
-            });
-        }
+        crate::error::check_temperature("temperature", self.temperature)?;
         if self.chunk_size == Some(0) {
             return Err(ObjectiveError::OutOfRange {
                 field: "chunk_size",

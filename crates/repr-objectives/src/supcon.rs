@@ -33,14 +33,7 @@ impl SupConLossConfig {
 
     /// Checks the temperature.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(ObjectiveError::OutOfRange {
-                field: "temperature",
-                value: self.temperature,
-                allowed: "a finite temperature > 0",
-            });
-        }
-        Ok(())
+        crate::error::check_temperature("temperature", self.temperature)
     }
 
     /// Builds the loss after [`validate`](Self::validate).

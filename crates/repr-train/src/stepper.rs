@@ -60,6 +60,11 @@ impl SingleDevice {
             rates,
         }
     }
+
+    /// The network in inference mode.
+    pub fn valid_model(&self) -> Method {
+        self.model().valid()
+    }
 }
 
 impl Stepper for SingleDevice {
@@ -98,13 +103,6 @@ impl Stepper for SingleDevice {
 
     fn device(&self) -> &Device {
         &self.device
-    }
-}
-
-impl SingleDevice {
-    /// The network in inference mode.
-    pub fn valid_model(&self) -> Method {
-        self.model().valid()
     }
 }
 

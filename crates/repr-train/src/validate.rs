@@ -245,7 +245,7 @@ impl InitConfig {
             );
         }
         // The stem is stage 0.
-        let stages = backbone.stages().len() - 1;
+        let stages = crate::init::num_stages(backbone);
         for (field, value) in [
             ("init.keep_stages", self.keep_stages),
             ("init.freeze_stages", self.freeze_stages),

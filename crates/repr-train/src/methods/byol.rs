@@ -201,16 +201,7 @@ impl TrainMethod for Byol {
         self.update_target(tau)
     }
 
-    fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
-        Ok(Self {
-            backbone: f(self.backbone)?,
-            ..self
-        })
-    }
+    backbone_field!();
 
     /// The target encoder and projector start again as copies of the online ones.
     fn reset_copies(self) -> Self {

@@ -159,16 +159,7 @@ impl TrainMethod for MaskedPatchNet {
         self.step_images(batch.images("masked-patch prediction").images, step)
     }
 
-    fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
-        Ok(Self {
-            backbone: f(self.backbone)?,
-            ..self
-        })
-    }
+    backbone_field!();
 }
 
 #[cfg(test)]

@@ -19,6 +19,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
+/// `TrainMethod::backbone` and `map_backbone` for a method whose encoder is its `backbone`
+/// field.
+macro_rules! backbone_field {
+    () => {
+        fn backbone(&self) -> &Backbone {
+            &self.backbone
+        }
+
+        fn map_backbone<E>(
+            self,
+            f: impl FnOnce(Backbone) -> Result<Backbone, E>,
+        ) -> Result<Self, E> {
+            Ok(Self {
+                backbone: f(self.backbone)?,
+                ..self
+            })
+        }
+    };
+}
+
 pub mod byol;
 pub mod masked_patch;
 pub mod simclr;
@@ -263,6 +283,18 @@ pub(crate) fn check_component(
 /// Checks a method's views.
 pub(crate) fn check_views(views: &MultiViewConfig) -> Result<(), TrainError> {
     views.validate().map_err(|e| method_error("views", e))
+}
+
+/// Checks the sections of a contrastive view method: `[method.head]` (whose input is set from
+/// the encoder later), the loss's own check, `[method.views]`.
+pub(crate) fn check_head_loss_views(
+    head: &repr_objectives::ProjectionHeadConfig,
+    loss: Result<(), repr_objectives::ObjectiveError>,
+    views: &MultiViewConfig,
+) -> Result<(), TrainError> {
+    check_component("head", head.for_input(1).validate())?;
+    check_component("loss", loss)?;
+    check_views(views)
 }
 
 /// A method's section read from `value`, an error naming the path of the bad key inside it

@@ -9,8 +9,8 @@ use repr_objectives::{NtXentLoss, NtXentLossConfig, ProjectionHead, ProjectionHe
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod, check_component,
-    check_views,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod,
+    check_head_loss_views,
 };
 use crate::TrainError;
 
@@ -44,9 +44,7 @@ impl MethodSettings for SimclrConfig {
     }
 
     fn validate(&self, _run: &RunShape<'_>) -> Result<(), TrainError> {
-        check_component("head", self.head.for_input(1).validate())?;
-        check_component("loss", self.loss.validate())?;
-        check_views(&self.views)
+        check_head_loss_views(&self.head, self.loss.validate(), &self.views)
     }
 
     fn views(&self) -> Option<&MultiViewConfig> {
@@ -116,16 +114,7 @@ impl TrainMethod for SimClr {
         StepOutput::new(self.loss.forward(z1, z2), Some(correct), anchors)
     }
 
-    fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
-        Ok(Self {
-            backbone: f(self.backbone)?,
-            ..self
-        })
-    }
+    backbone_field!();
 }
 
 /// Of the `2N` anchors, how many have their positive (the other view of the same image) as the

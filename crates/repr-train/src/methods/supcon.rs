@@ -11,8 +11,8 @@ use repr_objectives::{ProjectionHead, ProjectionHeadConfig, SupConLoss, SupConLo
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod, check_component,
-    check_views,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod,
+    check_head_loss_views,
 };
 use crate::TrainError;
 
@@ -46,9 +46,7 @@ impl MethodSettings for SupConConfig {
     }
 
     fn validate(&self, _run: &RunShape<'_>) -> Result<(), TrainError> {
-        check_component("head", self.head.for_input(1).validate())?;
-        check_component("loss", self.loss.validate())?;
-        check_views(&self.views)
+        check_head_loss_views(&self.head, self.loss.validate(), &self.views)
     }
 
     fn views(&self) -> Option<&MultiViewConfig> {
@@ -108,16 +106,7 @@ impl TrainMethod for SupCon {
         StepOutput::new(self.loss.forward(z, labels), Some(correct), anchors)
     }
 
-    fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
-        Ok(Self {
-            backbone: f(self.backbone)?,
-            ..self
-        })
-    }
+    backbone_field!();
 }
 
 /// How many rows have, as their most cosine-similar other row, one with their label, `[1]`.

@@ -86,16 +86,7 @@ impl TrainMethod for Supervised {
         )
     }
 
-    fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
-        Ok(Self {
-            backbone: f(self.backbone)?,
-            ..self
-        })
-    }
+    backbone_field!();
 }
 
 /// How many rows of `logits` have their arg-max at the target class, `[1]`, on the device.

@@ -150,16 +150,7 @@ impl TrainMethod for TripletNet {
         StepOutput::new(output.loss, None, 0)
     }
 
-    fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    fn map_backbone<E>(self, f: impl FnOnce(Backbone) -> Result<Backbone, E>) -> Result<Self, E> {
-        Ok(Self {
-            backbone: f(self.backbone)?,
-            ..self
-        })
-    }
+    backbone_field!();
 
     /// The trained embedding (what the loss ordered), whatever the pooling.
     fn represent(&self, images: Tensor<4>, _pooling: Option<Pooling>) -> Tensor<2> {
