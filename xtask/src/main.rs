@@ -22,6 +22,7 @@ use repr_train::{DeviceChoice, InitConfig, RunDir, RunMode, TrainConfig, TrainOp
 
 mod bench;
 mod bench_augment;
+mod distributed;
 mod use_run;
 
 /// The test command of the README and `.ci/run` (a test checks that all three agree).
@@ -142,6 +143,11 @@ struct TrainArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+    /// Spread the run over this many processes on this machine (data parallel over MPI:
+    /// `mpiexec -n N` with this command; needs the `mpi` feature, docs/distributed.md).
+    /// `--batch-size` stays the global batch.
+    #[arg(long)]
+    processes: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -158,7 +164,13 @@ fn main() -> ExitCode {
         runs_dir: "runs".into(),
         ..TrainArgs::default()
     }))) {
-        Cmd::Train(args) => train(*args),
+        Cmd::Train(args) => match args.processes {
+            Some(n) => match distributed::launch(n) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            },
+            None => train(*args),
+        },
         Cmd::Bench(args) => match args.target {
             Some(BenchTarget::Augment(args)) => bench_augment::run(&args),
             Some(BenchTarget::Models(args)) => bench::run_models(&args),
@@ -180,16 +192,105 @@ fn main() -> ExitCode {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
+    let group = distributed::group()?;
+    if group.size() == 1 {
+        return train_in(args, &group);
+    }
+    let result = train_in(args, &group);
+    if let Err(e) = &result {
+        // Another rank may be waiting in a collective for this one: stop them all, after
+        // saying why (the checkpoints written so far are intact: writes are atomic).
+        eprintln!("error (rank {} of {}): {e:#}", group.rank(), group.size());
+        group.abort(1);
+    }
+    result
+}
+
+/// The run of this rank: rank 0 resolves the config and the run folder (only it can read a
+/// resumed run's files) and hands them to the others.
+fn train_in(args: TrainArgs, group: &repr_train::Group) -> Result<()> {
     let device: DeviceChoice = args.device.parse()?;
+    let (config, run) = if group.size() == 1 {
+        resolve_run(&args)?
+    } else {
+        let shared = group
+            .share(|| {
+                resolve_run(&args)
+                    .map(|(config, run)| {
+                        let from_data = config.from_data;
+                        (config, from_data, run.root().to_path_buf())
+                    })
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .map_err(anyhow::Error::msg)?;
+        let (mut config, from_data, root): (TrainConfig, repr_train::FromData, PathBuf) = shared;
+        config.from_data = from_data;
+        let run = if group.is_leader() {
+            let mode = run_mode(&args);
+            RunDir::open(&root, mode)?
+        } else {
+            RunDir::for_follower(&root)
+        };
+        (config, run)
+    };
+    if group.is_leader() {
+        println!(
+            "training `{}` ({}) on {} with {}{} -> {}",
+            config.method.kind(),
+            config.backbone.name(),
+            config
+                .data
+                .dir
+                .as_deref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "the embedded Fashion-MNIST".into()),
+            device,
+            if group.size() > 1 {
+                format!(
+                    " on {} ranks ({}), global batch {}",
+                    group.size(),
+                    group.describe(),
+                    config.batch_size
+                )
+            } else {
+                String::new()
+            },
+            run.root().display()
+        );
+    }
+    let options = TrainOptions {
+        device,
+        resume: args.resume,
+        progress: !args.quiet,
+    };
+    let summary = repr_train::train_in(&config, &run, &options, group)?;
+    if !group.is_leader() {
+        return Ok(());
+    }
+    let name = run
+        .root()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    print_summary(&name, &summary, &run);
+    Ok(())
+}
+
+fn run_mode(args: &TrainArgs) -> RunMode {
+    match (args.resume, args.overwrite) {
+        (true, _) => RunMode::Resume,
+        (false, true) => RunMode::Overwrite,
+        (false, false) => RunMode::New,
+    }
+}
+
+/// The config of the run `args` ask for, and its run folder (checked, not written yet).
+fn resolve_run(args: &TrainArgs) -> Result<(TrainConfig, RunDir)> {
     let preset = repr_train::preset(args.recipe.as_deref().unwrap_or("simclr-short"))
         .expect("clap only accepts the listed presets");
     let name = args.name.clone().unwrap_or_else(|| preset.name.to_string());
     let root = args.runs_dir.join(&name);
-    let mode = match (args.resume, args.overwrite) {
-        (true, _) => RunMode::Resume,
-        (false, true) => RunMode::Overwrite,
-        (false, false) => RunMode::New,
-    };
+    let mode = run_mode(args);
     // Resolve the config before touching the run folder, so a bad config changes nothing.
     let base = match (&args.config, args.resume) {
         (Some(path), _) => TrainConfig::from_file(path)?,
@@ -197,7 +298,7 @@ fn train(args: TrainArgs) -> Result<()> {
             .with_context(|| format!("resuming {}", root.display()))?,
         (None, false) => (preset.config)(),
     };
-    let mut config = apply_overrides(base, &args);
+    let mut config = apply_overrides(base, args);
     // A preset takes channels, classes, image size, views and k from the data (a config file
     // sets which it leaves out, a resumed run keeps its own).
     if args.config.is_none() && !args.resume {
@@ -207,26 +308,11 @@ fn train(args: TrainArgs) -> Result<()> {
     // A fine-tuning run takes the architecture of the repr run it starts from.
     let config = repr_train::init::resolve(&config)?;
     let run = RunDir::open(&root, mode)?;
+    Ok((config, run))
+}
 
-    println!(
-        "training `{}` ({}) on {} with {} -> {}",
-        config.method.kind(),
-        config.backbone.name(),
-        config
-            .data
-            .dir
-            .as_deref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|| "the embedded Fashion-MNIST".into()),
-        device,
-        run.root().display()
-    );
-    let options = TrainOptions {
-        device,
-        resume: args.resume,
-        progress: !args.quiet,
-    };
-    let summary = repr_train::train(&config, &run, &options)?;
+/// The result table of a finished run.
+fn print_summary(name: &str, summary: &repr_train::Summary, run: &RunDir) {
     let percent =
         |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{:.2}%", 100.0 * v));
     println!();
@@ -251,7 +337,6 @@ fn train(args: TrainArgs) -> Result<()> {
         println!("{table}");
     }
     println!("outputs: {}", run.root().display());
-    Ok(())
 }
 
 fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {

@@ -31,6 +31,7 @@ pub mod nn;
 pub mod ops;
 mod switch;
 
+pub use cpu::batch_norm::{StatisticsSum, with_sync_batch_norm};
 pub use memory::reuse_freed_memory;
 pub use switch::{
     KERNELS_ENV, Kernels, KernelsEnvError, is_flex, kernels, set_kernels, uses_repr_kernels,

@@ -125,6 +125,22 @@ impl CorruptionPlan {
         }
     }
 
+    /// The plan of images `start..start + count` of this plan's batch (a rank's share of a
+    /// global batch), as a plan of `count` images.
+    ///
+    /// # Panics
+    /// If the range is outside the batch.
+    pub fn images(&self, start: usize, count: usize) -> Self {
+        assert!(
+            start + count <= self.batch,
+            "images {start}..{} of a plan of {}",
+            start + count,
+            self.batch
+        );
+        let p = self.patches;
+        Self::new(count, p, self.actions[start * p..(start + count) * p].to_vec())
+    }
+
     /// Images in the batch.
     pub fn batch(&self) -> usize {
         self.batch

@@ -190,17 +190,28 @@ impl Checkpoint {
 
     /// Reads a checkpoint, checking its magic and section lengths.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
+        Self::parse(&Self::read_bytes(path)?, path)
+    }
+
+    /// The bytes of the checkpoint file at `path` (not checked yet).
+    pub fn read_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
+        std::fs::read(path).map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                "not found".into()
+            } else {
+                e.to_string()
+            },
+        })
+    }
+
+    /// A checkpoint from the bytes of a checkpoint file (read from `path`, which errors name),
+    /// checking its magic and section lengths.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, TrainError> {
         let bad = |reason: String| TrainError::Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                bad("not found".into())
-            } else {
-                bad(e.to_string())
-            }
-        })?;
         let mut rest = bytes
             .strip_prefix(MAGIC)
             .ok_or_else(|| bad("not a repr checkpoint (bad magic)".into()))?;

@@ -42,6 +42,10 @@ pub struct TrainConfig {
     /// `"device"` (batched tensor ops on the training device: what a GPU run wants). The
     /// single-image crop and flip run on the CPU.
     pub augment_on: AugmentOn,
+    /// Data parallel over several ranks: BatchNorm layers normalise with the statistics of the
+    /// whole global batch, summed over the ranks in the forward and backward pass
+    /// (SyncBatchNorm; flex with repr's kernels). `false`: each rank's share uses its own.
+    pub sync_batch_norm: bool,
     /// Write a checkpoint every this many steps (0: only at the end of each epoch).
     pub checkpoint_every_steps: usize,
     /// Read the loss back from the device and log every this many steps.
@@ -227,6 +231,38 @@ pub struct ScheduleConfig {
     pub warmup_epochs: f64,
     /// Learning rate at the end of the cosine.
     pub min_lr: f64,
+    /// How the peak learning rate follows the global batch: `optimizer.lr` is the rate for a
+    /// batch of `reference_batch` images, scaled to `batch_size` by this rule.
+    pub lr_scaling: LrScaling,
+    /// The batch `optimizer.lr` is given for, when `lr_scaling` is not `"none"`.
+    pub reference_batch: usize,
+}
+
+/// How the learning rate follows the global batch (`[schedule] lr_scaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrScaling {
+    /// `optimizer.lr` as written, whatever the batch.
+    #[default]
+    None,
+    /// `lr · batch / reference_batch` (Goyal et al. 2017, SimCLR with SGD/LARS:
+    /// `0.3 · batch / 256`).
+    Linear,
+    /// `lr · sqrt(batch / reference_batch)` (SimCLR's rule for LARS at large batches,
+    /// `0.075 · sqrt(batch)`; Krizhevsky 2014).
+    Sqrt,
+}
+
+impl ScheduleConfig {
+    /// The factor `lr_scaling` applies to the base learning rate for a global batch of `batch`.
+    pub fn lr_factor(&self, batch: usize) -> f64 {
+        let ratio = batch as f64 / self.reference_batch.max(1) as f64;
+        match self.lr_scaling {
+            LrScaling::None => 1.0,
+            LrScaling::Linear => ratio,
+            LrScaling::Sqrt => ratio.sqrt(),
+        }
+    }
 }
 
 /// Training-time augmentation of the single-image methods (supervised, triplet, masked-patch);
@@ -248,6 +284,8 @@ impl Default for ScheduleConfig {
         Self {
             warmup_epochs: 0.5,
             min_lr: 0.0,
+            lr_scaling: LrScaling::None,
+            reference_batch: 256,
         }
     }
 }
@@ -280,6 +318,14 @@ impl Default for EvalConfig {
             plots: true,
             pooling: None,
         }
+    }
+}
+
+impl TrainConfig {
+    /// The peak learning rate of the schedule: `optimizer.lr` scaled to the global batch by
+    /// `schedule.lr_scaling`.
+    pub fn peak_lr(&self) -> f64 {
+        self.optimizer.lr() * self.schedule.lr_factor(self.batch_size)
     }
 }
 
@@ -380,7 +426,7 @@ impl TrainConfig {
 /// Which data-dependent fields [`crate::train`] takes from the dataset. `cargo xtask train`
 /// sets all of them for a preset and, with a config file, those the file leaves out; a config
 /// built in code sets none unless it asks (the default), so what it says is what trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FromData {
     /// `backbone.in_channels` ← the images' channels.
     pub in_channels: bool,

@@ -83,6 +83,26 @@ pub enum TrainError {
         /// The checkpoint left in place.
         checkpoint: String,
     },
+    /// The ranks of a data-parallel run no longer hold the same parameters (found when a
+    /// checkpoint would have been taken; nothing is written from diverged replicas).
+    #[error(
+        "ranks {ranks:?} hold parameters that differ from rank 0's by step {step}; the last good \
+         checkpoint ({checkpoint}) is kept"
+    )]
+    RanksDiverged {
+        /// The step at which the difference was found.
+        step: usize,
+        /// The ranks that differ from rank 0.
+        ranks: Vec<usize>,
+        /// The checkpoint left in place.
+        checkpoint: String,
+    },
+    /// Another rank of a data-parallel run failed (its error is the message).
+    #[error("rank 0 failed: {message}")]
+    Leader {
+        /// Rank 0's error.
+        message: String,
+    },
     /// Evaluating the representation failed.
     #[error("evaluation ({what}): {message}")]
     Eval {

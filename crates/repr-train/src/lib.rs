@@ -11,6 +11,8 @@ mod checkpoint;
 mod config;
 mod data;
 mod device;
+pub mod distributed;
+pub mod equivalence;
 mod error;
 mod evaluate;
 mod evaluation;
@@ -37,7 +39,7 @@ mod validate;
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{
     AugmentConfig, AugmentOn, AugmentPreset, DataConfig, EvalConfig, FromData, InitConfig,
-    OptimizerConfig, ScheduleConfig, TrainConfig,
+    LrScaling, OptimizerConfig, ScheduleConfig, TrainConfig,
 };
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;
@@ -53,13 +55,14 @@ pub use methods::supervised::{Supervised, SupervisedConfig};
 pub use methods::triplet::{TripletConfig, TripletNet};
 pub use methods::{
     AfterStep, Batch, DataNeeds, Evaluation, Method, MethodConfig, MethodSettings, RunFacts,
-    RunShape, StepOutput, TrainMethod,
+    RunShape, StepContext, StepOutput, TrainMethod,
 };
 pub use metrics::{MetricRecord, MetricsLog};
 pub use presets::{PRESETS, Preset, masked_patch_vit, preset};
 pub use run_dir::{RunDir, RunMode};
 pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
-pub use stepper::{Interval, IntervalStats, SingleDevice, StepAt, Stepper};
-pub use summary::{BaselineScores, Baselines, EvalSummary, Summary};
-pub use trainer::{TrainOptions, train};
+pub use distributed::{Collective, Group, LocalGroup, LossScope};
+pub use stepper::{DataParallel, Interval, IntervalStats, SingleDevice, StepAt, Stepper};
+pub use summary::{BaselineScores, Baselines, Communication, EvalSummary, Summary};
+pub use trainer::{TrainOptions, train, train_in};

@@ -43,6 +43,9 @@ pub struct LoaderConfig {
     /// Where the views are augmented: on the loader's CPU threads, or as tensor ops on the
     /// training device (the loader thread then only gathers images and samples parameters).
     pub augment_on: AugmentOn,
+    /// `(rank, ranks)`: this rank prepares only its contiguous share of every batch (data
+    /// parallel); `(0, 1)`: the whole batch.
+    pub shard: (usize, usize),
 }
 
 impl LoaderConfig {
@@ -101,6 +104,7 @@ impl LoaderConfig {
             views: None,
             sampler: None,
             augment_on,
+            shard: (0, 1),
         };
         match needs {
             DataNeeds::Images => {}
@@ -140,6 +144,17 @@ impl LoaderConfig {
             views: None,
             sampler: None,
             augment_on: AugmentOn::Cpu,
+            shard: (0, 1),
+        }
+    }
+
+    /// The loader of rank `rank` of `ranks`: every batch is the same global batch of
+    /// `batch_size` images as in one process, of which this rank prepares its contiguous
+    /// share (each image augmented from its own stream, so exactly as in one process).
+    pub fn sharded(self, rank: usize, ranks: usize) -> Self {
+        Self {
+            shard: (rank, ranks),
+            ..self
         }
     }
 
@@ -248,7 +263,9 @@ impl BatchLoader {
         let (sender, receiver) = sync_channel(config.prefetch.max(1));
         let worker = std::thread::spawn(move || {
             let plan = config.epoch_batches(dataset.len(), epoch);
-            for indices in plan.iter().skip(start) {
+            let (rank, ranks) = config.shard;
+            for global in plan.iter().skip(start) {
+                let indices = crate::distributed::shard(global, rank, ranks);
                 let prepared = match &config.views {
                     Some(views) if config.augment_on == AugmentOn::Device => {
                         let inputs =

@@ -121,6 +121,7 @@ impl TrainConfig {
             schedule: ScheduleConfig::default(),
             augment: AugmentConfig::default(),
             augment_on: crate::AugmentOn::Cpu,
+            sync_batch_norm: false,
             checkpoint_every_steps: 100,
             log_every_steps: 20,
             eval_every_epochs: 1,
@@ -152,6 +153,7 @@ impl TrainConfig {
             schedule: ScheduleConfig {
                 warmup_epochs: 1.0,
                 min_lr: 0.0,
+                ..ScheduleConfig::default()
             },
             ..Self::supervised()
         }
@@ -179,6 +181,7 @@ impl TrainConfig {
             schedule: ScheduleConfig {
                 warmup_epochs: 0.0,
                 min_lr: 0.3,
+                ..ScheduleConfig::default()
             },
             checkpoint_every_steps: 50,
             log_every_steps: 10,
@@ -217,6 +220,7 @@ impl TrainConfig {
             schedule: ScheduleConfig {
                 warmup_epochs: 0.2,
                 min_lr: 0.0,
+                ..ScheduleConfig::default()
             },
             eval: EvalConfig {
                 memory_limit: Some(20_000),
@@ -281,6 +285,7 @@ impl TrainConfig {
             schedule: ScheduleConfig {
                 warmup_epochs: 0.2,
                 min_lr: 0.0,
+                ..ScheduleConfig::default()
             },
             eval: EvalConfig {
                 memory_limit: Some(20_000),

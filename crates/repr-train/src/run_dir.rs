@@ -72,6 +72,15 @@ impl RunDir {
         Ok(Self { root, mode })
     }
 
+    /// The run folder as seen by a rank other than 0 of a data-parallel run, which writes
+    /// nothing into it (on another machine it need not exist).
+    pub fn for_follower(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            mode: RunMode::Resume,
+        }
+    }
+
     /// Makes the folder ready for writing: with [`RunMode::Overwrite`] deletes what it held,
     /// then creates it and `checkpoints/`.
     pub fn begin(&self) -> Result<(), TrainError> {

@@ -8,7 +8,9 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 
+use crate::distributed::{Group, LossScope, all_reduce_gradients, diverged_ranks};
 use crate::init::LearningRates;
+use crate::methods::StepContext;
 use crate::{AfterStep, Method, Prepared};
 
 /// Where a step sits in the run.
@@ -35,6 +37,24 @@ pub trait Stepper {
 
     /// The device the step's outputs are read on.
     fn device(&self) -> &Device;
+
+    /// The ranks the global batch is spread over (one process for [`SingleDevice`]).
+    fn group(&self) -> &Group;
+
+    /// A new, empty interval of steps to log.
+    fn interval(&self) -> Interval {
+        Interval::new(self.device(), self.group().clone())
+    }
+
+    /// The network in inference mode.
+    fn valid_model(&self) -> Method {
+        self.model().valid()
+    }
+
+    /// Ranks whose trained parameters differ from rank 0's (empty: they agree, bit for bit).
+    fn diverged_ranks(&self) -> Vec<usize> {
+        Vec::new()
+    }
 }
 
 /// One device: the batch is uploaded to it and stepped there.
@@ -60,11 +80,6 @@ impl SingleDevice {
             rates,
         }
     }
-
-    /// The network in inference mode.
-    pub fn valid_model(&self) -> Method {
-        self.model().valid()
-    }
 }
 
 impl Stepper for SingleDevice {
@@ -74,13 +89,11 @@ impl Stepper for SingleDevice {
             .take()
             .expect("the model is put back after every step");
         let images = batch.len();
-        let output = model.step(batch.into_device(&self.device), at.step);
-        interval.add(
-            output.loss.clone().detach(),
-            output.correct.clone(),
-            output.counted,
-            images,
+        let output = model.step(
+            batch.into_device(&self.device),
+            &StepContext::one_process(at.step),
         );
+        interval.add(&output, images);
         let grads = GradientsParams::from_grads(output.loss.backward(), &model);
         let model = self.optimizer.step(self.rates.at(at.lr), model, grads);
         let after = AfterStep {
@@ -104,6 +117,114 @@ impl Stepper for SingleDevice {
     fn device(&self) -> &Device {
         &self.device
     }
+
+    fn group(&self) -> &Group {
+        StepContext::one_process(0).group
+    }
+}
+
+/// Several ranks (processes, one per device or machine), each with a replica of the network:
+/// rank `r` steps on its share of every global batch (the loader gives it), the gradients are
+/// all-reduced (summed, in flat buckets; divided by the ranks for a loss that is a mean over
+/// shares) and every rank takes the same optimizer step, so the replicas stay bit-identical.
+/// BatchNorm normalises each rank's share by its own statistics and keeps each rank's running
+/// statistics (rank 0's are saved and evaluated), unless synchronised
+/// ([`DataParallel::with_sync_batch_norm`]).
+pub struct DataParallel {
+    device: Device,
+    model: Option<Method>,
+    optimizer: ModuleOptimizer,
+    rates: LearningRates,
+    group: Group,
+    sync_batch_norm: bool,
+}
+
+impl DataParallel {
+    /// A stepper for `model` (on the autodiff `device`, the same initial parameters on every
+    /// rank) over the ranks of `group`.
+    pub fn new(
+        device: Device,
+        model: Method,
+        optimizer: ModuleOptimizer,
+        rates: LearningRates,
+        group: Group,
+    ) -> Self {
+        Self {
+            device,
+            model: Some(model),
+            optimizer,
+            rates,
+            group,
+            sync_batch_norm: false,
+        }
+    }
+
+    /// With `sync`, BatchNorm layers normalise with the statistics of the whole global batch
+    /// (summed over the ranks in the forward and backward pass; flex with repr's kernels).
+    pub fn with_sync_batch_norm(self, sync: bool) -> Self {
+        Self {
+            sync_batch_norm: sync,
+            ..self
+        }
+    }
+}
+
+impl Stepper for DataParallel {
+    fn step(&mut self, batch: Prepared, at: StepAt, interval: &mut Interval) {
+        let model = self
+            .model
+            .take()
+            .expect("the model is put back after every step");
+        let images = batch.len();
+        let context = StepContext {
+            step: at.step,
+            group: &self.group,
+        };
+        let step = || {
+            let output = model.step(batch.into_device(&self.device), &context);
+            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+            (output, grads)
+        };
+        let (output, grads) = match self.sync_batch_norm && self.group.size() > 1 {
+            true => repr_kernels::with_sync_batch_norm(self.group.statistics_sum(), step),
+            false => step(),
+        };
+        interval.add(&output, images * self.group.size());
+        let scale = match output.scope {
+            LossScope::Shard => 1.0 / self.group.size() as f32,
+            LossScope::Global => 1.0,
+        };
+        let grads = all_reduce_gradients(&self.group, &model, grads, scale);
+        let model = self.optimizer.step(self.rates.at(at.lr), model, grads);
+        let after = AfterStep {
+            step: at.step,
+            total: at.total,
+            output: &output,
+        };
+        self.model = Some(model.after_step(&after));
+    }
+
+    fn model(&self) -> &Method {
+        self.model
+            .as_ref()
+            .expect("the model is put back after every step")
+    }
+
+    fn optimizer(&self) -> &ModuleOptimizer {
+        &self.optimizer
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn group(&self) -> &Group {
+        &self.group
+    }
+
+    fn diverged_ranks(&self) -> Vec<usize> {
+        diverged_ranks(&self.group, self.model())
+    }
 }
 
 /// Sums over the steps since the last log, kept on the device until read.
@@ -114,6 +235,8 @@ pub struct Interval {
     steps: usize,
     images: usize,
     started: Instant,
+    group: Group,
+    scope: LossScope,
 }
 
 /// What an interval read back: mean loss and metric, throughput.
@@ -131,8 +254,9 @@ pub struct IntervalStats {
 }
 
 impl Interval {
-    /// An empty interval starting now, summing on `device` (without autodiff).
-    pub fn new(device: &Device) -> Self {
+    /// An empty interval starting now, summing on `device` (without autodiff); its steps are
+    /// spread over the ranks of `group`.
+    pub fn new(device: &Device, group: Group) -> Self {
         let device = device.clone().without_autodiff();
         Self {
             loss: Tensor::zeros([1], &device),
@@ -141,37 +265,49 @@ impl Interval {
             steps: 0,
             images: 0,
             started: Instant::now(),
+            group,
+            scope: LossScope::Shard,
         }
     }
 
-    /// Adds one step's detached loss, metric and image count.
-    pub fn add(
-        &mut self,
-        loss: Tensor<1>,
-        correct: Option<Tensor<1, Int>>,
-        counted: usize,
-        images: usize,
-    ) {
-        self.loss = self.loss.clone() + loss.without_autodiff();
-        if let Some(correct) = correct {
+    /// Adds one step's detached loss and metric, and the images it trained on (over every
+    /// rank).
+    pub fn add(&mut self, output: &crate::StepOutput, images: usize) {
+        self.scope = output.scope;
+        self.loss = self.loss.clone() + output.loss.clone().detach().without_autodiff();
+        if let Some(correct) = output.correct.clone() {
             let correct = correct.without_autodiff();
             self.correct = Some(match self.correct.take() {
                 Some(sum) => sum + correct,
                 None => correct,
             });
         }
-        self.counted += counted;
+        self.counted += output.counted;
         self.steps += 1;
         self.images += images;
     }
 
-    /// Reads the interval back (one device read).
+    /// Reads the interval back (one device read; across ranks, one all-reduce of a shard
+    /// loss's sums, so every rank reads the same global values).
     pub fn read(&self) -> IntervalStats {
-        let loss = self.loss.clone().into_scalar::<f32>() as f64 / self.steps.max(1) as f64;
+        let mut sums = [
+            self.loss.clone().into_scalar::<f32>() as f64,
+            self.correct
+                .clone()
+                .map_or(0.0, |correct| correct.into_scalar::<i64>() as f64),
+            self.counted as f64,
+        ];
+        let ranks = self.group.size();
+        if ranks > 1 && self.scope == LossScope::Shard {
+            self.group.all_reduce_sum_f64(&mut sums);
+            sums[0] /= ranks as f64;
+        }
+        let [loss, correct, counted] = sums;
+        let loss = loss / self.steps.max(1) as f64;
         let metric = self
             .correct
-            .clone()
-            .map(|correct| correct.into_scalar::<i64>() as f64 / self.counted.max(1) as f64);
+            .as_ref()
+            .map(|_| correct / counted.max(1.0));
         let seconds = self.started.elapsed().as_secs_f64();
         IntervalStats {
             loss,

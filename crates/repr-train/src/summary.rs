@@ -15,6 +15,12 @@ pub struct Summary {
     pub dataset: String,
     /// Epochs configured.
     pub epochs: usize,
+    /// Images per optimizer step: the global batch, over every rank.
+    #[serde(default)]
+    pub batch_size: usize,
+    /// Processes the run was spread over (data parallel; 1 for one process).
+    #[serde(default = "one")]
+    pub ranks: usize,
     /// Optimizer steps taken.
     pub steps: usize,
     /// Wall time of the whole run, summed over resumed sessions, evaluation included.
@@ -26,9 +32,27 @@ pub struct Summary {
     /// Baselines evaluated on the same split, where the method computes them (embedding
     /// methods with `eval.baselines`).
     pub baselines: Option<Baselines>,
+    /// What the ranks exchanged, per optimizer step of the last session (data parallel only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication: Option<Communication>,
     /// The final evaluation table (Markdown) of an embedding method, also written to `eval.md`.
     #[serde(skip)]
     pub table: Option<String>,
+}
+
+/// Traffic between the ranks of a data-parallel run, per optimizer step (rank 0's view).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Communication {
+    /// Bytes rank 0 put into collectives per step (gradients, gathered embeddings, statistics).
+    pub bytes_per_step: f64,
+    /// Seconds rank 0 spent inside collectives per step, waiting for the others included.
+    pub seconds_per_step: f64,
+    /// Collective calls per step.
+    pub calls_per_step: f64,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The baselines an embedding method is compared with, on the same split and memory.

@@ -10,10 +10,11 @@ use repr_data::SkippedImage;
 
 use crate::checkpoint::{non_finite_tensor, write_atomic};
 use crate::data::RunData;
+use crate::distributed::Group;
 use crate::evaluation::{Test, evaluate, final_evaluation};
 use crate::init::LearningRates;
 use crate::progress::Progress;
-use crate::stepper::{Interval, IntervalStats, SingleDevice, StepAt, Stepper};
+use crate::stepper::{DataParallel, IntervalStats, SingleDevice, StepAt, Stepper};
 use crate::{
     BatchLoader, Checkpoint, DeviceChoice, LoaderConfig, MetricRecord, MetricsLog, RunDir, Summary,
     TrainConfig, TrainError, TrainState, warmup_cosine,
@@ -30,16 +31,30 @@ pub struct TrainOptions {
     pub progress: bool,
 }
 
-/// Trains `config` into `run`, evaluates on the test split and writes `summary.json`.
+/// Trains `config` into `run`, evaluates on the test split and writes `summary.json`: a run
+/// of one process ([`train_in`] spreads it over several).
+pub fn train(
+    config: &TrainConfig,
+    run: &RunDir,
+    options: &TrainOptions,
+) -> Result<Summary, TrainError> {
+    train_in(config, run, options, &Group::one_process())
+}
+
+/// Trains `config` into `run` on this rank of `group` (every rank calls it with the same
+/// config): each rank steps on its share of every global batch of `batch_size` images; rank 0
+/// alone writes the run folder (config, metrics, checkpoints, evaluation, summary), and every
+/// rank returns rank 0's summary. With a group of one process this is [`train`].
 ///
 /// Checkpoints of the state every `checkpoint_every_steps` and at the end of each epoch go to
 /// `run.last_checkpoint()` at the next loss read-back, once the loss that their weights produced
 /// is known to be finite (the last one at the end of the run), so a NaN stops the run with the
 /// last good checkpoint in place.
-pub fn train(
+pub fn train_in(
     config: &TrainConfig,
     run: &RunDir,
     options: &TrainOptions,
+    group: &Group,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let Setup {
@@ -51,13 +66,15 @@ pub fn train(
         mut stepper,
         mut state,
         progress,
-    } = Setup::new(config, run, options)?;
+    } = Setup::new(config, run, options, group)?;
     let config = &config;
-    // Every check has passed: only now is anything written to the run folder.
-    let mut recorder = Recorder::begin(run, config, &data.skipped, state, started)?;
+    let leader = group.is_leader();
+    // Every check has passed: only now is anything written to the run folder (by rank 0).
+    let mut recorder = Recorder::begin(run, config, &data.skipped, state, started, leader)?;
+    recorder.traffic_before = group.totals();
     // A run killed between an epoch-end checkpoint and that epoch's evaluation record gets
     // the evaluation now, so the resumed log has every record of an uninterrupted run.
-    if options.resume && missed_epoch_eval(run, config, state) {
+    if leader && options.resume && missed_epoch_eval(run, config, state) {
         let test = evaluate(stepper.model(), &data, config, progress, &device)?;
         recorder.log_test(&test, state, schedule.steps_per_epoch, recorder.wall())?;
     }
@@ -71,7 +88,7 @@ pub fn train(
             epoch,
             state.batch_in_epoch,
         );
-        let mut interval = Interval::new(stepper.device());
+        let mut interval = stepper.interval();
         for batch in batches {
             let at = schedule.at(state.global_step, config);
             stepper.step(batch, at, &mut interval);
@@ -86,7 +103,7 @@ pub fn train(
                 // The one host read of the interval: also the finiteness check that must pass
                 // before any checkpoint is written.
                 let stats = interval.read();
-                recorder.check_finite(&stats, &stepper, state, captures)?;
+                recorder.check_finite(&stats, stepper.as_ref(), state, captures)?;
                 recorder.log_train(&stats, &mut state, at.lr, schedule.steps_per_epoch)?;
                 let left = schedule
                     .total
@@ -104,21 +121,22 @@ pub fn train(
                     // Training steps left (evaluation not counted).
                     left as f64 * config.batch_size as f64 / stats.images_per_second.max(1e-9),
                 );
-                interval = Interval::new(stepper.device());
+                interval = stepper.interval();
             }
             if epoch_done {
                 state.epoch += 1;
                 state.batch_in_epoch = 0;
             }
             if captures {
-                recorder.capture(&mut state, &stepper, stop)?;
+                recorder.capture(&mut state, stepper.as_ref(), stop)?;
             }
             if stop {
                 break 'epochs;
             }
         }
         let finished_epoch = state.batch_in_epoch == 0 && state.epoch == epoch + 1;
-        if finished_epoch
+        if leader
+            && finished_epoch
             && state.epoch < config.epochs
             && config.eval_every_epochs > 0
             && state.epoch % config.eval_every_epochs == 0
@@ -132,8 +150,58 @@ pub fn train(
         }
     }
     recorder.save_pending()?;
+    if !leader {
+        // Rank 0 evaluates and writes; the others wait for its summary.
+        return follow_summary(group);
+    }
+    let result = finish(
+        config,
+        run,
+        options,
+        &data,
+        stepper.as_ref(),
+        &mut recorder,
+        state,
+        &schedule,
+        progress,
+        &device,
+    );
+    if group.size() > 1 {
+        let message = result
+            .as_ref()
+            .map(|summary| serde_json::to_vec(summary).expect("summaries serialize"))
+            .map_err(|e| e.to_string());
+        group.broadcast_result(message).ok();
+    }
+    result
+}
+
+/// The summary that rank 0 broadcast at the end of the run (or its error).
+fn follow_summary(group: &Group) -> Result<Summary, TrainError> {
+    let bytes = group
+        .broadcast_result(Ok(Vec::new()))
+        .map_err(|message| TrainError::Leader { message })?;
+    serde_json::from_slice(&bytes).map_err(|e| TrainError::Leader {
+        message: format!("its summary did not parse: {e}"),
+    })
+}
+
+/// The final evaluation, the trained model, plots and `summary.json` (rank 0).
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    config: &TrainConfig,
+    run: &RunDir,
+    options: &TrainOptions,
+    data: &RunData,
+    stepper: &dyn Stepper,
+    recorder: &mut Recorder<'_>,
+    mut state: TrainState,
+    schedule: &Schedule,
+    progress: Progress,
+    device: &Device,
+) -> Result<Summary, TrainError> {
     let model = stepper.valid_model();
-    let last = final_evaluation(&model, &data, config, run, progress, &device)?;
+    let last = final_evaluation(&model, data, config, run, progress, device)?;
     state.wall_seconds = recorder.wall();
     recorder.log_test(
         &last.test,
@@ -162,11 +230,14 @@ pub fn train(
         backbone: config.backbone.name(),
         dataset: data.name.clone(),
         epochs: config.epochs,
+        batch_size: config.batch_size,
+        ranks: stepper.group().size(),
         steps: state.global_step,
         wall_seconds: state.wall_seconds,
         train_images_per_second: state.images_trained as f64 / state.train_seconds.max(1e-9),
         eval: last.eval,
         baselines: last.baselines,
+        communication: recorder.communication(stepper.group(), state.global_step),
         table: last.table,
     };
     let json = serde_json::to_string_pretty(&summary).expect("summaries serialize");
@@ -183,17 +254,32 @@ struct Setup {
     schedule: Schedule,
     /// The evaluation device (without autodiff).
     device: Device,
-    stepper: SingleDevice,
+    stepper: Box<dyn Stepper>,
     state: TrainState,
     progress: Progress,
 }
 
 impl Setup {
-    fn new(config: &TrainConfig, run: &RunDir, options: &TrainOptions) -> Result<Self, TrainError> {
+    fn new(
+        config: &TrainConfig,
+        run: &RunDir,
+        options: &TrainOptions,
+        group: &Group,
+    ) -> Result<Self, TrainError> {
         config.validate()?;
+        let ranks = group.size();
+        if !config.batch_size.is_multiple_of(ranks) {
+            return Err(TrainError::Config {
+                field: "batch_size".into(),
+                message: format!(
+                    "the global batch of {} images does not split evenly over {ranks} ranks",
+                    config.batch_size
+                ),
+            });
+        }
         // Fine-tuning from a repr run takes that run's backbone architecture.
         let config = crate::init::resolve(config)?;
-        let progress = Progress::new(options.progress);
+        let progress = Progress::new(options.progress && group.is_leader());
         let device = options.device.device()?;
         device.seed(config.seed);
         let train_device = device.clone().autodiff();
@@ -211,7 +297,8 @@ impl Setup {
             config.batch_size,
             config.prefetch_batches,
             config.seed,
-        )?;
+        )?
+        .sharded(group.rank(), ranks);
         let schedule = Schedule::new(
             &config,
             BatchLoader::batches_per_epoch(data.train.len(), &loader),
@@ -237,7 +324,20 @@ impl Setup {
         let mut state = TrainState::default();
         if options.resume {
             let path = run.last_checkpoint();
-            let checkpoint = Checkpoint::load(&path)?;
+            // Rank 0's file (the only one written), on every rank.
+            let checkpoint = if ranks == 1 {
+                Checkpoint::load(&path)?
+            } else {
+                let bytes = if group.is_leader() {
+                    Checkpoint::read_bytes(&path).map_err(|e| e.to_string())
+                } else {
+                    Ok(Vec::new())
+                };
+                let bytes = group
+                    .broadcast_result(bytes)
+                    .map_err(|message| TrainError::Leader { message })?;
+                Checkpoint::parse(&bytes, &path)?
+            };
             model = checkpoint.restore_model(model, &path)?;
             optimizer = checkpoint.restore_optimizer(optimizer, &path)?;
             state = checkpoint.state;
@@ -246,9 +346,11 @@ impl Setup {
             let step = state.global_step;
             let finished =
                 state.epoch >= config.epochs || config.max_steps.is_some_and(|max| step >= max);
-            run.retain_metrics(|split, s| {
-                s < step || (s == step && !(finished && split == "test"))
-            })?;
+            if group.is_leader() {
+                run.retain_metrics(|split, s| {
+                    s < step || (s == step && !(finished && split == "test"))
+                })?;
+            }
             progress.message(&format!(
                 "resuming {} at epoch {}, batch {} (step {})",
                 run.root().display(),
@@ -267,7 +369,29 @@ impl Setup {
             })?;
         }
         let rates = LearningRates::new(&config.backbone, model.backbone_path(), scale);
-        let stepper = SingleDevice::new(train_device, model, optimizer, rates);
+        let stepper: Box<dyn Stepper> = if ranks == 1 {
+            Box::new(SingleDevice::new(train_device, model, optimizer, rates))
+        } else {
+            if !options.resume {
+                // Every rank starts from rank 0's parameters (a resumed run already loaded
+                // rank 0's checkpoint everywhere).
+                model = crate::distributed::broadcast_module(group, model, &train_device)?;
+            }
+            if config.sync_batch_norm && !repr_kernels::uses_repr_kernels(&device) {
+                return Err(TrainError::Config {
+                    field: "sync_batch_norm".into(),
+                    message: format!(
+                        "synchronised BatchNorm runs in repr's CPU kernels: it needs the flex \
+                         device with REPR_KERNELS unset or \"repr\" (this run: {})",
+                        options.device.name()
+                    ),
+                });
+            }
+            Box::new(
+                DataParallel::new(train_device, model, optimizer, rates, group.clone())
+                    .with_sync_batch_norm(config.sync_batch_norm),
+            )
+        };
         Ok(Self {
             config,
             data,
@@ -306,7 +430,7 @@ impl Schedule {
                 step,
                 self.total,
                 self.warmup,
-                config.optimizer.lr(),
+                config.peak_lr(),
                 config.schedule.min_lr,
             ),
         }
@@ -322,10 +446,15 @@ impl Schedule {
 /// is NaN.
 struct Recorder<'a> {
     run: &'a RunDir,
-    log: MetricsLog,
+    /// `None` on ranks other than 0, which write nothing.
+    log: Option<MetricsLog>,
     pending: Option<Checkpoint>,
     /// Wall time of earlier sessions.
     before: f64,
+    /// The step this session started at.
+    first_step: usize,
+    /// The group's traffic when the loop started (after the start-up broadcasts).
+    traffic_before: crate::distributed::CommTotals,
     started: Instant,
 }
 
@@ -339,16 +468,35 @@ impl<'a> Recorder<'a> {
         skipped: &[SkippedImage],
         state: TrainState,
         started: Instant,
+        leader: bool,
     ) -> Result<Self, TrainError> {
-        run.begin()?;
-        report_skipped(run, skipped)?;
-        write_atomic(&run.config(), config.to_toml().as_bytes())?;
+        let log = if leader {
+            run.begin()?;
+            report_skipped(run, skipped)?;
+            write_atomic(&run.config(), config.to_toml().as_bytes())?;
+            Some(MetricsLog::open(run)?)
+        } else {
+            None
+        };
         Ok(Self {
             run,
-            log: MetricsLog::open(run)?,
+            log,
             pending: None,
             before: state.wall_seconds,
+            first_step: state.global_step,
+            traffic_before: Default::default(),
             started,
+        })
+    }
+
+    /// Traffic per step of this session, in a data-parallel run.
+    fn communication(&self, group: &Group, step: usize) -> Option<crate::Communication> {
+        let steps = step.saturating_sub(self.first_step).max(1) as f64;
+        let (now, before) = (group.totals(), self.traffic_before);
+        (group.size() > 1).then(|| crate::Communication {
+            bytes_per_step: (now.bytes - before.bytes) as f64 / steps,
+            seconds_per_step: (now.seconds - before.seconds) / steps,
+            calls_per_step: (now.calls - before.calls) as f64 / steps,
         })
     }
 
@@ -360,7 +508,7 @@ impl<'a> Recorder<'a> {
     fn check_finite(
         &self,
         stats: &IntervalStats,
-        stepper: &impl Stepper,
+        stepper: &dyn Stepper,
         state: TrainState,
         captures: bool,
     ) -> Result<(), TrainError> {
@@ -380,6 +528,18 @@ impl<'a> Recorder<'a> {
                 checkpoint: checkpoint_name(self.run),
             });
         }
+        // A collective: every rank checks at the same steps (a pending checkpoint exists on
+        // rank 0 alone).
+        if captures {
+            let ranks = stepper.diverged_ranks();
+            if !ranks.is_empty() {
+                return Err(TrainError::RanksDiverged {
+                    step: state.global_step,
+                    ranks,
+                    checkpoint: checkpoint_name(self.run),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -394,7 +554,11 @@ impl<'a> Recorder<'a> {
     ) -> Result<(), TrainError> {
         state.train_seconds += stats.seconds;
         state.images_trained += stats.images as u64;
-        self.log.write(&MetricRecord {
+        let wall = self.wall();
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        log.write(&MetricRecord {
             split: "train".into(),
             epoch: state.epoch as f64 + state.batch_in_epoch as f64 / steps_per_epoch as f64,
             step: state.global_step,
@@ -404,7 +568,7 @@ impl<'a> Recorder<'a> {
             linear_top1: None,
             lr: Some(lr),
             images_per_second: Some(stats.images_per_second),
-            wall_seconds: self.wall(),
+            wall_seconds: wall,
         })?;
         self.save_pending()
     }
@@ -417,17 +581,23 @@ impl<'a> Recorder<'a> {
         steps_per_epoch: usize,
         wall: f64,
     ) -> Result<(), TrainError> {
-        self.log.write(&test.record(state, steps_per_epoch, wall))
+        match &mut self.log {
+            Some(log) => log.write(&test.record(state, steps_per_epoch, wall)),
+            None => Ok(()),
+        }
     }
 
     /// Captures the state; at the `last` step it is written at once.
     fn capture(
         &mut self,
         state: &mut TrainState,
-        stepper: &impl Stepper,
+        stepper: &dyn Stepper,
         last: bool,
     ) -> Result<(), TrainError> {
         state.wall_seconds = self.wall();
+        if self.log.is_none() {
+            return Ok(());
+        }
         let checkpoint = Checkpoint::capture(*state, stepper.model().valid(), stepper.optimizer())
             .map_err(|reason| TrainError::Checkpoint {
                 path: self.run.last_checkpoint(),

@@ -45,7 +45,10 @@ impl TrainConfig {
         }
         self.augment.validate()?;
         self.optimizer.validate()?;
-        let lr = self.optimizer.lr();
+        if self.schedule.reference_batch == 0 {
+            return bad("schedule.reference_batch", ">= 1", "0".into());
+        }
+        let lr = self.peak_lr();
         let warmup = self.schedule.warmup_epochs;
         if !(warmup >= 0.0 && warmup <= self.epochs as f64) {
             return bad(
@@ -57,7 +60,7 @@ impl TrainConfig {
         if !(self.schedule.min_lr >= 0.0 && self.schedule.min_lr <= lr) {
             return bad(
                 "schedule.min_lr",
-                &format!("0 <= value <= optimizer.lr ({lr})"),
+                &format!("0 <= value <= the peak learning rate ({lr})"),
                 self.schedule.min_lr.to_string(),
             );
         }

@@ -1,9 +1,39 @@
 //! Batch normalisation (Ioffe & Szegedy 2015) over NCHW data, with an optional fused ReLU:
 //! one task per channel, statistics accumulated in f64.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::parallel::SharedMut;
+
+/// Sums per-channel statistics over the members of a data-parallel group, in place: the same
+/// result on every member (SyncBatchNorm).
+pub type StatisticsSum = Arc<dyn Fn(&mut [f64]) + Send + Sync>;
+
+thread_local! {
+    static SYNC: RefCell<Option<StatisticsSum>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with every training-mode batch norm of this thread synchronised by `sum`: its
+/// statistics (forward) and its gradient sums (backward) are summed over the group, so each
+/// member normalises its share with the mean and variance of the whole global batch and
+/// back-propagates through them exactly. Other threads are not affected.
+pub fn with_sync_batch_norm<T>(sum: StatisticsSum, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<StatisticsSum>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SYNC.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(SYNC.with(|s| s.borrow_mut().replace(sum)));
+    f()
+}
+
+fn synchronised() -> Option<StatisticsSum> {
+    SYNC.with(|s| s.borrow().clone())
+}
 
 /// `[batch, channels, spatial]`: the layout of an input of any rank ≥ 2 (`spatial` is the
 /// product of the dimensions after the channels, 1 for `[batch, channels]`).
@@ -59,6 +89,9 @@ pub fn batch_norm_train_forward(
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), s.len(), "batch norm: input length");
     assert_eq!(y.len(), s.len(), "batch norm: output length");
+    if let Some(sum) = synchronised() {
+        return sync_forward(s, x, gamma, beta, epsilon, relu, y, &sum);
+    }
     let out = SharedMut(y.as_mut_ptr());
     let stats: Vec<(f32, f32)> = (0..s.channels)
         .into_par_iter()
@@ -82,6 +115,50 @@ pub fn batch_norm_train_forward(
         })
         .collect();
     stats.into_iter().unzip()
+}
+
+/// [`batch_norm_train_forward`] over a group: the channel sums of every member give the global
+/// mean, then the global sums of squared deviations from it the global (biased) variance, as
+/// the two passes of one process.
+#[allow(clippy::too_many_arguments)]
+fn sync_forward(
+    s: NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    relu: bool,
+    y: &mut [f32],
+    sum: &StatisticsSum,
+) -> (Vec<f32>, Vec<f32>) {
+    let c = s.channels;
+    // Channel sums, then the element count.
+    let mut sums: Vec<f64> = (0..c)
+        .into_par_iter()
+        .map(|c| s.planes(x, c).map(|p| lanes_sum(p, |v| v) as f64).sum())
+        .collect();
+    sums.push(s.count() as f64);
+    sum(&mut sums);
+    let m = sums[c].max(1.0);
+    let mean: Vec<f32> = sums[..c].iter().map(|v| (v / m) as f32).collect();
+    let mut squares: Vec<f64> = (0..c)
+        .into_par_iter()
+        .map(|c| {
+            let mf = mean[c];
+            s.planes(x, c)
+                .map(|p| lanes_sum(p, |v| (v - mf) * (v - mf)) as f64)
+                .sum()
+        })
+        .collect();
+    sum(&mut squares);
+    let var: Vec<f32> = squares.iter().map(|v| (v / m) as f32).collect();
+    let out = SharedMut(y.as_mut_ptr());
+    (0..c).into_par_iter().for_each(|c| {
+        let (scale, shift) = affine(gamma[c], beta[c], mean[c], var[c], epsilon);
+        // SAFETY: channel c writes only its own planes.
+        unsafe { apply_channel(s, x, out, c, scale, shift, relu) };
+    });
+    (mean, var)
 }
 
 /// Inference-mode batch norm with given statistics: `y = (x − mean)/√(var + ε)·γ + β`, with an
@@ -217,6 +294,9 @@ pub fn batch_norm_train_backward(
         s.len(),
         "batch norm backward: input-gradient length"
     );
+    if let Some(sum) = synchronised() {
+        return sync_backward(s, [x, gamma, mean, var], epsilon, dy, relu_beta, dx, &sum);
+    }
     let out = SharedMut(dx.as_mut_ptr());
     let (cs, sp) = (s.channels * s.spatial, s.spatial);
     let grads: Vec<(f32, f32)> = (0..s.channels)
@@ -259,4 +339,76 @@ pub fn batch_norm_train_backward(
         })
         .collect();
     grads.into_iter().unzip()
+}
+
+/// [`batch_norm_train_backward`] over a group: `Σ dy` and `Σ dy·(x − μ)` summed over every
+/// member (and the global count) give each member's input gradient through the global
+/// statistics; `dγ` and `dβ` are this member's own sums (the parameter gradients are summed
+/// over the group afterwards, with every other gradient).
+#[allow(clippy::too_many_arguments)]
+fn sync_backward(
+    s: NormShape,
+    [x, gamma, mean, var]: [&[f32]; 4],
+    epsilon: f64,
+    dy: &[f32],
+    relu_beta: Option<&[f32]>,
+    dx: &mut [f32],
+    sum: &StatisticsSum,
+) -> (Vec<f32>, Vec<f32>) {
+    let c = s.channels;
+    let (cs, sp) = (c * s.spatial, s.spatial);
+    let mask = |c: usize| match relu_beta {
+        Some(beta) => affine(gamma[c], beta[c], mean[c], var[c], epsilon),
+        None => (0.0, 1.0),
+    };
+    let local: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|c| {
+            let (scale, shift) = mask(c);
+            let mu = mean[c];
+            let (mut sum_dy, mut sum_dy_xc) = (0.0f64, 0.0f64);
+            for n in 0..s.batch {
+                let start = n * cs + c * sp;
+                let (xs, gs) = (&x[start..start + sp], &dy[start..start + sp]);
+                let (a, b) = lanes_sum2(xs, gs, |xv, gv| {
+                    let g = if xv * scale + shift > 0.0 { gv } else { 0.0 };
+                    (g, g * (xv - mu))
+                });
+                sum_dy += a as f64;
+                sum_dy_xc += b as f64;
+            }
+            (sum_dy, sum_dy_xc)
+        })
+        .collect();
+    let mut global: Vec<f64> = local.iter().flat_map(|&(a, b)| [a, b]).collect();
+    global.push(s.count() as f64);
+    sum(&mut global);
+    let m = global[2 * c].max(1.0);
+    let out = SharedMut(dx.as_mut_ptr());
+    (0..c).into_par_iter().for_each(|c| {
+        let inv_std = (1.0 / (var[c] as f64 + epsilon).sqrt()) as f32;
+        let mu = mean[c];
+        let (scale, shift) = mask(c);
+        let k = gamma[c] * inv_std;
+        let mean_dy = (global[2 * c] / m) as f32;
+        let coef = (global[2 * c + 1] / m) as f32 * inv_std * inv_std;
+        for n in 0..s.batch {
+            let start = n * cs + c * sp;
+            let (xs, gs) = (&x[start..start + sp], &dy[start..start + sp]);
+            // SAFETY: channel c writes only its own planes.
+            let d = unsafe { out.slice(start, sp) };
+            for ((dv, xv), gv) in d.iter_mut().zip(xs).zip(gs) {
+                let g = if *xv * scale + shift > 0.0 { *gv } else { 0.0 };
+                *dv = k * (g - mean_dy - (xv - mu) * coef);
+            }
+        }
+    });
+    local
+        .iter()
+        .zip(var)
+        .map(|(&(sum_dy, sum_dy_xc), &v)| {
+            let inv_std = 1.0 / (v as f64 + epsilon).sqrt();
+            ((sum_dy_xc * inv_std) as f32, sum_dy as f32)
+        })
+        .unzip()
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::simclr::positives_ranked_first;
 use super::{
-    AfterStep, Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod,
+    AfterStep, Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
     check_views, method_error,
 };
 use crate::TrainError;
@@ -182,7 +182,7 @@ impl TrainMethod for Byol {
     /// networks on its own (BatchNorm statistics per view). The metric is the online
     /// projections' view-matching accuracy (as SimCLR's), which falls to chance if the
     /// representation collapses.
-    fn step(&self, batch: Batch, _step: usize) -> StepOutput {
+    fn step(&self, batch: Batch, _at: &StepContext<'_>) -> StepOutput {
         let (view1, view2, _) = batch.two_views("BYOL");
         let anchors = 2 * view1.dims()[0];
         let z1 = self.project(view1.clone());

@@ -11,7 +11,7 @@ use repr_objectives::{MaskedPatchConfig, MaskedPatchHead};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod, method_error,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod, method_error,
 };
 use crate::TrainError;
 
@@ -116,7 +116,7 @@ impl MaskedPatchNet {
     ///
     /// # Shapes
     /// - `images`: `[batch, channels, height, width]`, normalised by `objective.normalize`
-    pub fn step_images(&self, images: Tensor<4>, step: usize) -> StepOutput {
+    pub fn step_images(&self, images: Tensor<4>, at: &StepContext<'_>) -> StepOutput {
         let objective = &self.objective;
         let Backbone::ViT(vit) = &self.backbone else {
             panic!("masked-patch prediction needs a ViT backbone");
@@ -126,9 +126,13 @@ impl MaskedPatchNet {
         let patches = grid[0] * grid[1];
         let pixels = objective.normalize.unnormalize(images.clone().detach());
         let targets = objective.config.target_tensors(pixels);
+        // The plan of the whole global batch, of which this rank's images are one share: the
+        // same corruption of each image as in a run of one process.
+        let ranks = at.group.size();
         let plan = objective
             .config
-            .plan(batch, patches, objective.plan_seed(step));
+            .plan(batch * ranks, patches, objective.plan_seed(at.step))
+            .images(at.group.rank() * batch, batch);
         let tokens = plan.apply(vit.embed_patches(images), vit.mask_token());
         let encoded = vit.forward_tokens(tokens, grid); // [b, 1 + patches, dim]
         let dim = encoded.dims()[2];
@@ -155,8 +159,8 @@ impl TrainMethod for MaskedPatchNet {
         Ok(Self::new(backbone, objective, run.channels, device))
     }
 
-    fn step(&self, batch: Batch, step: usize) -> StepOutput {
-        self.step_images(batch.images("masked-patch prediction").images, step)
+    fn step(&self, batch: Batch, at: &StepContext<'_>) -> StepOutput {
+        self.step_images(batch.images("masked-patch prediction").images, at)
     }
 
     backbone_field!();

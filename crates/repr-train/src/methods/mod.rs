@@ -18,6 +18,7 @@ use repr_data::{ImageBatch, MultiViewBatch, Normalize};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::distributed::{Group, LossScope};
 
 /// `TrainMethod::backbone` and `map_backbone` for a method whose encoder is its `backbone`
 /// field.
@@ -60,16 +61,51 @@ pub struct StepOutput {
     /// Detached outputs of the step that the method's post-step hook uses (a MoCo method's new
     /// keys for its queue, a DINO method's teacher outputs for its centre); empty otherwise.
     pub kept: Vec<Tensor<2>>,
+    /// Whether `loss`, `correct` and `counted` cover this rank's share of the global batch or
+    /// the whole global batch (when the step gathered embeddings from every rank).
+    pub scope: LossScope,
 }
 
 impl StepOutput {
-    /// A step's loss and metric, with nothing kept for the post-step hook.
+    /// A step's loss (a mean over this rank's images) and metric (counted over them), with
+    /// nothing kept for the post-step hook.
     pub fn new(loss: Tensor<1>, correct: Option<Tensor<1, Int>>, counted: usize) -> Self {
         Self {
             loss,
             correct,
             counted,
             kept: Vec::new(),
+            scope: LossScope::Shard,
+        }
+    }
+
+    /// A step's loss and metric over the whole global batch, computed from embeddings
+    /// gathered with [`Group::gather_rows`] (the same values on every rank).
+    pub fn global(loss: Tensor<1>, correct: Option<Tensor<1, Int>>, counted: usize) -> Self {
+        Self {
+            scope: LossScope::Global,
+            ..Self::new(loss, correct, counted)
+        }
+    }
+}
+
+/// Where a training step sits: its index in the run and the ranks it is spread over.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext<'a> {
+    /// The step, counted from 0 over the whole run.
+    pub step: usize,
+    /// The ranks sharing the global batch (one process: [`Group::one_process`]). A method
+    /// whose loss compares images with each other gathers its embeddings over it.
+    pub group: &'a Group,
+}
+
+impl StepContext<'static> {
+    /// Step `step` of a run of one process.
+    pub fn one_process(step: usize) -> Self {
+        static ONE: std::sync::OnceLock<Group> = std::sync::OnceLock::new();
+        StepContext {
+            step,
+            group: ONE.get_or_init(Group::one_process),
         }
     }
 }
@@ -222,9 +258,11 @@ pub trait TrainMethod: Sized {
         device: &Device,
     ) -> Result<Self, TrainError>;
 
-    /// Loss (and metric) of one batch at training step `step` (counted from 0 over the whole
-    /// run).
-    fn step(&self, batch: Batch, step: usize) -> StepOutput;
+    /// Loss (and metric) of one batch: this rank's share of the global batch of step
+    /// `at.step`. A loss over pairs or triples of images (NT-Xent, SupCon, triplet mining)
+    /// gathers the embeddings of every rank with `at.group` and returns
+    /// [`StepOutput::global`]; a loss that is a mean over images returns [`StepOutput::new`].
+    fn step(&self, batch: Batch, at: &StepContext<'_>) -> StepOutput;
 
     /// Work after each optimizer step, with the step's outputs (BYOL moves its target network).
     fn after_step(self, _after: &AfterStep<'_>) -> Self {
@@ -401,10 +439,10 @@ macro_rules! methods {
         }
 
         impl Method {
-            /// Loss (and metric) of one batch at training step `step`.
-            pub fn step(&self, batch: Batch, step: usize) -> StepOutput {
+            /// Loss (and metric) of one batch (see [`TrainMethod::step`]).
+            pub fn step(&self, batch: Batch, at: &StepContext<'_>) -> StepOutput {
                 match self {
-                    $(Self::$variant(m) => m.step(batch, step),)*
+                    $(Self::$variant(m) => m.step(batch, at),)*
                 }
             }
 

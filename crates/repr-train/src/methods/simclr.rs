@@ -9,7 +9,7 @@ use repr_objectives::{NtXentLoss, NtXentLossConfig, ProjectionHead, ProjectionHe
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
     check_head_loss_views,
 };
 use crate::TrainError;
@@ -105,13 +105,17 @@ impl TrainMethod for SimClr {
     /// so BatchNorm statistics are per view, as in the reference implementations. The step's
     /// metric is the contrastive accuracy: anchors whose most similar other view is their
     /// positive.
-    fn step(&self, batch: Batch, _step: usize) -> StepOutput {
+    ///
+    /// Across ranks, each view's projections are gathered from every rank (in rank order, so
+    /// row `i` of both gathered views is the same image): NT-Xent runs over all `2N` views of
+    /// the global batch, every other view a negative, as in one process.
+    fn step(&self, batch: Batch, at: &StepContext<'_>) -> StepOutput {
         let (view1, view2, _) = batch.two_views("SimCLR");
-        let anchors = 2 * view1.dims()[0];
-        let z1 = self.project(view1);
-        let z2 = self.project(view2);
+        let z1 = at.group.gather_rows(self.project(view1));
+        let z2 = at.group.gather_rows(self.project(view2));
+        let anchors = 2 * z1.dims()[0];
         let correct = positives_ranked_first(z1.clone().detach(), z2.clone().detach());
-        StepOutput::new(self.loss.forward(z1, z2), Some(correct), anchors)
+        StepOutput::global(self.loss.forward(z1, z2), Some(correct), anchors)
     }
 
     backbone_field!();

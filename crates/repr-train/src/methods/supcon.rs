@@ -11,7 +11,7 @@ use repr_objectives::{ProjectionHead, ProjectionHeadConfig, SupConLoss, SupConLo
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
     check_head_loss_views,
 };
 use crate::TrainError;
@@ -95,15 +95,17 @@ impl TrainMethod for SupCon {
     /// The SupCon loss over both views of the batch (`2N` rows, each view's label its image's).
     /// Each view goes through the encoder on its own (BatchNorm statistics per view, as in
     /// SimCLR). The metric: anchors whose most similar other view has their label.
-    fn step(&self, batch: Batch, _step: usize) -> StepOutput {
+    fn step(&self, batch: Batch, at: &StepContext<'_>) -> StepOutput {
         let (view1, view2, labels) = batch.two_views("SupCon");
-        let anchors = 2 * view1.dims()[0];
-        let z1 = self.head.forward(self.backbone.embed(view1));
-        let z2 = self.head.forward(self.backbone.embed(view2));
+        let group = at.group;
+        let z1 = group.gather_rows(self.head.forward(self.backbone.embed(view1)));
+        let z2 = group.gather_rows(self.head.forward(self.backbone.embed(view2)));
+        let labels = group.gather_labels(labels);
+        let anchors = 2 * z1.dims()[0];
         let z = Tensor::cat(vec![z1, z2], 0);
         let labels = Tensor::cat(vec![labels.clone(), labels], 0);
         let correct = nearest_shares_label(z.clone().detach(), labels.clone());
-        StepOutput::new(self.loss.forward(z, labels), Some(correct), anchors)
+        StepOutput::global(self.loss.forward(z, labels), Some(correct), anchors)
     }
 
     backbone_field!();

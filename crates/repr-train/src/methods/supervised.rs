@@ -9,7 +9,7 @@ use repr_objectives::{CrossEntropyLoss, CrossEntropyLossConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, Evaluation, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod,
+    Batch, DataNeeds, Evaluation, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
     check_component,
 };
 use crate::TrainError;
@@ -74,7 +74,7 @@ impl TrainMethod for Supervised {
     }
 
     /// Loss and correct count of one batch.
-    fn step(&self, batch: Batch, _step: usize) -> StepOutput {
+    fn step(&self, batch: Batch, _at: &StepContext<'_>) -> StepOutput {
         let batch = batch.images("the supervised method");
         let counted = batch.images.dims()[0];
         let logits = self.forward(batch.images);

@@ -10,7 +10,7 @@ use repr_objectives::{TripletLoss, TripletLossConfig, TripletReduction};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepOutput, TrainMethod, check_component,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod, check_component,
     method_error,
 };
 use crate::TrainError;
@@ -144,10 +144,14 @@ impl TrainMethod for TripletNet {
     }
 
     /// Triplet loss of one P×K batch (no accuracy-like metric).
-    fn step(&self, batch: Batch, _step: usize) -> StepOutput {
+    /// Across ranks, the embeddings and labels of every rank are gathered first, so the miner
+    /// searches the whole global batch for each anchor's hardest positive and negative.
+    fn step(&self, batch: Batch, at: &StepContext<'_>) -> StepOutput {
         let batch = batch.images("the triplet method");
-        let output = self.loss.forward(self.embed(batch.images), batch.targets);
-        StepOutput::new(output.loss, None, 0)
+        let embeddings = at.group.gather_rows(self.embed(batch.images));
+        let labels = at.group.gather_labels(batch.targets);
+        let output = self.loss.forward(embeddings, labels);
+        StepOutput::global(output.loss, None, 0)
     }
 
     backbone_field!();

@@ -1,0 +1,91 @@
+//! `cargo xtask train` over several processes: one MPI rank per process (`mpiexec -n N xtask
+//! train ...`, or `train --processes N`, which starts `mpiexec` itself), each process one
+//! device. Needs the `mpi` feature (`cargo xtask` is built without it): see
+//! `docs/distributed.md`.
+
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use repr_train::Group;
+
+/// The ranks this process belongs to: the MPI world when an MPI launcher started it (and the
+/// binary has the `mpi` feature), one process otherwise.
+pub fn group() -> Result<Group> {
+    #[cfg(feature = "mpi")]
+    {
+        use repr_train::distributed::mpi::{MpiWorld, launched_by_mpi};
+        if launched_by_mpi() {
+            return MpiWorld::init()
+                .map(MpiWorld::group)
+                .map_err(anyhow::Error::msg);
+        }
+    }
+    Ok(Group::one_process())
+}
+
+/// Runs this very command again under `mpiexec -n processes` (`$MPIEXEC` or `mpiexec` on the
+/// `PATH`), without `--processes`, each rank with an equal share of this machine's cores
+/// (`RAYON_NUM_THREADS`, unless set), and exits with its status.
+pub fn launch(processes: usize) -> Result<ExitCode> {
+    if !cfg!(feature = "mpi") {
+        bail!(
+            "--processes needs a binary built with the `mpi` feature: \
+             `cargo run --release -p xtask --features mpi -- train --processes {processes} ...` \
+             (MPI and libclang installed: docs/distributed.md)"
+        );
+    }
+    if processes == 0 {
+        bail!("--processes must be at least 1");
+    }
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let args = without_processes(std::env::args_os().skip(1));
+    let mpiexec = std::env::var_os("MPIEXEC").unwrap_or_else(|| "mpiexec".into());
+    let mut command = Command::new(&mpiexec);
+    command.arg("-n").arg(processes.to_string()).arg(exe).args(args);
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        command.env("RAYON_NUM_THREADS", (cores / processes).max(1).to_string());
+    }
+    let status = command.status().with_context(|| {
+        format!(
+            "starting {} (install MPI: apt-get install mpich)",
+            mpiexec.to_string_lossy()
+        )
+    })?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(code.clamp(1, 255) as u8),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// The command line with `--processes N` / `--processes=N` taken out.
+fn without_processes(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        match arg.to_str() {
+            Some("--processes") => skip_value = true,
+            Some(a) if a.starts_with("--processes=") => {}
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relaunched_command_has_no_processes_flag() {
+        let args = ["train", "--processes", "2", "--epochs", "1", "--processes=3", "--quiet"];
+        let out = without_processes(args.iter().map(OsString::from));
+        assert_eq!(out, ["train", "--epochs", "1", "--quiet"].map(OsString::from));
+    }
+}
