@@ -42,7 +42,11 @@ pub fn launch(processes: usize) -> Result<ExitCode> {
     let args = without_processes(std::env::args_os().skip(1));
     let mpiexec = std::env::var_os("MPIEXEC").unwrap_or_else(|| "mpiexec".into());
     let mut command = Command::new(&mpiexec);
-    command.arg("-n").arg(processes.to_string()).arg(exe).args(args);
+    command
+        .arg("-n")
+        .arg(processes.to_string())
+        .arg(exe)
+        .args(args);
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         command.env("RAYON_NUM_THREADS", (cores / processes).max(1).to_string());
@@ -84,8 +88,19 @@ mod tests {
 
     #[test]
     fn the_relaunched_command_has_no_processes_flag() {
-        let args = ["train", "--processes", "2", "--epochs", "1", "--processes=3", "--quiet"];
+        let args = [
+            "train",
+            "--processes",
+            "2",
+            "--epochs",
+            "1",
+            "--processes=3",
+            "--quiet",
+        ];
         let out = without_processes(args.iter().map(OsString::from));
-        assert_eq!(out, ["train", "--epochs", "1", "--quiet"].map(OsString::from));
+        assert_eq!(
+            out,
+            ["train", "--epochs", "1", "--quiet"].map(OsString::from)
+        );
     }
 }

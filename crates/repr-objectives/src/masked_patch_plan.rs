@@ -138,7 +138,11 @@ impl CorruptionPlan {
             self.batch
         );
         let p = self.patches;
-        Self::new(count, p, self.actions[start * p..(start + count) * p].to_vec())
+        Self::new(
+            count,
+            p,
+            self.actions[start * p..(start + count) * p].to_vec(),
+        )
     }
 
     /// Images in the batch.

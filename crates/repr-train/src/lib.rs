@@ -42,6 +42,7 @@ pub use config::{
     LrScaling, OptimizerConfig, ScheduleConfig, TrainConfig,
 };
 pub use device::{DeviceChoice, DeviceError};
+pub use distributed::{Collective, Group, LocalGroup, LossScope};
 pub use error::TrainError;
 pub use evaluate::{Accuracy, accuracy};
 pub use fit::DataShape;
@@ -62,7 +63,6 @@ pub use presets::{PRESETS, Preset, masked_patch_vit, preset};
 pub use run_dir::{RunDir, RunMode};
 pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
-pub use distributed::{Collective, Group, LocalGroup, LossScope};
 pub use stepper::{DataParallel, Interval, IntervalStats, SingleDevice, StepAt, Stepper};
 pub use summary::{BaselineScores, Baselines, Communication, EvalSummary, Summary};
 pub use trainer::{TrainOptions, train, train_in};

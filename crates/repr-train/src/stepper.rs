@@ -304,10 +304,7 @@ impl Interval {
         }
         let [loss, correct, counted] = sums;
         let loss = loss / self.steps.max(1) as f64;
-        let metric = self
-            .correct
-            .as_ref()
-            .map(|_| correct / counted.max(1.0));
+        let metric = self.correct.as_ref().map(|_| correct / counted.max(1.0));
         let seconds = self.started.elapsed().as_secs_f64();
         IntervalStats {
             loss,

@@ -46,8 +46,9 @@ fn rank(
         &group,
         device,
     );
-    let (losses, model) =
-        check::train_steps(config, model, dataset, normalize, loader, STEPS, &group, device);
+    let (losses, model) = check::train_steps(
+        config, model, dataset, normalize, loader, STEPS, &group, device,
+    );
     Rank {
         loss,
         grads,
@@ -88,21 +89,37 @@ fn equivalence(device: &Device, method: &str) {
             .map(|member| {
                 let (config, model, dataset) = (&config, model.clone(), dataset.clone());
                 let (normalize, device) = (normalize.clone(), device.clone());
-                scope.spawn(move || rank(config, model, dataset, normalize, member.group(), &device))
+                scope
+                    .spawn(move || rank(config, model, dataset, normalize, member.group(), &device))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
 
-    assert!(one.loss.is_finite() && one.loss > 0.0, "{method}: loss {}", one.loss);
+    assert!(
+        one.loss.is_finite() && one.loss > 0.0,
+        "{method}: loss {}",
+        one.loss
+    );
     for (r, other) in two.iter().enumerate() {
         let diff = ((one.loss - other.loss) / one.loss).abs();
-        assert!(diff <= 1e-5, "{method}, rank {r}: loss {} against {}", other.loss, one.loss);
+        assert!(
+            diff <= 1e-5,
+            "{method}, rank {r}: loss {} against {}",
+            other.loss,
+            one.loss
+        );
         assert_eq!(one.grads.len(), other.grads.len());
         for (i, (a, b)) in one.grads.iter().zip(&other.grads).enumerate() {
-            assert!(a.iter().any(|v| *v != 0.0), "{method}: gradient {i} is zero");
+            assert!(
+                a.iter().any(|v| *v != 0.0),
+                "{method}: gradient {i} is zero"
+            );
             let d = check::relative_difference(a, b);
-            assert!(d <= 1e-5, "{method}, rank {r}: gradient {i} differs by {d:e}");
+            assert!(
+                d <= 1e-5,
+                "{method}, rank {r}: gradient {i} differs by {d:e}"
+            );
         }
     }
     assert_eq!(
@@ -114,7 +131,12 @@ fn equivalence(device: &Device, method: &str) {
         &one.losses.iter().map(|&v| v as f32).collect::<Vec<_>>(),
         &two[0].losses.iter().map(|&v| v as f32).collect::<Vec<_>>(),
     );
-    assert!(d <= 1e-3, "{method}: {STEPS} losses {:?} against {:?}", two[0].losses, one.losses);
+    assert!(
+        d <= 1e-3,
+        "{method}: {STEPS} losses {:?} against {:?}",
+        two[0].losses,
+        one.losses
+    );
 }
 
 fn equivalence_supervised_cross_entropy(device: &Device) {

@@ -36,7 +36,9 @@ fn mpiexec(ranks: usize) -> Command {
 }
 
 fn run(mut command: Command) -> Output {
-    let output = command.output().expect("mpiexec starts (is MPI installed?)");
+    let output = command
+        .output()
+        .expect("mpiexec starts (is MPI installed?)");
     assert!(
         output.status.success(),
         "{command:?} failed: {}\n{}",
@@ -63,7 +65,10 @@ fn floats(value: &Value) -> Vec<f64> {
 /// Largest difference relative to the reference's largest magnitude.
 fn relative(reference: &[f64], other: &[f64]) -> f64 {
     assert_eq!(reference.len(), other.len());
-    let scale = reference.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let scale = reference
+        .iter()
+        .fold(0f64, |m, v| m.max(v.abs()))
+        .max(1e-30);
     reference
         .iter()
         .zip(other)
@@ -84,21 +89,36 @@ fn equivalence(method: &str) {
     run(pair);
 
     let (a, b) = (read(&one.join("step.json")), read(&two.join("step.json")));
-    assert_eq!((a["ranks"].as_u64(), b["ranks"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (a["ranks"].as_u64(), b["ranks"].as_u64()),
+        (Some(1), Some(2))
+    );
     let (loss_a, loss_b) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
-    assert!(loss_a.is_finite() && loss_a > 0.0, "{method}: loss {loss_a}");
+    assert!(
+        loss_a.is_finite() && loss_a > 0.0,
+        "{method}: loss {loss_a}"
+    );
     assert!(
         ((loss_a - loss_b) / loss_a).abs() <= 1e-5,
         "{method}: loss {loss_a} on one rank, {loss_b} on two"
     );
-    let (grads_a, grads_b) = (a["grads"].as_array().unwrap(), b["grads"].as_array().unwrap());
+    let (grads_a, grads_b) = (
+        a["grads"].as_array().unwrap(),
+        b["grads"].as_array().unwrap(),
+    );
     assert!(!grads_a.is_empty());
     assert_eq!(grads_a.len(), grads_b.len(), "{method}: gradient count");
     for (i, (ga, gb)) in grads_a.iter().zip(grads_b).enumerate() {
         let (ga, gb) = (floats(ga), floats(gb));
-        assert!(ga.iter().any(|v| *v != 0.0), "{method}: gradient {i} is zero");
+        assert!(
+            ga.iter().any(|v| *v != 0.0),
+            "{method}: gradient {i} is zero"
+        );
         let r = relative(&ga, &gb);
-        assert!(r <= 1e-5, "{method}: gradient {i} differs by {r:e} (relative)");
+        assert!(
+            r <= 1e-5,
+            "{method}: gradient {i} differs by {r:e} (relative)"
+        );
     }
 
     let (r0, r1) = (read(&two.join("rank0.json")), read(&two.join("rank1.json")));
@@ -106,7 +126,10 @@ fn equivalence(method: &str) {
         r0["fingerprint"], r1["fingerprint"],
         "{method}: the ranks' parameters differ after 20 steps"
     );
-    assert_eq!(r0["losses"], r1["losses"], "{method}: ranks logged other losses");
+    assert_eq!(
+        r0["losses"], r1["losses"],
+        "{method}: ranks logged other losses"
+    );
     assert!(r0["communication"]["bytes"].as_u64().unwrap() > 0);
     // The same run on one rank: the same losses up to rounding, which 20 steps amplify.
     let (single_losses, pair_losses) = (
@@ -115,7 +138,10 @@ fn equivalence(method: &str) {
     );
     assert_eq!(single_losses.len(), 20);
     let r = relative(&single_losses, &pair_losses);
-    assert!(r <= 1e-3, "{method}: 20 losses differ by {r:e}: {single_losses:?} {pair_losses:?}");
+    assert!(
+        r <= 1e-3,
+        "{method}: 20 losses differ by {r:e}: {single_losses:?} {pair_losses:?}"
+    );
 }
 
 #[test]
@@ -219,22 +245,35 @@ fn faults_killing_a_rank_stops_the_job_and_resume_is_bit_exact() {
             job.try_wait().unwrap().is_none(),
             "the run ended before it could be killed"
         );
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let rank1 = std::fs::read_to_string(&pid).unwrap();
-    let killed = Command::new("kill").arg("-9").arg(rank1.trim()).status().unwrap();
+    let killed = Command::new("kill")
+        .arg("-9")
+        .arg(rank1.trim())
+        .status()
+        .unwrap();
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = job.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the job did not stop after rank 1 died");
+        assert!(
+            Instant::now() < deadline,
+            "the job did not stop after rank 1 died"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let stderr = std::io::read_to_string(job.stderr.take().unwrap()).unwrap();
-    assert!(!status.success(), "the job reported success after a rank died");
+    assert!(
+        !status.success(),
+        "the job reported success after a rank died"
+    );
     assert!(
         stderr.contains("KILLED") || stderr.contains("signal 9") || stderr.contains("Killed"),
         "mpiexec says why it stopped: {stderr}"

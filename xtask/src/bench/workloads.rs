@@ -234,7 +234,11 @@ pub fn prepare(
                     views: vec![v1.clone(), v2.clone()],
                     targets: targets.clone(),
                 };
-                m.step(Batch::Views(views), &repr_train::StepContext::one_process(0)).loss
+                m.step(
+                    Batch::Views(views),
+                    &repr_train::StepContext::one_process(0),
+                )
+                .loss
             };
             Ok(sgd_steps(model, train_batch, loss, sync))
         }
@@ -256,7 +260,11 @@ pub fn prepare(
                     images: x.clone(),
                     targets: y.clone(),
                 };
-                m.step(Batch::Labeled(batch), &repr_train::StepContext::one_process(0)).loss
+                m.step(
+                    Batch::Labeled(batch),
+                    &repr_train::StepContext::one_process(0),
+                )
+                .loss
             };
             Ok(sgd_steps(model, batch, loss, sync))
         }

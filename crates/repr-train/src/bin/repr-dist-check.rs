@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use burn::tensor::Device;
 use repr_data::{LoadOptions, Normalize, Split};
-use repr_train::equivalence as check;
 use repr_train::distributed::mpi::MpiWorld;
 use repr_train::distributed::{broadcast_module, fingerprint};
+use repr_train::equivalence as check;
 use repr_train::{DeviceChoice, Group, RunDir, RunMode, TrainConfig, TrainOptions};
 use serde_json::json;
 

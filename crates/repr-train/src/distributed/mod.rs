@@ -491,7 +491,9 @@ pub fn broadcast_module<M: Module>(
 pub(crate) fn bytemuck_f32(values: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding and any byte pattern of it is a valid u8 sequence; the slice
     // covers exactly the values' memory.
-    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
 }
 
 /// f32 values from their bytes (native order, as [`bytemuck_f32`] wrote them).

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::simclr::positives_ranked_first;
 use super::{
-    AfterStep, Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
-    check_views, method_error,
+    AfterStep, Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput,
+    TrainMethod, check_views, method_error,
 };
 use crate::TrainError;
 

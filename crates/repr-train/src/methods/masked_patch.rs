@@ -11,7 +11,8 @@ use repr_objectives::{MaskedPatchConfig, MaskedPatchHead};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod, method_error,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
+    method_error,
 };
 use crate::TrainError;
 
@@ -234,12 +235,12 @@ mod tests {
             .init(device);
         let net = MaskedPatchNet::new(vit.into(), objective.clone(), 1, device);
         let loss = |step| -> f32 {
-            net.step_images(normalised_batch(device), step)
+            net.step_images(normalised_batch(device), &StepContext::one_process(step))
                 .loss
                 .into_scalar()
         };
         assert_eq!(loss(3).to_bits(), loss(3).to_bits());
-        let output = net.step_images(normalised_batch(device), 3);
+        let output = net.step_images(normalised_batch(device), &StepContext::one_process(3));
         // round(0.5 · 4) = 2 corrupted patches per image, one mean-colour class each.
         assert_eq!(output.counted, 4);
         let plans: Vec<_> = (0..8)

@@ -9,8 +9,8 @@ use repr_objectives::{CrossEntropyLoss, CrossEntropyLossConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, Evaluation, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
-    check_component,
+    Batch, DataNeeds, Evaluation, MethodSettings, RunFacts, RunShape, StepContext, StepOutput,
+    TrainMethod, check_component,
 };
 use crate::TrainError;
 

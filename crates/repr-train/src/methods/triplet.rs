@@ -10,8 +10,8 @@ use repr_objectives::{TripletLoss, TripletLossConfig, TripletReduction};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod, check_component,
-    method_error,
+    Batch, DataNeeds, MethodSettings, RunFacts, RunShape, StepContext, StepOutput, TrainMethod,
+    check_component, method_error,
 };
 use crate::TrainError;
 
