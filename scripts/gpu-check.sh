@@ -7,7 +7,9 @@
 #   OUT=runs/gpu SIMCLR_SECONDS=300 scripts/gpu-check.sh  # on the GPU machine, repo root
 #
 # Steps: GPU facts; the augmentation bench's device path on wgpu; the model benchmarks on wgpu (when
-# the binary has them); the full `simclr` recipe on wgpu for SIMCLR_SECONDS (killed then: its
+# the binary has them); data parallel over two GPUs in one process (`--devices wgpu:0,wgpu:1`,
+# the one GPU twice on a one-GPU machine) against one, DP_STEPS steps of `simclr-short` each;
+# the full `simclr` recipe on wgpu for SIMCLR_SECONDS (killed then: its
 # metrics and last checkpoint stay, and `cargo xtask train --resume --name simclr` continues it).
 # CUDA is not in the binary: cubecl-cuda 0.11.3 downloads an LLVM bundle at build time, which
 # this project's build machines cannot reach (docs/benchmarks.md).
@@ -15,6 +17,7 @@ set -uo pipefail
 OUT=${OUT:-runs/gpu}
 SIMCLR_SECONDS=${SIMCLR_SECONDS:-300}
 SIMCLR_EPOCHS=${SIMCLR_EPOCHS:-100}
+DP_STEPS=${DP_STEPS:-60}
 mkdir -p "$OUT"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}
 mkdir -p "$XDG_RUNTIME_DIR"
@@ -42,12 +45,24 @@ fi
     echo "== model benchmarks on wgpu"
     timeout 150 "$BIN" bench models --devices wgpu --out-dir "$OUT/bench"
   fi
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+  if [ "${gpus:-0}" -ge 2 ]; then pair=wgpu:0,wgpu:1; else pair=wgpu:0,wgpu:0; fi
+  echo "== data parallel: simclr-short for $DP_STEPS steps on wgpu:0, then on $pair ($gpus GPUs)"
+  timeout 150 "$BIN" train --recipe simclr-short --device wgpu:0 --max-steps "$DP_STEPS" \
+    --runs-dir "$OUT/runs" --name one-device --overwrite
+  echo "one-device exit status: $?"
+  timeout 150 "$BIN" train --recipe simclr-short --devices "$pair" --max-steps "$DP_STEPS" \
+    --runs-dir "$OUT/runs" --name two-devices --overwrite
+  echo "two-devices exit status: $?"
   echo "== simclr recipe on wgpu: ${SIMCLR_EPOCHS} epochs, at most ${SIMCLR_SECONDS}s"
   timeout "$SIMCLR_SECONDS" "$BIN" train --recipe simclr --device wgpu --epochs "$SIMCLR_EPOCHS" \
     --runs-dir "$OUT/runs" --name simclr --overwrite
   echo "simclr exit status: $?"
 } 2>&1 | tee "$OUT/gpu-check.log"
 cp "$OUT/runs/simclr/metrics.csv" "$OUT/simclr-metrics.csv" 2>/dev/null
+for run in one-device two-devices; do
+  cp "$OUT/runs/$run/summary.json" "$OUT/$run-summary.json" 2>/dev/null
+done
 for f in summary.json eval.md curves.png embedding.png retrieval.png; do
   cp "$OUT/runs/simclr/$f" "$OUT/simclr-$f" 2>/dev/null
 done

@@ -102,7 +102,7 @@ fn a_run_trains_with_device_augmentation_and_single_image_methods_refuse_it() {
     config.augment_on = AugmentOn::Device;
     let run = repr::train::RunDir::open(dir.path().join("run"), repr::train::RunMode::New).unwrap();
     let options = repr::train::TrainOptions {
-        device: repr::train::DeviceChoice::Flex,
+        device: repr::train::DeviceChoice::Flex.into(),
         resume: false,
         progress: false,
     };

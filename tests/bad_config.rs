@@ -164,7 +164,7 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
 fn fails_before_training(config: &TrainConfig, field: &str, dir: &Path) -> String {
     let run = RunDir::open(dir.join(field), RunMode::New).unwrap();
     let options = TrainOptions {
-        device: DeviceChoice::Flex,
+        device: DeviceChoice::Flex.into(),
         resume: false,
         progress: false,
     };

@@ -337,7 +337,7 @@ fn training_on_a_folder_with_bad_files_skips_and_lists_them_or_fails_first() {
     let dir = tempfile::tempdir().unwrap();
     let bad = image_folder(&dir.path().join("data"));
     let options = TrainOptions {
-        device: DeviceChoice::Flex,
+        device: DeviceChoice::Flex.into(),
         resume: false,
         progress: false,
     };

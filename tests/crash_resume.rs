@@ -23,7 +23,7 @@ fn tiny_config() -> TrainConfig {
 
 fn options(resume: bool) -> TrainOptions {
     TrainOptions {
-        device: DeviceChoice::Flex,
+        device: DeviceChoice::Flex.into(),
         resume,
         progress: false,
     }

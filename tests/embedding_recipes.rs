@@ -38,7 +38,7 @@ fn train_losses(
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
     let options = TrainOptions {
-        device: backend.parse::<DeviceChoice>().unwrap(),
+        device: backend.parse::<DeviceChoice>().unwrap().into(),
         resume: false,
         progress: false,
     };

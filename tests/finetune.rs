@@ -13,7 +13,7 @@ use repr::train::{
 
 fn options() -> TrainOptions {
     TrainOptions {
-        device: DeviceChoice::Flex,
+        device: DeviceChoice::Flex.into(),
         resume: false,
         progress: false,
     }

@@ -74,7 +74,7 @@ fn losses(recipe: &str, backend: &str) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
     let options = TrainOptions {
-        device: backend.parse::<DeviceChoice>().unwrap(),
+        device: backend.parse::<DeviceChoice>().unwrap().into(),
         resume: false,
         progress: false,
     };
@@ -178,7 +178,7 @@ fn an_old_run_folder_resumes_with_the_same_losses() {
     let mut first = small("simclr");
     first.max_steps = Some(20);
     let options = |resume| TrainOptions {
-        device: "ndarray".parse::<DeviceChoice>().unwrap(),
+        device: "ndarray".parse::<DeviceChoice>().unwrap().into(),
         resume,
         progress: false,
     };

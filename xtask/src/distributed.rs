@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
-use repr_train::Group;
+use repr_train::{DeviceSpec, Group, LocalGroup};
 
 /// The ranks this process belongs to: the MPI world when an MPI launcher started it (and the
 /// binary has the `mpi` feature), one process otherwise.
@@ -22,6 +22,55 @@ pub fn group() -> Result<Group> {
         }
     }
     Ok(Group::one_process())
+}
+
+/// Runs `rank` once per device, each on its own thread as one rank of a group of this process
+/// (`LocalGroup`: the collectives go through host memory, so any backend takes part, wgpu
+/// included), and returns the first error. Every device is opened and checked before any
+/// thread starts; once they run, a panic on one rank ends the process, since the others would
+/// wait for it in their next collective forever.
+pub fn on_devices(
+    devices: &[DeviceSpec],
+    rank: impl Fn(DeviceSpec, &Group) -> Result<()> + Sync,
+) -> Result<()> {
+    if devices.len() < 2 {
+        bail!("--devices needs at least two devices (one device: --device)");
+    }
+    let mut backends = devices.iter().map(|d| d.backend);
+    let first = backends.next().expect("two devices");
+    if backends.any(|b| b != first) {
+        bail!(
+            "--devices {}: every device must be of one backend",
+            devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+        );
+    }
+    for device in devices {
+        device
+            .device()
+            .with_context(|| format!("--devices: opening {device}"))?;
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("error: a rank panicked: stopping every rank");
+        std::process::exit(101);
+    }));
+    let members = LocalGroup::members(devices.len());
+    std::thread::scope(|scope| {
+        let ranks: Vec<_> = members
+            .into_iter()
+            .zip(devices)
+            .map(|(member, &device)| {
+                let rank = &rank;
+                scope.spawn(move || rank(device, &member.group()))
+            })
+            .collect();
+        ranks
+            .into_iter()
+            .map(|r| r.join().expect("a panicking rank ends the process"))
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
 }
 
 /// Runs this very command again under `mpiexec -n processes` (`$MPIEXEC` or `mpiexec` on the

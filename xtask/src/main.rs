@@ -18,7 +18,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use repr_train::{DeviceChoice, InitConfig, RunDir, RunMode, TrainConfig, TrainOptions};
+use repr_train::{DeviceSpec, InitConfig, RunDir, RunMode, TrainConfig, TrainOptions};
 
 mod bench;
 mod bench_augment;
@@ -79,9 +79,15 @@ struct TrainArgs {
         repr_train::PRESETS.iter().map(|p| p.name)
     ))]
     recipe: Option<String>,
-    /// Backend: flex (default CPU), ndarray, wgpu, cuda.
+    /// Backend: flex (default CPU), ndarray, wgpu, cuda; `wgpu:1`, `cuda:1`: a machine's second
+    /// GPU.
     #[arg(long, default_value = "flex")]
     device: String,
+    /// Data parallel over several devices of this machine in one process, one thread each,
+    /// e.g. `wgpu:0,wgpu:1` (collectives through host memory; docs/distributed.md).
+    /// `--batch-size` stays the global batch.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["device", "processes"])]
+    devices: Vec<String>,
     /// A TOML or JSON config file (fields left out take the recipe's defaults).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -169,6 +175,7 @@ fn main() -> ExitCode {
                 Ok(code) => return code,
                 Err(e) => Err(e),
             },
+            None if !args.devices.is_empty() => train_on_devices(&args),
             None => train(*args),
         },
         Cmd::Bench(args) => match args.target {
@@ -193,10 +200,26 @@ fn main() -> ExitCode {
 
 fn train(args: TrainArgs) -> Result<()> {
     let group = distributed::group()?;
+    let device: DeviceSpec = args.device.parse()?;
+    train_rank(&args, device, &group)
+}
+
+/// `--devices`: one rank per device, each on a thread of this process.
+fn train_on_devices(args: &TrainArgs) -> Result<()> {
+    let devices = args
+        .devices
+        .iter()
+        .map(|d| d.parse::<DeviceSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    distributed::on_devices(&devices, |device, group| train_rank(args, device, group))
+}
+
+/// The run of this rank; with several ranks, an error stops them all.
+fn train_rank(args: &TrainArgs, device: DeviceSpec, group: &repr_train::Group) -> Result<()> {
     if group.size() == 1 {
-        return train_in(args, &group);
+        return train_in(args, device, group);
     }
-    let result = train_in(args, &group);
+    let result = train_in(args, device, group);
     if let Err(e) = &result {
         // Another rank may be waiting in a collective for this one: stop them all, after
         // saying why (the checkpoints written so far are intact: writes are atomic).
@@ -208,14 +231,13 @@ fn train(args: TrainArgs) -> Result<()> {
 
 /// The run of this rank: rank 0 resolves the config and the run folder (only it can read a
 /// resumed run's files) and hands them to the others.
-fn train_in(args: TrainArgs, group: &repr_train::Group) -> Result<()> {
-    let device: DeviceChoice = args.device.parse()?;
+fn train_in(args: &TrainArgs, device: DeviceSpec, group: &repr_train::Group) -> Result<()> {
     let (config, run) = if group.size() == 1 {
-        resolve_run(&args)?
+        resolve_run(args)?
     } else {
         let shared = group
             .share(|| {
-                resolve_run(&args)
+                resolve_run(args)
                     .map(|(config, run)| {
                         let from_data = config.from_data;
                         (config, from_data, run.root().to_path_buf())
@@ -226,7 +248,7 @@ fn train_in(args: TrainArgs, group: &repr_train::Group) -> Result<()> {
         let (mut config, from_data, root): (TrainConfig, repr_train::FromData, PathBuf) = shared;
         config.from_data = from_data;
         let run = if group.is_leader() {
-            let mode = run_mode(&args);
+            let mode = run_mode(args);
             RunDir::open(&root, mode)?
         } else {
             RunDir::for_follower(&root)

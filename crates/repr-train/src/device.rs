@@ -33,6 +33,14 @@ pub enum DeviceError {
         /// The cargo feature that compiles it in.
         feature: &'static str,
     },
+    /// A device index the backend does not have (`flex:1`: a CPU backend has one device).
+    #[error("device `{device}:{index}` does not exist: {device} has one device (`{device}` or `{device}:0`)")]
+    NoSuchIndex {
+        /// The backend asked for.
+        device: DeviceChoice,
+        /// The index asked for.
+        index: usize,
+    },
     /// The backend is compiled in but found no usable adapter or driver.
     #[error("device `{device}` is not usable here: {reason}")]
     Unavailable {
@@ -60,18 +68,22 @@ impl DeviceChoice {
     /// The device, without autodiff (call `.autodiff()` to train), checked by running one tiny
     /// operation on it so that a missing adapter is an error here rather than a panic mid-run.
     pub fn device(self) -> Result<Device, DeviceError> {
-        let device = self.construct()?;
-        probe(self, &device)?;
-        Ok(device)
+        DeviceSpec::from(self).device()
     }
 
     #[allow(unreachable_code, unused_variables, deprecated)]
-    fn construct(self) -> Result<Device, DeviceError> {
+    fn construct(self, index: Option<usize>) -> Result<Device, DeviceError> {
         let not_compiled = |feature| DeviceError::NotCompiled {
             device: self,
             feature,
         };
         match self {
+            Self::Flex | Self::Ndarray if index.is_some_and(|i| i > 0) => {
+                Err(DeviceError::NoSuchIndex {
+                    device: self,
+                    index: index.unwrap_or_default(),
+                })
+            }
             Self::Flex => {
                 #[cfg(feature = "flex")]
                 return Ok(Device::flex());
@@ -94,15 +106,77 @@ impl DeviceChoice {
                     } else if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
                         let _ = std::fs::create_dir_all(dir);
                     }
-                    return Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+                    use burn::tensor::DeviceKind;
+                    let kind = index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu);
+                    return Ok(Device::wgpu(kind));
                 }
                 Err(not_compiled("wgpu"))
             }
             Self::Cuda => {
                 #[cfg(feature = "cuda")]
-                return Ok(Device::cuda(0));
+                return Ok(Device::cuda(index.unwrap_or(0)));
                 Err(not_compiled("cuda"))
             }
+        }
+    }
+}
+
+/// A backend and, for a machine with several GPUs, which of them: `wgpu`, `wgpu:1` (wgpu's
+/// second discrete GPU), `cuda:0`; `flex` and `ndarray` have one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceSpec {
+    /// The backend.
+    pub backend: DeviceChoice,
+    /// The device of that backend (none: its default, wgpu's "best available" adapter).
+    pub index: Option<usize>,
+}
+
+impl DeviceSpec {
+    /// The backend's name, as `summary.json` reports it.
+    pub fn name(self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The device (without autodiff), checked by running one tiny operation on it.
+    pub fn device(self) -> Result<Device, DeviceError> {
+        let device = self.backend.construct(self.index)?;
+        probe(self.backend, &device)?;
+        Ok(device)
+    }
+}
+
+impl From<DeviceChoice> for DeviceSpec {
+    fn from(backend: DeviceChoice) -> Self {
+        Self {
+            backend,
+            index: None,
+        }
+    }
+}
+
+impl FromStr for DeviceSpec {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, index) = match s.split_once(':') {
+            Some((name, index)) => match index.parse::<usize>() {
+                Ok(i) => (name, Some(i)),
+                Err(_) => return Err(DeviceError::Unknown(s.to_string())),
+            },
+            None => (s, None),
+        };
+        Ok(Self {
+            backend: name.parse()?,
+            index,
+        })
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}:{i}", self.backend),
+            None => write!(f, "{}", self.backend),
         }
     }
 }
@@ -161,5 +235,19 @@ mod tests {
         assert_eq!("WGPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Wgpu);
         let err = "tpu".parse::<DeviceChoice>().unwrap_err();
         assert!(err.to_string().contains("tpu") && err.to_string().contains("flex"));
+    }
+
+    #[test]
+    fn device_specs_name_a_backend_and_an_index() {
+        let spec: DeviceSpec = "wgpu:1".parse().unwrap();
+        assert_eq!((spec.backend, spec.index), (DeviceChoice::Wgpu, Some(1)));
+        assert_eq!(spec.to_string(), "wgpu:1");
+        let spec: DeviceSpec = "flex".parse().unwrap();
+        assert_eq!((spec.backend, spec.index), (DeviceChoice::Flex, None));
+        assert!("wgpu:one".parse::<DeviceSpec>().is_err());
+        assert!("tpu:0".parse::<DeviceSpec>().is_err());
+        let err = "flex:1".parse::<DeviceSpec>().unwrap().device().unwrap_err();
+        assert!(err.to_string().contains("flex:1"), "{err}");
+        assert!("flex:0".parse::<DeviceSpec>().unwrap().device().is_ok());
     }
 }

@@ -41,7 +41,7 @@ pub use config::{
     AugmentConfig, AugmentOn, AugmentPreset, DataConfig, EvalConfig, FromData, InitConfig,
     LrScaling, OptimizerConfig, ScheduleConfig, TrainConfig,
 };
-pub use device::{DeviceChoice, DeviceError};
+pub use device::{DeviceChoice, DeviceError, DeviceSpec};
 pub use distributed::{Collective, Group, LocalGroup, LossScope};
 pub use error::TrainError;
 pub use evaluate::{Accuracy, accuracy};

@@ -16,15 +16,15 @@ use crate::init::LearningRates;
 use crate::progress::Progress;
 use crate::stepper::{DataParallel, IntervalStats, SingleDevice, StepAt, Stepper};
 use crate::{
-    BatchLoader, Checkpoint, DeviceChoice, LoaderConfig, MetricRecord, MetricsLog, RunDir, Summary,
+    BatchLoader, Checkpoint, DeviceSpec, LoaderConfig, MetricRecord, MetricsLog, RunDir, Summary,
     TrainConfig, TrainError, TrainState, warmup_cosine,
 };
 
 /// How [`train`] runs, beside the config.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// The backend.
-    pub device: DeviceChoice,
+    /// The backend, and which of its devices.
+    pub device: DeviceSpec,
     /// Continue from the run folder's last checkpoint.
     pub resume: bool,
     /// Print progress to stderr.

@@ -137,7 +137,7 @@ fn train(group: &Group, config: &Path, root: &Path, resume: bool) -> Result<(), 
         RunDir::for_follower(root)
     };
     let options = TrainOptions {
-        device: DeviceChoice::Flex,
+        device: DeviceChoice::Flex.into(),
         resume,
         progress: false,
     };
