@@ -281,7 +281,6 @@ impl Setup {
         let config = crate::init::resolve(config)?;
         let progress = Progress::new(options.progress && group.is_leader());
         let device = options.device.device()?;
-        device.seed(config.seed);
         let train_device = device.clone().autodiff();
 
         let data = RunData::load(&config)?;
@@ -314,7 +313,20 @@ impl Setup {
         data.check_memory(&config)?;
 
         let facts = config.run_facts(data.normalize.clone());
+        // The ranks of one process (`LocalGroup` threads) share a device's generator: rank 0
+        // seeds it and draws the initial parameters (Burn draws them on first use: now), the
+        // ones broadcast to every rank, before any other rank touches it.
+        if !group.is_leader() {
+            group.barrier();
+        }
+        device.seed(config.seed);
         let mut model = config.init_method(&facts, &train_device)?;
+        if ranks > 1 {
+            crate::distributed::materialize(&model);
+        }
+        if group.is_leader() && ranks > 1 {
+            group.barrier();
+        }
         if config.init.is_some() && !options.resume {
             model = model
                 .map_backbone(|fresh| crate::init::load_pretrained(&config, fresh, &device))?

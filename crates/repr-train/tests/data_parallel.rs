@@ -4,7 +4,7 @@
 //! in `tests/distributed.rs`.
 //!
 //! 2 ranks × 64 images give the loss and every parameter's gradient of 1 rank × 128 within 1e-5
-//! relative (cross-entropy; SimCLR with negatives gathered over the ranks; triplet loss mined
+//! relative (ndarray: 5e-4, see below) (cross-entropy; SimCLR with negatives gathered over the ranks; triplet loss mined
 //! over the gathered batch; SyncBatchNorm on 2 ranks against BatchNorm over the 128 images), and
 //! after 20 steps both ranks hold bit-identical parameters, having followed the one-rank run
 //! for its first 3 steps within 1e-4 (rounding, amplified by every step, parts them later).
@@ -110,10 +110,19 @@ fn equivalence(device: &Device, method: &str) {
         "{method}: loss {}",
         one.loss
     );
+    // Our kernels (flex) sum each weight gradient in blocks whose rounding barely depends on
+    // the batch: 1e-5, the bar. ndarray's stem convolution weight gradient (100,352
+    // products per weight: 128 images × 28 × 28) is itself only good to ~1e-4: between 64 and
+    // 128 images it moved by 5.0e-5 and 1.1e-4 (relative to its largest entry) in two runs of
+    // the same test, the order of its parallel sums not being fixed: 5e-4 there.
+    let tolerance = match repr_kernels::uses_repr_kernels(&device) {
+        true => 1e-5,
+        false => 5e-4,
+    };
     for (r, other) in two.iter().enumerate() {
         let diff = ((one.loss - other.loss) / one.loss).abs();
         assert!(
-            diff <= 1e-5,
+            diff <= tolerance,
             "{method}, rank {r}: loss {} against {}",
             other.loss,
             one.loss
@@ -126,7 +135,7 @@ fn equivalence(device: &Device, method: &str) {
             );
             let d = check::relative_difference(a, b);
             assert!(
-                d <= 1e-5,
+                d <= tolerance,
                 "{method}, rank {r}: gradient {i} differs by {d:e}"
             );
         }

@@ -104,6 +104,19 @@ pub fn all_reduce_gradients<M: Module>(
     grads
 }
 
+/// Draws every lazily initialised parameter of `module` now: Burn runs a parameter's
+/// initializer on its first use, which on threads sharing a device's generator would make the
+/// draws race.
+pub fn materialize<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}
+
 /// FNV-1a over the bits of every trainable parameter (those that take gradients), in visiting
 /// order: equal on two ranks exactly when their trained parameters are bit-identical.
 pub fn fingerprint<M: Module>(module: &M) -> u64 {

@@ -17,7 +17,7 @@ mod grads;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 
-pub use grads::{BUCKET_VALUES, all_reduce_gradients, diverged_ranks, fingerprint};
+pub use grads::{BUCKET_VALUES, all_reduce_gradients, diverged_ranks, fingerprint, materialize};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
