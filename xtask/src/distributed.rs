@@ -41,7 +41,11 @@ pub fn on_devices(
     if backends.any(|b| b != first) {
         bail!(
             "--devices {}: every device must be of one backend",
-            devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+            devices
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         );
     }
     for device in devices {

@@ -226,6 +226,9 @@ fn train_rank(args: &TrainArgs, device: DeviceSpec, group: &repr_train::Group) -
         eprintln!("error (rank {} of {}): {e:#}", group.rank(), group.size());
         group.abort(1);
     }
+    // MPI is never finalised: a rank that exits first would have the launcher stop the
+    // others, maybe while rank 0 still writes. Leave together.
+    group.barrier();
     result
 }
 

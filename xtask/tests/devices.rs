@@ -107,7 +107,12 @@ fn two_flex_devices_continue_a_run_as_one_device_does() {
         copy_dir(&runs.join("base"), &runs.join(name));
     }
     let resume = ["--resume", "--max-steps", "16"];
-    succeed(&xtask(&runs, &config, "one", &[&["--device", "flex"][..], &resume].concat()));
+    succeed(&xtask(
+        &runs,
+        &config,
+        "one",
+        &[&["--device", "flex"][..], &resume].concat(),
+    ));
     for name in ["two", "again"] {
         let devices = [&["--devices", "flex,flex:0"][..], &resume].concat();
         succeed(&xtask(&runs, &config, name, &devices));
@@ -130,10 +135,9 @@ fn two_flex_devices_continue_a_run_as_one_device_does() {
             "step {s}: loss {a} on one device, {b} on two"
         );
     }
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(runs.join("two/summary.json")).unwrap(),
-    )
-    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("two/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["ranks"], 2);
     assert_eq!(summary["batch_size"], 32);
     assert_eq!(summary["steps"], 16);

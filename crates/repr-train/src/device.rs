@@ -34,7 +34,9 @@ pub enum DeviceError {
         feature: &'static str,
     },
     /// A device index the backend does not have (`flex:1`: a CPU backend has one device).
-    #[error("device `{device}:{index}` does not exist: {device} has one device (`{device}` or `{device}:0`)")]
+    #[error(
+        "device `{device}:{index}` does not exist: {device} has one device (`{device}` or `{device}:0`)"
+    )]
     NoSuchIndex {
         /// The backend asked for.
         device: DeviceChoice,
@@ -246,7 +248,11 @@ mod tests {
         assert_eq!((spec.backend, spec.index), (DeviceChoice::Flex, None));
         assert!("wgpu:one".parse::<DeviceSpec>().is_err());
         assert!("tpu:0".parse::<DeviceSpec>().is_err());
-        let err = "flex:1".parse::<DeviceSpec>().unwrap().device().unwrap_err();
+        let err = "flex:1"
+            .parse::<DeviceSpec>()
+            .unwrap()
+            .device()
+            .unwrap_err();
         assert!(err.to_string().contains("flex:1"), "{err}");
         assert!("flex:0".parse::<DeviceSpec>().unwrap().device().is_ok());
     }

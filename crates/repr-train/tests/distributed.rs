@@ -231,7 +231,7 @@ fn faults_killing_a_rank_stops_the_job_and_resume_is_bit_exact() {
     // Kill rank 1 once a checkpoint past step 8 is on disk.
     let faulty = dir.path().join("faulty");
     let mut job = train(2, &config, &faulty, false)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -271,7 +271,9 @@ fn faults_killing_a_rank_stops_the_job_and_resume_is_bit_exact() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let stderr = std::io::read_to_string(job.stderr.take().unwrap()).unwrap();
+    // MPICH's launcher prints its "BAD TERMINATION" banner on stdout.
+    let stderr = std::io::read_to_string(job.stderr.take().unwrap()).unwrap()
+        + &std::io::read_to_string(job.stdout.take().unwrap()).unwrap();
     assert!(
         !status.success(),
         "the job reported success after a rank died"

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use repr_data::{LoadOptions, Normalize, Split};
 use repr_train::distributed::mpi::MpiWorld;
-use repr_train::distributed::{broadcast_module, fingerprint};
+use repr_train::distributed::{broadcast_module, fingerprint, materialize};
 use repr_train::equivalence as check;
 use repr_train::{DeviceChoice, Group, RunDir, RunMode, TrainConfig, TrainOptions};
 use serde_json::json;
@@ -41,6 +41,11 @@ fn main() {
                 .into(),
         ),
     };
+    if result.is_ok() {
+        // MPI is never finalised (distributed/mpi.rs): a rank that exits first would have the
+        // launcher stop the others, maybe mid-write. Leave together.
+        group.barrier();
+    }
     if let Err(e) = result {
         eprintln!("error (rank {} of {}): {e}", group.rank(), group.size());
         if group.size() > 1 {
@@ -68,6 +73,9 @@ fn equivalence(group: &Group, method: &str, out: &Path) -> Result<(), String> {
     let model = config
         .init_method(&config.run_facts(normalize.clone()), &train_device)
         .map_err(|e| e.to_string())?;
+    // Drawn now, in the module's order, on one rank as on several (Burn would draw them on
+    // first use, in the forward pass's order, on one rank).
+    materialize(&model);
     let model = broadcast_module(group, model, &train_device).map_err(|e| e.to_string())?;
 
     let (loss, grads) = check::first_step(
