@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use repr_backbones::{BackboneConfig, BlockKind, Norm, ResNetConfig, Stem};
-use repr_train::{EvalConfig, MetricsLog, RunDir, RunMode, TrainConfig};
+use repr_train::{MetricsLog, RunDir, RunMode};
 
 fn xtask(runs: &Path, config: &Path, name: &str, devices: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -26,32 +25,8 @@ fn xtask(runs: &Path, config: &Path, name: &str, devices: &[&str]) -> Output {
 /// 16 steps of a small GroupNorm ResNet (no statistic over the batch: one and two devices
 /// train the same model), global batch 32.
 fn config(dir: &Path) -> PathBuf {
-    let mut config = TrainConfig::supervised();
-    config.backbone = BackboneConfig::ResNet(
-        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
-            .with_stem(Stem::Cifar)
-            .with_width(8)
-            .with_norm(Norm::GroupWs { groups: 4 })
-            .with_in_channels(1)
-            .with_num_classes(10),
-    );
-    config.data.train_limit = Some(256);
-    config.data.test_limit = Some(50);
-    config.batch_size = 32;
-    config.eval_batch_size = 50;
-    config.epochs = 2;
-    config.log_every_steps = 1;
-    config.checkpoint_every_steps = 4;
-    config.eval_every_epochs = 0;
-    config.eval = EvalConfig {
-        knn_k: 5,
-        linear_probe: false,
-        baselines: false,
-        plots: false,
-        ..EvalConfig::default()
-    };
     let path = dir.join("config.toml");
-    std::fs::write(&path, config.to_toml()).unwrap();
+    std::fs::write(&path, repr_train::equivalence::small_run(256, 2).to_toml()).unwrap();
     path
 }
 
@@ -74,19 +49,6 @@ fn losses(run: &Path) -> Vec<(usize, f64)> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// From one checkpoint, two flex devices continue the run as one device does (the same
 /// losses up to rounding), the same bits every time; rank 0 alone writes the run folder.
 /// (A fresh run on several ranks starts from rank 0's parameters drawn in the module's order,
@@ -104,7 +66,7 @@ fn two_flex_devices_continue_a_run_as_one_device_does() {
         &["--device", "flex", "--max-steps", "4"],
     ));
     for name in ["one", "two", "again"] {
-        copy_dir(&runs.join("base"), &runs.join(name));
+        repr_testing::copy_dir(&runs.join("base"), &runs.join(name));
     }
     let resume = ["--resume", "--max-steps", "16"];
     succeed(&xtask(

@@ -34,6 +34,23 @@ fn seeded(device: Device) -> Device {
     device
 }
 
+/// Copies the folder `from` (a run folder, say) to `to`, recursively.
+///
+/// # Panics
+/// On any I/O error: this is for tests.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// wgpu's Vulkan loader warns on every start without `XDG_RUNTIME_DIR`; `.cargo/config.toml`
 /// points it into `target/`, which may not exist yet.
 fn ensure_runtime_dir() {

@@ -15,8 +15,8 @@ use crate::distributed::{Group, LossScope, all_reduce_gradients};
 use crate::init::LearningRates;
 use crate::methods::StepContext;
 use crate::{
-    BatchLoader, DataParallel, Interval, LoaderConfig, Method, MethodConfig, StepAt, Stepper,
-    TrainConfig, TrainError,
+    BatchLoader, DataParallel, EvalConfig, Interval, LoaderConfig, Method, MethodConfig, StepAt,
+    Stepper, TrainConfig, TrainError,
 };
 
 /// The global batch of the equivalence checks.
@@ -33,6 +33,31 @@ pub fn group_norm_resnet(num_classes: usize) -> BackboneConfig {
             .with_in_channels(1)
             .with_num_classes(num_classes),
     )
+}
+
+/// A small supervised run on [`group_norm_resnet`] for the tests that train whole runs on
+/// several ranks (killed and resumed, on several devices): `train_limit` images in global
+/// batches of 32 for `epochs`, a loss logged every step, a checkpoint every 4 steps and a
+/// minimal final evaluation (kNN on 50 test images).
+pub fn small_run(train_limit: usize, epochs: usize) -> TrainConfig {
+    let mut config = TrainConfig::supervised();
+    config.backbone = group_norm_resnet(10);
+    config.data.train_limit = Some(train_limit);
+    config.data.test_limit = Some(50);
+    config.batch_size = 32;
+    config.eval_batch_size = 50;
+    config.epochs = epochs;
+    config.log_every_steps = 1;
+    config.checkpoint_every_steps = 4;
+    config.eval_every_epochs = 0;
+    config.eval = EvalConfig {
+        knn_k: 5,
+        linear_probe: false,
+        baselines: false,
+        plots: false,
+        ..EvalConfig::default()
+    };
+    config
 }
 
 /// The run the equivalence checks step: `method`'s preset (`supervised`, `simclr`,

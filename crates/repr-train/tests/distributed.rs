@@ -16,8 +16,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use repr_backbones::{BackboneConfig, BlockKind, Norm, ResNetConfig, Stem};
-use repr_train::{Checkpoint, EvalConfig, MetricsLog, RunDir, RunMode, TrainConfig};
+use repr_train::equivalence as check;
+use repr_train::{Checkpoint, MetricsLog, RunDir, RunMode};
 use serde_json::Value;
 
 /// Each test starts two processes on a two-core machine: one at a time.
@@ -169,32 +169,8 @@ fn equivalence_sync_batch_norm_against_batch_norm() {
 /// A small supervised run (GroupNorm, so 1 and 2 ranks train the same model) of 96 steps,
 /// a checkpoint every 4.
 fn fault_config(dir: &Path) -> PathBuf {
-    let mut config = TrainConfig::supervised();
-    config.backbone = BackboneConfig::ResNet(
-        ResNetConfig::new([1, 1, 1, 1], BlockKind::Basic)
-            .with_stem(Stem::Cifar)
-            .with_width(8)
-            .with_norm(Norm::GroupWs { groups: 4 })
-            .with_in_channels(1)
-            .with_num_classes(10),
-    );
-    config.data.train_limit = Some(512);
-    config.data.test_limit = Some(50);
-    config.batch_size = 32;
-    config.eval_batch_size = 50;
-    config.epochs = 6;
-    config.log_every_steps = 1;
-    config.checkpoint_every_steps = 4;
-    config.eval_every_epochs = 0;
-    config.eval = EvalConfig {
-        knn_k: 5,
-        linear_probe: false,
-        baselines: false,
-        plots: false,
-        ..EvalConfig::default()
-    };
     let path = dir.join("config.toml");
-    std::fs::write(&path, config.to_toml()).unwrap();
+    std::fs::write(&path, check::small_run(512, 6).to_toml()).unwrap();
     path
 }
 
@@ -291,7 +267,7 @@ fn faults_killing_a_rank_stops_the_job_and_resume_is_bit_exact() {
 
     // Resumed on 1 rank from the same checkpoint: the same run, up to rounding.
     let other = dir.path().join("one-rank");
-    copy_dir(&faulty, &other);
+    repr_testing::copy_dir(&faulty, &other);
     saved.save(&other.join("checkpoints/last.ckpt")).unwrap();
     run(train(1, &config, &other, true));
     let one_rank = losses(&other);
@@ -310,18 +286,5 @@ fn faults_killing_a_rank_stops_the_job_and_resume_is_bit_exact() {
             ((a - b) / a).abs() <= tolerance && b.is_finite(),
             "step {s}: loss {a} on 2 ranks, {b} resumed on 1"
         );
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
