@@ -63,6 +63,6 @@ pub use presets::{PRESETS, Preset, masked_patch_vit, preset};
 pub use run_dir::{RunDir, RunMode};
 pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
-pub use stepper::{DataParallel, Interval, IntervalStats, SingleDevice, StepAt, Stepper};
+pub use stepper::{DataParallel, Interval, IntervalStats, StepAt, Stepper};
 pub use summary::{BaselineScores, Baselines, Communication, EvalSummary, Summary};
 pub use trainer::{TrainOptions, train, train_in};

@@ -1,6 +1,6 @@
-//! The step seam: how one batch becomes one optimizer step. [`SingleDevice`] trains on one
-//! device; a data-parallel stepper (several devices or processes) implements the same trait, so
-//! the training loop does not change.
+//! The step seam: how one batch becomes one optimizer step. [`DataParallel`] steps on one
+//! device ([`DataParallel::single_device`]) or on each rank of a group of devices or processes,
+//! behind one trait, so the training loop does not change.
 
 use std::time::Instant;
 
@@ -38,7 +38,7 @@ pub trait Stepper {
     /// The device the step's outputs are read on.
     fn device(&self) -> &Device;
 
-    /// The ranks the global batch is spread over (one process for [`SingleDevice`]).
+    /// The ranks the global batch is spread over (one process on a single device).
     fn group(&self) -> &Group;
 
     /// A new, empty interval of steps to log.
@@ -57,79 +57,14 @@ pub trait Stepper {
     }
 }
 
-/// One device: the batch is uploaded to it and stepped there.
-pub struct SingleDevice {
-    device: Device,
-    model: Option<Method>,
-    optimizer: ModuleOptimizer,
-    rates: LearningRates,
-}
-
-impl SingleDevice {
-    /// A stepper for `model` (on the autodiff `device`) with `optimizer` and per-group `rates`.
-    pub fn new(
-        device: Device,
-        model: Method,
-        optimizer: ModuleOptimizer,
-        rates: LearningRates,
-    ) -> Self {
-        Self {
-            device,
-            model: Some(model),
-            optimizer,
-            rates,
-        }
-    }
-}
-
-impl Stepper for SingleDevice {
-    fn step(&mut self, batch: Prepared, at: StepAt, interval: &mut Interval) {
-        let model = self
-            .model
-            .take()
-            .expect("the model is put back after every step");
-        let images = batch.len();
-        let output = model.step(
-            batch.into_device(&self.device),
-            &StepContext::one_process(at.step),
-        );
-        interval.add(&output, images);
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        let model = self.optimizer.step(self.rates.at(at.lr), model, grads);
-        let after = AfterStep {
-            step: at.step,
-            total: at.total,
-            output: &output,
-        };
-        self.model = Some(model.after_step(&after));
-    }
-
-    fn model(&self) -> &Method {
-        self.model
-            .as_ref()
-            .expect("the model is put back after every step")
-    }
-
-    fn optimizer(&self) -> &ModuleOptimizer {
-        &self.optimizer
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn group(&self) -> &Group {
-        StepContext::one_process(0).group
-    }
-}
-
 /// Several ranks (processes, one per device or machine), each with a replica of the network:
 /// rank `r` steps on its share of every global batch (the loader gives it), the gradients are
 /// all-reduced (summed, in flat buckets; divided by the ranks for a loss that is a mean over
 /// shares) and every rank takes the same optimizer step, so the replicas stay bit-identical.
 /// BatchNorm normalises each rank's share by its own statistics and keeps each rank's running
 /// statistics (rank 0's are saved and evaluated), unless synchronised
-/// ([`DataParallel::with_sync_batch_norm`]).
+/// ([`DataParallel::with_sync_batch_norm`]). Over one process ([`DataParallel::single_device`])
+/// it is the plain step on one device: nothing to reduce, gather or synchronise.
 pub struct DataParallel {
     device: Device,
     model: Option<Method>,
@@ -157,6 +92,17 @@ impl DataParallel {
             group,
             sync_batch_norm: false,
         }
+    }
+
+    /// A stepper for `model` on the autodiff `device` alone (one process: no collective is
+    /// called, the gradients are the step's own).
+    pub fn single_device(
+        device: Device,
+        model: Method,
+        optimizer: ModuleOptimizer,
+        rates: LearningRates,
+    ) -> Self {
+        Self::new(device, model, optimizer, rates, Group::one_process())
     }
 
     /// With `sync`, BatchNorm layers normalise with the statistics of the whole global batch
@@ -223,7 +169,10 @@ impl Stepper for DataParallel {
     }
 
     fn diverged_ranks(&self) -> Vec<usize> {
-        diverged_ranks(&self.group, self.model())
+        match self.group.size() {
+            1 => Vec::new(),
+            _ => diverged_ranks(&self.group, self.model()),
+        }
     }
 }
 

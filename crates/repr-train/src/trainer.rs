@@ -14,7 +14,7 @@ use crate::distributed::Group;
 use crate::evaluation::{Test, evaluate, final_evaluation};
 use crate::init::LearningRates;
 use crate::progress::Progress;
-use crate::stepper::{DataParallel, IntervalStats, SingleDevice, StepAt, Stepper};
+use crate::stepper::{DataParallel, IntervalStats, StepAt, Stepper};
 use crate::{
     BatchLoader, Checkpoint, DeviceSpec, LoaderConfig, MetricRecord, MetricsLog, RunDir, Summary,
     TrainConfig, TrainError, TrainState, warmup_cosine,
@@ -382,7 +382,12 @@ impl Setup {
         }
         let rates = LearningRates::new(&config.backbone, model.backbone_path(), scale);
         let stepper: Box<dyn Stepper> = if ranks == 1 {
-            Box::new(SingleDevice::new(train_device, model, optimizer, rates))
+            Box::new(DataParallel::single_device(
+                train_device,
+                model,
+                optimizer,
+                rates,
+            ))
         } else {
             if !options.resume {
                 // Every rank starts from rank 0's parameters (a resumed run already loaded
