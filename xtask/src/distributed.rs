@@ -53,6 +53,15 @@ pub fn on_devices(
             .device()
             .with_context(|| format!("--devices: opening {device}"))?;
     }
+    println!(
+        "data parallel over {} devices of this process ({}), one thread each",
+        devices.len(),
+        devices
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
