@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use repr_train::{MetricsLog, RunDir, RunMode};
+use repr_train::equivalence::logged_train_losses as losses;
 
 fn xtask(runs: &Path, config: &Path, name: &str, devices: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -37,16 +37,6 @@ fn succeed(output: &Output) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn losses(run: &Path) -> Vec<(usize, f64)> {
-    let dir = RunDir::open(run, RunMode::Resume).unwrap();
-    MetricsLog::read(&dir)
-        .unwrap()
-        .iter()
-        .filter(|r| r.split == "train")
-        .map(|r| (r.step, r.loss.unwrap()))
-        .collect()
 }
 
 /// From one checkpoint, two flex devices continue the run as one device does (the same

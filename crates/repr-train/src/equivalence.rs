@@ -60,6 +60,20 @@ pub fn small_run(train_limit: usize, epochs: usize) -> TrainConfig {
     config
 }
 
+/// The training losses a run folder logged, `(step, loss)` in order.
+///
+/// # Panics
+/// When the folder or its metrics cannot be read: this is for tests.
+pub fn logged_train_losses(run: &std::path::Path) -> Vec<(usize, f64)> {
+    let dir = crate::RunDir::open(run, crate::RunMode::Resume).expect("a run folder");
+    crate::MetricsLog::read(&dir)
+        .expect("its metrics")
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| (r.step, r.loss.expect("a training record has a loss")))
+        .collect()
+}
+
 /// The run the equivalence checks step: `method`'s preset (`supervised`, `simclr`,
 /// `triplet`) on [`group_norm_resnet`], global batch [`GLOBAL_BATCH`] (triplet: 8 classes × 16
 /// images), seed 7; `sync-bn`: the supervised preset on the same ResNet with BatchNorm and

@@ -16,8 +16,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use repr_train::equivalence as check;
-use repr_train::{Checkpoint, MetricsLog, RunDir, RunMode};
+use repr_train::Checkpoint;
+use repr_train::equivalence::{self as check, logged_train_losses as losses};
 use serde_json::Value;
 
 /// Each test starts two processes on a two-core machine: one at a time.
@@ -172,16 +172,6 @@ fn fault_config(dir: &Path) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, check::small_run(512, 6).to_toml()).unwrap();
     path
-}
-
-fn losses(run: &Path) -> Vec<(usize, f64)> {
-    let dir = RunDir::open(run, RunMode::Resume).unwrap();
-    MetricsLog::read(&dir)
-        .unwrap()
-        .iter()
-        .filter(|r| r.split == "train")
-        .map(|r| (r.step, r.loss.unwrap()))
-        .collect()
 }
 
 fn train(ranks: usize, config: &Path, run: &Path, resume: bool) -> Command {
