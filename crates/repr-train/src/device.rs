@@ -46,8 +46,8 @@ pub enum DeviceError {
     /// The backend is compiled in but found no usable adapter or driver.
     #[error("device `{device}` is not usable here: {reason}")]
     Unavailable {
-        /// The backend asked for.
-        device: DeviceChoice,
+        /// The device asked for (`wgpu`, `wgpu:1`).
+        device: DeviceSpec,
         /// What failed, as the backend said it.
         reason: String,
     },
@@ -142,7 +142,7 @@ impl DeviceSpec {
     /// The device (without autodiff), checked by running one tiny operation on it.
     pub fn device(self) -> Result<Device, DeviceError> {
         let device = self.backend.construct(self.index)?;
-        probe(self.backend, &device)?;
+        probe(self, &device)?;
         Ok(device)
     }
 }
@@ -183,8 +183,42 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
-/// Runs `1 + 1` on the device, turning a backend panic (no adapter, no driver) into an error.
-fn probe(choice: DeviceChoice, device: &Device) -> Result<(), DeviceError> {
+/// The first panic message since [`probe`] cleared it, from any thread: wgpu's and CUDA's
+/// device threads panic with the reason (no adapter of that kind, the adapters found), and
+/// the caller only sees a closed channel.
+static FIRST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Records panic messages into [`FIRST_PANIC`], then does what the previous hook did.
+fn record_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut first) = FIRST_PANIC.lock()
+                && first.is_none()
+            {
+                *first = Some(payload_message(info.payload()));
+            }
+            previous(info);
+        }));
+    });
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "the backend panicked".into())
+}
+
+/// Runs `1 + 1` on the device, turning a backend panic (no adapter, no driver) into an error
+/// that says why.
+fn probe(spec: DeviceSpec, device: &Device) -> Result<(), DeviceError> {
+    record_panics();
+    if let Ok(mut first) = FIRST_PANIC.lock() {
+        *first = None;
+    }
     let device = device.clone();
     let result = std::panic::catch_unwind(move || {
         let x = burn::tensor::Tensor::<1>::ones([1], &device);
@@ -193,18 +227,14 @@ fn probe(choice: DeviceChoice, device: &Device) -> Result<(), DeviceError> {
     match result {
         Ok(value) if (value - 2.0).abs() < 1e-6 => Ok(()),
         Ok(value) => Err(DeviceError::Unavailable {
-            device: choice,
+            device: spec,
             reason: format!("1 + 1 gave {value}"),
         }),
         Err(panic) => {
-            let reason = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the backend panicked".into());
+            let first = FIRST_PANIC.lock().ok().and_then(|mut first| first.take());
             Err(DeviceError::Unavailable {
-                device: choice,
-                reason,
+                device: spec,
+                reason: first.unwrap_or_else(|| payload_message(panic.as_ref())),
             })
         }
     }
@@ -254,6 +284,8 @@ mod tests {
             .device()
             .unwrap_err();
         assert!(err.to_string().contains("flex:1"), "{err}");
-        assert!("flex:0".parse::<DeviceSpec>().unwrap().device().is_ok());
+        // flex:0 is flex (compiled in when a dependent turns the feature on).
+        let flex0 = "flex:0".parse::<DeviceSpec>().unwrap().device();
+        assert_eq!(flex0.is_ok(), DeviceChoice::Flex.device().is_ok());
     }
 }
