@@ -36,14 +36,7 @@ fn small(recipe: &str) -> TrainConfig {
     config.log_every_steps = 1;
     config.checkpoint_every_steps = 0;
     config.eval_every_epochs = 0;
-    config.eval = EvalConfig {
-        knn_k: 5,
-        memory_limit: None,
-        linear_probe: false,
-        baselines: false,
-        plots: false,
-        ..EvalConfig::default()
-    };
+    config.eval = EvalConfig::knn_only(5);
     match &mut config.method {
         MethodConfig::Triplet(t) => {
             t.classes_per_batch = 4;

@@ -36,17 +36,13 @@ pub fn on_devices(
     if devices.len() < 2 {
         bail!("--devices needs at least two devices (one device: --device)");
     }
-    let mut backends = devices.iter().map(|d| d.backend);
-    let first = backends.next().expect("two devices");
-    if backends.any(|b| b != first) {
-        bail!(
-            "--devices {}: every device must be of one backend",
-            devices
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+    let list = devices
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if devices.iter().any(|d| d.backend != devices[0].backend) {
+        bail!("--devices {list}: every device must be of one backend");
     }
     for device in devices {
         device
@@ -54,13 +50,8 @@ pub fn on_devices(
             .with_context(|| format!("--devices: opening {device}"))?;
     }
     println!(
-        "data parallel over {} devices of this process ({}), one thread each",
-        devices.len(),
-        devices
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "data parallel over {} devices of this process ({list}), one thread each",
+        devices.len()
     );
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

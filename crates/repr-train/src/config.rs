@@ -306,6 +306,20 @@ impl Default for TrainConfig {
     }
 }
 
+impl EvalConfig {
+    /// kNN with `knn_k` neighbours and nothing else (no linear probe, baselines or plots): the
+    /// final evaluation of smoke runs and tests.
+    pub fn knn_only(knn_k: usize) -> Self {
+        Self {
+            knn_k,
+            linear_probe: false,
+            baselines: false,
+            plots: false,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {

@@ -50,13 +50,7 @@ pub fn small_run(train_limit: usize, epochs: usize) -> TrainConfig {
     config.log_every_steps = 1;
     config.checkpoint_every_steps = 4;
     config.eval_every_epochs = 0;
-    config.eval = EvalConfig {
-        knn_k: 5,
-        linear_probe: false,
-        baselines: false,
-        plots: false,
-        ..EvalConfig::default()
-    };
+    config.eval = EvalConfig::knn_only(5);
     config
 }
 

@@ -313,20 +313,9 @@ impl Setup {
         data.check_memory(&config)?;
 
         let facts = config.run_facts(data.normalize.clone());
-        // The ranks of one process (`LocalGroup` threads) share a device's generator: rank 0
-        // seeds it and draws the initial parameters (Burn draws them on first use: now), the
-        // ones broadcast to every rank, before any other rank touches it.
-        if !group.is_leader() {
-            group.barrier();
-        }
-        device.seed(config.seed);
-        let mut model = config.init_method(&facts, &train_device)?;
-        if ranks > 1 {
-            crate::distributed::materialize(&model);
-        }
-        if group.is_leader() && ranks > 1 {
-            group.barrier();
-        }
+        let mut model = crate::distributed::init_leader_first(group, &device, config.seed, || {
+            config.init_method(&facts, &train_device)
+        })?;
         if config.init.is_some() && !options.resume {
             model = model
                 .map_backbone(|fresh| crate::init::load_pretrained(&config, fresh, &device))?

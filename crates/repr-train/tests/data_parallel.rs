@@ -4,8 +4,9 @@
 //! in `tests/distributed.rs`.
 //!
 //! 2 ranks × 64 images give the loss and every parameter's gradient of 1 rank × 128 within 1e-5
-//! relative (ndarray: 5e-4, see below) (cross-entropy; SimCLR with negatives gathered over the ranks; triplet loss mined
-//! over the gathered batch; SyncBatchNorm on 2 ranks against BatchNorm over the 128 images), and
+//! relative, ndarray within 5e-4 (see below) (cross-entropy; SimCLR with negatives gathered over
+//! the ranks; triplet loss mined over the gathered batch; SyncBatchNorm on 2 ranks against
+//! BatchNorm over the 128 images), and
 //! after 20 steps both ranks hold bit-identical parameters, having followed the one-rank run
 //! for its first 3 steps within 1e-4 (rounding, amplified by every step, parts them later).
 

@@ -455,6 +455,36 @@ impl Group {
     }
 }
 
+/// Seeds `device` and draws a fresh model with `init`, on every rank of `group`, rank 0 to the
+/// end before any other rank starts: the ranks of one process (`LocalGroup` threads) share a
+/// device's generator, and rank 0's parameters, the ones [`broadcast_module`] hands to all,
+/// must not depend on when the others draw. With several ranks every parameter is drawn here
+/// ([`materialize`]; Burn would draw each on first use); one rank keeps Burn's order.
+pub fn init_leader_first<M: Module, E>(
+    group: &Group,
+    device: &Device,
+    seed: u64,
+    init: impl FnOnce() -> Result<M, E>,
+) -> Result<M, E> {
+    if group.size() == 1 {
+        device.seed(seed);
+        return init();
+    }
+    if !group.is_leader() {
+        group.barrier();
+    }
+    device.seed(seed);
+    let model = init();
+    if let Ok(model) = &model {
+        materialize(model);
+    }
+    // Also on an error, so the other ranks go on to fail rather than wait.
+    if group.is_leader() {
+        group.barrier();
+    }
+    model
+}
+
 /// `module` with rank 0's parameters and buffers on every rank of `group` (its record,
 /// serialised once on rank 0 and broadcast).
 pub fn broadcast_module<M: Module>(
