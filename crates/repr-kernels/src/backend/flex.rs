@@ -14,6 +14,7 @@ use super::{
 use crate::cpu::attention::{self, AttentionShape};
 use crate::cpu::batch_norm::{self, NormShape};
 use crate::cpu::im2col::ConvShape;
+use crate::cpu::output::{assume_init_vec, uninit_vec};
 use crate::cpu::{conv, eltwise, gelu, layer_norm};
 
 type FlexTensor = FloatTensor<Flex>;
@@ -68,7 +69,7 @@ pub(super) fn conv2d_backward(
     want: [bool; 3],
 ) -> [Option<FlexTensor>; 3] {
     let (x, weight, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
-    let mut dx = want[0].then(|| vec![0.0; s.batch * s.c_in * s.in_pixels()]);
+    let mut dx = want[0].then(|| uninit_vec(s.batch * s.c_in * s.in_pixels()));
     let mut dw = want[1].then(|| vec![0.0; s.c_out * s.k()]);
     let mut db = want[2].then(|| vec![0.0; s.c_out]);
     conv::conv2d_backward(
@@ -81,7 +82,8 @@ pub(super) fn conv2d_backward(
         db.as_deref_mut(),
     );
     [
-        dx.map(|d| tensor(d, &[s.batch, s.c_in, s.h, s.w])),
+        // SAFETY: the backward wrote the whole input gradient.
+        dx.map(|d| tensor(unsafe { assume_init_vec(d) }, &[s.batch, s.c_in, s.h, s.w])),
         dw.map(|d| tensor(d, &[s.c_out, s.c_in, s.kh, s.kw])),
         db.map(|d| tensor(d, &[s.c_out])),
     ]
@@ -109,7 +111,7 @@ pub(super) fn batch_norm_train_backward(
     let s = NormShape::of(&dims);
     let [x, gamma, mean, var, dy] = [x, gamma, mean, var, dy].map(contiguous);
     let relu_beta = relu_beta.map(contiguous);
-    let mut dx = vec![0.0; x.shape().num_elements()];
+    let mut dx = uninit_vec(x.shape().num_elements());
     let (dgamma, dbeta) = batch_norm::batch_norm_train_backward(
         s,
         slice(&x),
@@ -122,6 +124,8 @@ pub(super) fn batch_norm_train_backward(
         &mut dx,
     );
     let c = [s.channels];
+    // SAFETY: the backward wrote every element of `dx`.
+    let dx = unsafe { assume_init_vec(dx) };
     [tensor(dx, &dims), tensor(dgamma, &c), tensor(dbeta, &c)]
 }
 
@@ -146,7 +150,7 @@ pub(super) fn conv2d_shaped(
     bias: Option<FlexTensor>,
 ) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
-    let mut y = vec![0.0; s.batch * s.c_out * s.pixels()];
+    let mut y = uninit_vec(s.batch * s.c_out * s.pixels());
     conv::conv2d_forward(
         s,
         slice(&x),
@@ -154,6 +158,8 @@ pub(super) fn conv2d_shaped(
         bias.as_ref().map(slice),
         &mut y,
     );
+    // SAFETY: the forward wrote every output element.
+    let y = unsafe { assume_init_vec(y) };
     tensor(y, &[s.batch, s.c_out, s.h_out, s.w_out])
 }
 
@@ -291,18 +297,20 @@ pub(super) fn add_relu_applies(a: &FlexTensor, b: &FlexTensor) -> bool {
 pub(super) fn add_relu_forward(a: FlexTensor, b: FlexTensor) -> FlexTensor {
     let dims = a.shape().to_vec();
     let (a, b) = (contiguous(a), contiguous(b));
-    let mut y = vec![0.0; a.shape().num_elements()];
+    let mut y = uninit_vec(a.shape().num_elements());
     eltwise::add_relu_forward(slice(&a), slice(&b), &mut y);
-    tensor(y, &dims)
+    // SAFETY: every element written.
+    tensor(unsafe { assume_init_vec(y) }, &dims)
 }
 
 /// The gradient of both inputs of `relu(a + b)` from its output `y`.
 pub(super) fn add_relu_backward(y: &FlexTensor, dy: FlexTensor) -> FlexTensor {
     let dims = y.shape().to_vec();
     let dy = contiguous(dy);
-    let mut d = vec![0.0; dims.iter().product()];
+    let mut d = uninit_vec(dims.iter().product());
     eltwise::relu_backward(slice(y), slice(&dy), &mut d);
-    tensor(d, &dims)
+    // SAFETY: every element written.
+    tensor(unsafe { assume_init_vec(d) }, &dims)
 }
 
 impl KernelBackend for Flex {
@@ -368,7 +376,7 @@ impl KernelBackend for Flex {
         };
         let dims = x.shape().to_vec();
         let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
-        let mut y = vec![0.0; x.shape().num_elements()];
+        let mut y = uninit_vec(x.shape().num_elements());
         let (mean, var) = batch_norm::batch_norm_train_forward(
             s,
             slice(&x),
@@ -379,6 +387,8 @@ impl KernelBackend for Flex {
             &mut y,
         );
         let c = [s.channels];
+        // SAFETY: the forward wrote every element of `y`.
+        let y = unsafe { assume_init_vec(y) };
         (tensor(y, &dims), tensor(mean, &c), tensor(var, &c))
     }
 
@@ -396,7 +406,7 @@ impl KernelBackend for Flex {
         };
         let dims = x.shape().to_vec();
         let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(contiguous);
-        let mut y = vec![0.0; x.shape().num_elements()];
+        let mut y = uninit_vec(x.shape().num_elements());
         batch_norm::batch_norm_apply(
             s,
             slice(&x),
@@ -408,6 +418,7 @@ impl KernelBackend for Flex {
             relu,
             &mut y,
         );
-        tensor(y, &dims)
+        // SAFETY: every element written.
+        tensor(unsafe { assume_init_vec(y) }, &dims)
     }
 }

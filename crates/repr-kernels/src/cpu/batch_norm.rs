@@ -2,6 +2,7 @@
 //! one task per channel, statistics accumulated in f64.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -76,7 +77,7 @@ impl NormShape {
 
 /// Training-mode batch norm: normalises each channel by its batch mean and biased variance,
 /// scales by `gamma`, shifts by `beta` and, with `relu`, clamps at zero. Writes the output to
-/// `y` and returns the per-channel `(mean, variance)` (biased), as Burn's `batch_norm_train`.
+/// `y` (overwritten: its contents need not be initialised) and returns the per-channel `(mean, variance)` (biased), as Burn's `batch_norm_train`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward(
     s: NormShape,
@@ -85,14 +86,14 @@ pub fn batch_norm_train_forward(
     beta: &[f32],
     epsilon: f64,
     relu: bool,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), s.len(), "batch norm: input length");
     assert_eq!(y.len(), s.len(), "batch norm: output length");
     if let Some(sum) = synchronised() {
         return sync_forward(s, x, gamma, beta, epsilon, relu, y, &sum);
     }
-    let out = SharedMut(y.as_mut_ptr());
+    let out = SharedMut::of(y);
     let stats: Vec<(f32, f32)> = (0..s.channels)
         .into_par_iter()
         .map(|c| {
@@ -128,7 +129,7 @@ fn sync_forward(
     beta: &[f32],
     epsilon: f64,
     relu: bool,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     sum: &StatisticsSum,
 ) -> (Vec<f32>, Vec<f32>) {
     let c = s.channels;
@@ -152,7 +153,7 @@ fn sync_forward(
         .collect();
     sum(&mut squares);
     let var: Vec<f32> = squares.iter().map(|v| (v / m) as f32).collect();
-    let out = SharedMut(y.as_mut_ptr());
+    let out = SharedMut::of(y);
     (0..c).into_par_iter().for_each(|c| {
         let (scale, shift) = affine(gamma[c], beta[c], mean[c], var[c], epsilon);
         // SAFETY: channel c writes only its own planes.
@@ -173,11 +174,11 @@ pub fn batch_norm_apply(
     var: &[f32],
     epsilon: f64,
     relu: bool,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     assert_eq!(x.len(), s.len(), "batch norm: input length");
     assert_eq!(y.len(), s.len(), "batch norm: output length");
-    let out = SharedMut(y.as_mut_ptr());
+    let out = SharedMut::of(y);
     (0..s.channels).into_par_iter().for_each(|c| {
         let (scale, shift) = affine(gamma[c], beta[c], mean[c], var[c], epsilon);
         // SAFETY: channel c writes only its own planes.
@@ -212,15 +213,15 @@ unsafe fn apply_channel(
         let start = n * cs + c * sp;
         let src = &x[start..start + sp];
         // SAFETY: this plane belongs to channel c only (caller's contract).
-        let dst = unsafe { y.slice(start, sp) };
+        let dst = unsafe { y.uninit(start, sp) };
         if relu {
-            dst.iter_mut()
-                .zip(src)
-                .for_each(|(d, v)| *d = (v * scale + shift).max(0.0));
+            dst.iter_mut().zip(src).for_each(|(d, v)| {
+                d.write((v * scale + shift).max(0.0));
+            });
         } else {
-            dst.iter_mut()
-                .zip(src)
-                .for_each(|(d, v)| *d = v * scale + shift);
+            dst.iter_mut().zip(src).for_each(|(d, v)| {
+                d.write(v * scale + shift);
+            });
         }
     }
 }
@@ -282,7 +283,7 @@ pub fn batch_norm_train_backward(
     epsilon: f64,
     dy: &[f32],
     relu_beta: Option<&[f32]>,
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(
         dy.len(),
@@ -297,7 +298,7 @@ pub fn batch_norm_train_backward(
     if let Some(sum) = synchronised() {
         return sync_backward(s, [x, gamma, mean, var], epsilon, dy, relu_beta, dx, &sum);
     }
-    let out = SharedMut(dx.as_mut_ptr());
+    let out = SharedMut::of(dx);
     let (cs, sp) = (s.channels * s.spatial, s.spatial);
     let grads: Vec<(f32, f32)> = (0..s.channels)
         .into_par_iter()
@@ -330,9 +331,9 @@ pub fn batch_norm_train_backward(
                 let start = n * cs + c * sp;
                 let (xs, gs) = (&x[start..start + sp], &dy[start..start + sp]);
                 // SAFETY: channel c writes only its own planes.
-                let d = unsafe { out.slice(start, sp) };
+                let d = unsafe { out.uninit(start, sp) };
                 for ((dv, xv), gv) in d.iter_mut().zip(xs).zip(gs) {
-                    *dv = k * (masked(*xv, *gv) - mean_dy - (xv - mu) * coef);
+                    dv.write(k * (masked(*xv, *gv) - mean_dy - (xv - mu) * coef));
                 }
             }
             ((sum_dy_xc * inv_std as f64) as f32, sum_dy as f32)
@@ -352,7 +353,7 @@ fn sync_backward(
     epsilon: f64,
     dy: &[f32],
     relu_beta: Option<&[f32]>,
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
     sum: &StatisticsSum,
 ) -> (Vec<f32>, Vec<f32>) {
     let c = s.channels;
@@ -384,7 +385,7 @@ fn sync_backward(
     global.push(s.count() as f64);
     sum(&mut global);
     let m = global[2 * c].max(1.0);
-    let out = SharedMut(dx.as_mut_ptr());
+    let out = SharedMut::of(dx);
     (0..c).into_par_iter().for_each(|c| {
         let inv_std = (1.0 / (var[c] as f64 + epsilon).sqrt()) as f32;
         let mu = mean[c];
@@ -396,10 +397,10 @@ fn sync_backward(
             let start = n * cs + c * sp;
             let (xs, gs) = (&x[start..start + sp], &dy[start..start + sp]);
             // SAFETY: channel c writes only its own planes.
-            let d = unsafe { out.slice(start, sp) };
+            let d = unsafe { out.uninit(start, sp) };
             for ((dv, xv), gv) in d.iter_mut().zip(xs).zip(gs) {
                 let g = if *xv * scale + shift > 0.0 { *gv } else { 0.0 };
-                *dv = k * (g - mean_dy - (xv - mu) * coef);
+                dv.write(k * (g - mean_dy - (xv - mu) * coef));
             }
         }
     });

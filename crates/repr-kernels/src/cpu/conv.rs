@@ -1,10 +1,13 @@
 //! 2-D convolution, forward and backward, as im2col + GEMM over groups of images.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::direct;
-use super::gemm::{MatRef, matmul};
+use super::gemm::{MatRef, matmul, matmul_into};
 use super::im2col::ConvShape;
+use super::output::{assume_written, write_copy, write_filled};
 use super::parallel::{SharedMut, split, threads};
 use super::scratch::with_scratch;
 
@@ -49,13 +52,13 @@ impl Plan {
 /// - `x`: `[batch, c_in, h, w]`
 /// - `weight`: `[c_out, c_in, kh, kw]`
 /// - `bias`: `[c_out]`
-/// - `y`: `[batch, c_out, h_out, w_out]` (overwritten)
+/// - `y`: `[batch, c_out, h_out, w_out]` (overwritten; need not be initialised)
 pub fn conv2d_forward(
     s: &ConvShape,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let (k, p, co) = (s.k(), s.pixels(), s.c_out);
     assert_eq!(
@@ -70,33 +73,37 @@ pub fn conv2d_forward(
     }
     let plan = Plan::new(s);
     let w = MatRef::row_major(weight, co, k);
-    let out = SharedMut(y.as_mut_ptr());
+    let out = SharedMut::of(y);
     let run = |g: usize| {
         let (n0, gn) = plan.group(g, s.batch);
         // SAFETY: group g owns output images n0 .. n0 + gn, disjoint from every other group's.
-        let y_g = unsafe { out.slice(n0 * co * p, gn * co * p) };
+        let y_g = unsafe { out.uninit(n0 * co * p, gn * co * p) };
         if gn == 1 && s.is_pointwise() {
             let x_n = MatRef::row_major(&x[n0 * k * p..(n0 + 1) * k * p], k, p);
-            matmul(y_g, w, x_n, false, plan.inner_threads);
+            matmul_into(y_g, w, x_n, plan.inner_threads);
         } else {
             let product = if gn == 1 { 0 } else { co * gn * p };
             with_scratch(k * gn * p, product, |col, tmp| {
                 s.im2col(x, n0, gn, col);
                 let col = MatRef::row_major(col, k, gn * p);
                 if gn == 1 {
-                    matmul(y_g, w, col, false, plan.inner_threads);
+                    matmul_into(y_g, w, col, plan.inner_threads);
                 } else {
                     // [c_out, (image, pixel)] → [image, c_out, pixel]
                     matmul(tmp, w, col, false, plan.inner_threads);
                     for i in 0..gn {
                         for c in 0..co {
-                            y_g[(i * co + c) * p..][..p]
-                                .copy_from_slice(&tmp[c * gn * p + i * p..][..p]);
+                            write_copy(
+                                &mut y_g[(i * co + c) * p..][..p],
+                                &tmp[c * gn * p + i * p..][..p],
+                            );
                         }
                     }
                 }
             });
         }
+        // SAFETY: each branch above wrote every element of the group's images.
+        let y_g = unsafe { assume_written(y_g) };
         if let Some(b) = bias {
             for (i, plane) in y_g.chunks_exact_mut(p).enumerate() {
                 let v = b[i % co];
@@ -121,7 +128,7 @@ pub fn conv2d_backward(
     x: &[f32],
     weight: &[f32],
     dy: &[f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<&mut [MaybeUninit<f32>]>,
     dweight: Option<&mut [f32]>,
     dbias: Option<&mut [f32]>,
 ) {
@@ -177,7 +184,7 @@ pub fn conv2d_backward(
             s.batch * s.c_in * s.in_pixels(),
             "conv2d backward: input-gradient length"
         );
-        SharedMut(d.as_mut_ptr())
+        SharedMut::of(d)
     });
     // One group: accumulate into `dw_acc` (when the weight gradient is wanted), write dx.
     let group = |g: usize, dw_acc: &mut [f32]| {
@@ -221,12 +228,12 @@ pub fn conv2d_backward(
             if let Some(dx_ptr) = dx_ptr {
                 let in_len = s.c_in * s.in_pixels();
                 // SAFETY: group g owns input-gradient images n0 .. n0 + gn.
-                let dx_g = unsafe { dx_ptr.slice(n0 * in_len, gn * in_len) };
+                let dx_g = unsafe { dx_ptr.uninit(n0 * in_len, gn * in_len) };
                 if gn == 1 && s.is_pointwise() {
-                    matmul(dx_g, w_t, dy_g, false, plan.inner_threads);
+                    matmul_into(dx_g, w_t, dy_g, plan.inner_threads);
                 } else {
                     matmul(dcol, w_t, dy_g, false, plan.inner_threads);
-                    dx_g.fill(0.0);
+                    let dx_g = write_filled(dx_g, 0.0);
                     // col2im indexes images from the start of the slice it is given.
                     s.col2im(dcol, 0, gn, dx_g);
                 }

@@ -10,6 +10,8 @@
 //! The input gradient of the same convolution is this convolution of the output gradient with
 //! the kernel flipped and its channel axes swapped ([`conv3x3_input_grad`]).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::gemm::{MatRef, matmul};
@@ -99,13 +101,13 @@ fn pack(g: &Geometry, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
 /// # Shapes
 /// - `x`: `[batch, c_in, h, w]`
 /// - `weight`: `[c_out, c_in, 3, 3]`
-/// - `y`: `[batch, c_out, h, w]` (overwritten)
+/// - `y`: `[batch, c_out, h, w]` (overwritten; need not be initialised)
 pub fn conv3x3_forward(
     s: &ConvShape,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let g = Geometry {
         c_in: s.c_in,
@@ -123,8 +125,8 @@ pub fn conv3x3_forward(
 /// # Shapes
 /// - `dy`: `[batch, c_out, h, w]`
 /// - `weight`: `[c_out, c_in, 3, 3]`
-/// - `dx`: `[batch, c_in, h, w]` (overwritten)
-pub fn conv3x3_input_grad(s: &ConvShape, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
+/// - `dx`: `[batch, c_in, h, w]` (overwritten; need not be initialised)
+pub fn conv3x3_input_grad(s: &ConvShape, dy: &[f32], weight: &[f32], dx: &mut [MaybeUninit<f32>]) {
     let g = Geometry {
         c_in: s.c_out,
         c_out: s.c_in,
@@ -245,7 +247,14 @@ pub fn conv3x3_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
     }
 }
 
-fn run(g: &Geometry, batch: usize, x: &[f32], packed: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+fn run(
+    g: &Geometry,
+    batch: usize,
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     assert_eq!(
         x.len(),
         batch * g.c_in * g.h * g.w,
@@ -297,7 +306,7 @@ unsafe fn image(
     packed: &[f32],
     bias: Option<&[f32]>,
     segments: &[(usize, usize, usize)],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     // SAFETY: as the function documents.
     unsafe {
@@ -346,7 +355,7 @@ unsafe fn image(
                     }
                 }
                 for c in 0..CB.min(g.c_out - blk * CB) {
-                    let plane_out = y.as_mut_ptr().add((blk * CB + c) * g.h * g.w);
+                    let plane_out = y.as_mut_ptr().cast::<f32>().add((blk * CB + c) * g.h * g.w);
                     _mm512_mask_storeu_ps(plane_out.add(y0 * g.w + x0), m0, acc0[c]);
                     if pair.len() == 2 {
                         _mm512_mask_storeu_ps(plane_out.add(y1 * g.w + x1), m1, acc1[c]);
@@ -360,6 +369,7 @@ unsafe fn image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::output::overwrite;
 
     fn naive(s: &ConvShape, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
         let (h, wd) = (s.h as isize, s.w as isize);
@@ -419,7 +429,8 @@ mod tests {
             let wt: Vec<f32> = (0..c_out * c_in * 9).map(|i| val(i, 5)).collect();
             let bias: Vec<f32> = (0..c_out).map(|i| val(i, 3)).collect();
             let mut y = vec![f32::NAN; batch * c_out * h * w];
-            conv3x3_forward(&s, &x, &wt, Some(&bias), &mut y);
+            // SAFETY: the kernels write only initialised values.
+            conv3x3_forward(&s, &x, &wt, Some(&bias), unsafe { overwrite(&mut y) });
             let want = naive(&s, &x, &wt, &bias);
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 assert!(
@@ -459,13 +470,15 @@ mod tests {
                 }
             }
             let mut dx = vec![f32::NAN; x.len()];
-            conv3x3_input_grad(&s, &dy, &wt, &mut dx);
+            // SAFETY: as above.
+            conv3x3_input_grad(&s, &dy, &wt, unsafe { overwrite(&mut dx) });
             let mut y0 = vec![0.0; y.len()];
             // ⟨conv(e_i), dy⟩ for each input position i gives dx[i].
             for i in (0..x.len()).step_by(5) {
                 let mut e = vec![0.0; x.len()];
                 e[i] = 1.0;
-                conv3x3_forward(&s, &e, &wt, None, &mut y0);
+                // SAFETY: as above.
+                conv3x3_forward(&s, &e, &wt, None, unsafe { overwrite(&mut y0) });
                 let want: f64 = y0.iter().zip(&dy).map(|(a, b)| (*a * *b) as f64).sum();
                 assert!(
                     (dx[i] as f64 - want).abs() < 1e-4,

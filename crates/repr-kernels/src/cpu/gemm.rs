@@ -1,5 +1,7 @@
 //! A safe face for the `gemm` crate: row-major slices with explicit strides.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 
 /// A read-only matrix view: element `(r, c)` is `data[r * row_stride + c * col_stride]`.
@@ -71,6 +73,26 @@ pub fn matmul_to(
     accumulate: bool,
     threads: usize,
 ) {
+    // SAFETY: `dst` is initialised and only initialised values are written into it.
+    let out = unsafe { super::output::overwrite(dst) };
+    product(out, dst_row_stride, a, b, accumulate, threads)
+}
+
+/// `dst = a · b` into a buffer that need not be initialised (it is written, never read), as
+/// [`matmul`] without `accumulate`.
+pub fn matmul_into(dst: &mut [MaybeUninit<f32>], a: MatRef<'_>, b: MatRef<'_>, threads: usize) {
+    product(dst, b.cols, a, b, false, threads)
+}
+
+/// [`matmul_to`] on a buffer that is read only with `accumulate` (and then initialised).
+fn product(
+    dst: &mut [MaybeUninit<f32>],
+    dst_row_stride: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    threads: usize,
+) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(dst_row_stride >= n, "gemm: destination rows overlap");
@@ -86,7 +108,7 @@ pub fn matmul_to(
     if k == 0 {
         if !accumulate {
             for r in 0..m {
-                dst[r * dst_row_stride..r * dst_row_stride + n].fill(0.0);
+                super::output::write_filled(&mut dst[r * dst_row_stride..][..n], 0.0);
             }
         }
         return;
@@ -98,13 +120,14 @@ pub fn matmul_to(
     };
     // SAFETY: every view was bounds-checked above against its slice, `dst` holds the m×n
     // block at row stride `dst_row_stride` ≥ n (rows do not overlap), and `dst` (a unique
-    // borrow) cannot alias `a` or `b`.
+    // borrow) cannot alias `a` or `b`; gemm reads `dst` only when `accumulate` (`read_dst`),
+    // when the caller's buffer is initialised, and writes every element of the block.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             dst_row_stride as isize,
             accumulate,

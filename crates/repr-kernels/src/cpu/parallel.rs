@@ -1,5 +1,7 @@
 //! Splitting work over rayon's threads.
 
+use std::mem::MaybeUninit;
+
 /// A raw pointer that may cross threads: each task writes a part of the buffer no other task
 /// touches (the caller proves the parts disjoint).
 #[derive(Clone, Copy)]
@@ -11,14 +13,19 @@ unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
-    /// The `len` elements from `start` as a slice.
+    /// The `len` elements from `start` as an output to overwrite (they may be uninitialised).
     ///
     /// # Safety
     /// `start + len` lies within the buffer, and no other live slice overlaps this range.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
-        // SAFETY: guaranteed by the caller.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    pub unsafe fn uninit(&self, start: usize, len: usize) -> &mut [MaybeUninit<f32>] {
+        // SAFETY: guaranteed by the caller; `MaybeUninit<f32>` has `f32`'s layout.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start).cast(), len) }
+    }
+
+    /// The start of an output buffer.
+    pub fn of(out: &mut [MaybeUninit<f32>]) -> Self {
+        Self(out.as_mut_ptr().cast())
     }
 }
 
