@@ -170,9 +170,10 @@ pub(super) fn gelu_forward(x: FlexTensor) -> FlexTensor {
     }
     let dims = x.shape().to_vec();
     let x = contiguous(x);
-    let mut y = vec![0.0; x.shape().num_elements()];
+    let mut y = uninit_vec(x.shape().num_elements());
     gelu::gelu_forward(slice(&x), &mut y);
-    tensor(y, &dims)
+    // SAFETY: every element written.
+    tensor(unsafe { assume_init_vec(y) }, &dims)
 }
 
 /// The input gradient of GELU.
@@ -182,9 +183,10 @@ pub(super) fn gelu_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
     }
     let dims = x.shape().to_vec();
     let (x, dy) = (contiguous(x), contiguous(dy));
-    let mut dx = vec![0.0; x.shape().num_elements()];
+    let mut dx = uninit_vec(x.shape().num_elements());
     gelu::gelu_backward(slice(&x), slice(&dy), &mut dx);
-    tensor(dx, &dims)
+    // SAFETY: every element written.
+    tensor(unsafe { assume_init_vec(dx) }, &dims)
 }
 
 /// The geometry our attention kernel takes for a packed `qkv` of `heads` heads, or `None`
@@ -259,7 +261,7 @@ pub(super) fn layer_norm_forward(
     let x = contiguous(x);
     let gamma = contiguous(gamma.clone());
     let beta = beta.map(|b| contiguous(b.clone()));
-    let mut y = vec![0.0; x.shape().num_elements()];
+    let mut y = uninit_vec(x.shape().num_elements());
     let stats = layer_norm::layer_norm_forward(
         slice(&x),
         slice(&gamma),
@@ -267,7 +269,8 @@ pub(super) fn layer_norm_forward(
         epsilon,
         &mut y,
     );
-    (tensor(y, &dims), x, stats)
+    // SAFETY: every element written.
+    (tensor(unsafe { assume_init_vec(y) }, &dims), x, stats)
 }
 
 /// `[dx, dgamma, dbeta]` of a layer norm.

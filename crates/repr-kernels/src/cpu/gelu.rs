@@ -3,6 +3,8 @@
 //! and written so the compiler vectorises it (its own `exp` and `erf`, no libm calls), with an
 //! AVX2 + FMA version chosen at run time.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::vmath::{exp, has_avx2};
@@ -37,31 +39,33 @@ fn gelu_grad(x: f32, g: f32) -> f32 {
 }
 
 #[inline(always)]
-fn forward_portable(x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y = gelu(*x));
+fn forward_portable(x: &[f32], y: &mut [MaybeUninit<f32>]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| {
+        y.write(gelu(*x));
+    });
 }
 
 #[inline(always)]
-fn backward_portable(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    dx.iter_mut()
-        .zip(x.iter().zip(dy))
-        .for_each(|(d, (x, g))| *d = gelu_grad(*x, *g));
+fn backward_portable(x: &[f32], dy: &[f32], dx: &mut [MaybeUninit<f32>]) {
+    dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(d, (x, g))| {
+        d.write(gelu_grad(*x, *g));
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_avx2(x: &[f32], y: &mut [f32]) {
+fn forward_avx2(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     forward_portable(x, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn backward_avx2(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+fn backward_avx2(x: &[f32], dy: &[f32], dx: &mut [MaybeUninit<f32>]) {
     backward_portable(x, dy, dx)
 }
 
-/// `y = gelu(x)`.
-pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
+/// `y = gelu(x)` (`y` overwritten; need not be initialised).
+pub fn gelu_forward(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     assert_eq!(x.len(), y.len(), "gelu: lengths");
     let avx2 = has_avx2();
     y.par_chunks_mut(CHUNK)
@@ -77,8 +81,8 @@ pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
         });
 }
 
-/// `dx = dy · gelu'(x)`.
-pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// `dx = dy · gelu'(x)` (`dx` overwritten; need not be initialised).
+pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [MaybeUninit<f32>]) {
     assert!(
         x.len() == dy.len() && x.len() == dx.len(),
         "gelu backward: lengths"
@@ -100,6 +104,7 @@ pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::output::overwrite;
 
     #[test]
     fn exp_and_erf_match_the_standard_library() {
@@ -142,11 +147,13 @@ mod tests {
     #[test]
     fn gelu_and_its_gradient_match_the_definition() {
         let x: Vec<f32> = (0..50_000).map(|i| (i as f32 - 25_000.0) * 3e-4).collect();
-        let mut y = vec![0.0; x.len()];
-        gelu_forward(&x, &mut y);
+        let mut y = vec![f32::NAN; x.len()];
+        // SAFETY: the kernels write only initialised values.
+        gelu_forward(&x, unsafe { overwrite(&mut y) });
         let dy: Vec<f32> = (0..x.len()).map(|i| ((i % 7) as f32 - 3.0) * 0.5).collect();
-        let mut dx = vec![0.0; x.len()];
-        gelu_backward(&x, &dy, &mut dx);
+        let mut dx = vec![f32::NAN; x.len()];
+        // SAFETY: as above.
+        gelu_backward(&x, &dy, unsafe { overwrite(&mut dx) });
         for i in (0..x.len()).step_by(37) {
             let v = x[i] as f64;
             let cdf = 0.5 * (1.0 + erf_f64(v / 2f64.sqrt()));

@@ -6,6 +6,8 @@
 //! parameter gradients are summed per block and then over blocks in order, so the result does
 //! not depend on the thread count.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::vmath::has_avx2;
@@ -31,7 +33,7 @@ fn forward_rows_portable(
     gamma: &[f32],
     beta: Option<&[f32]>,
     epsilon: f32,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     stats: &mut [f32],
 ) {
     let width = gamma.len();
@@ -47,12 +49,12 @@ fn forward_rows_portable(
         match beta {
             Some(beta) => {
                 for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                    *y = (x - mean) * rstd * g + b;
+                    y.write((x - mean) * rstd * g + b);
                 }
             }
             None => {
                 for ((y, x), g) in y.iter_mut().zip(x).zip(gamma) {
-                    *y = (x - mean) * rstd * g;
+                    y.write((x - mean) * rstd * g);
                 }
             }
         }
@@ -114,7 +116,7 @@ fn forward_rows_avx2(
     gamma: &[f32],
     beta: Option<&[f32]>,
     epsilon: f32,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     stats: &mut [f32],
 ) {
     forward_rows_portable(x, gamma, beta, epsilon, y, stats)
@@ -133,14 +135,15 @@ fn backward_rows_avx2(
     backward_rows_portable(x, gamma, stats, dy, dx, partial)
 }
 
-/// `y = layer_norm(x)` over rows of `gamma.len()` features; returns each row's
+/// `y = layer_norm(x)` over rows of `gamma.len()` features (`y` overwritten; need not be
+/// initialised); returns each row's
 /// `[mean, 1/σ]` (`2 · rows` values), what [`layer_norm_backward`] needs.
 pub fn layer_norm_forward(
     x: &[f32],
     gamma: &[f32],
     beta: Option<&[f32]>,
     epsilon: f64,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> Vec<f32> {
     let width = gamma.len();
     assert!(width > 0, "layer norm: zero features");
@@ -215,6 +218,7 @@ pub fn layer_norm_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::output::overwrite;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
@@ -250,8 +254,9 @@ mod tests {
         let gamma: Vec<f32> = values(width, 2).iter().map(|v| 1.0 + v).collect();
         let beta = values(width, 3);
         let w = values(rows * width, 4);
-        let mut y = vec![0.0; x.len()];
-        let stats = layer_norm_forward(&x, &gamma, Some(&beta), eps, &mut y);
+        let mut y = vec![f32::NAN; x.len()];
+        // SAFETY: the kernels write only initialised values.
+        let stats = layer_norm_forward(&x, &gamma, Some(&beta), eps, unsafe { overwrite(&mut y) });
         let f = |v: &[f32]| v.iter().map(|v| *v as f64).collect::<Vec<f64>>();
         let (x64, g64, b64) = (f(&x), f(&gamma), f(&beta));
         for r in [0, 64, 129] {
@@ -286,10 +291,11 @@ mod tests {
             assert!((dbeta[j] as f64 - want).abs() < 1e-3, "dbeta[{j}]");
         }
         // Without beta: the same as beta = 0.
-        let mut y0 = vec![0.0; x.len()];
-        layer_norm_forward(&x, &gamma, None, eps, &mut y0);
-        let mut y1 = vec![0.0; x.len()];
-        layer_norm_forward(&x, &gamma, Some(&vec![0.0; width]), eps, &mut y1);
+        let (mut y0, mut y1) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+        // SAFETY (both): as above.
+        layer_norm_forward(&x, &gamma, None, eps, unsafe { overwrite(&mut y0) });
+        let zeros = vec![0.0; width];
+        layer_norm_forward(&x, &gamma, Some(&zeros), eps, unsafe { overwrite(&mut y1) });
         assert_eq!(y0, y1);
     }
 }
