@@ -14,7 +14,7 @@ use super::{
 use crate::cpu::attention::{self, AttentionShape};
 use crate::cpu::batch_norm::{self, NormShape};
 use crate::cpu::im2col::ConvShape;
-use crate::cpu::output::{assume_init_vec, uninit_vec};
+use crate::cpu::output::{assume_init_vec, uninit_vec, written};
 use crate::cpu::{conv, eltwise, gelu, layer_norm};
 
 type FlexTensor = FloatTensor<Flex>;
@@ -111,21 +111,23 @@ pub(super) fn batch_norm_train_backward(
     let s = NormShape::of(&dims);
     let [x, gamma, mean, var, dy] = [x, gamma, mean, var, dy].map(contiguous);
     let relu_beta = relu_beta.map(contiguous);
-    let mut dx = uninit_vec(x.shape().num_elements());
-    let (dgamma, dbeta) = batch_norm::batch_norm_train_backward(
-        s,
-        slice(&x),
-        slice(&gamma),
-        slice(&mean),
-        slice(&var),
-        epsilon,
-        slice(&dy),
-        relu_beta.as_ref().map(slice),
-        &mut dx,
-    );
+    // SAFETY: the backward writes every element of `dx`.
+    let (dx, (dgamma, dbeta)) = unsafe {
+        written(x.shape().num_elements(), |dx| {
+            batch_norm::batch_norm_train_backward(
+                s,
+                slice(&x),
+                slice(&gamma),
+                slice(&mean),
+                slice(&var),
+                epsilon,
+                slice(&dy),
+                relu_beta.as_ref().map(slice),
+                dx,
+            )
+        })
+    };
     let c = [s.channels];
-    // SAFETY: the backward wrote every element of `dx`.
-    let dx = unsafe { assume_init_vec(dx) };
     [tensor(dx, &dims), tensor(dgamma, &c), tensor(dbeta, &c)]
 }
 
@@ -150,16 +152,12 @@ pub(super) fn conv2d_shaped(
     bias: Option<FlexTensor>,
 ) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
-    let mut y = uninit_vec(s.batch * s.c_out * s.pixels());
-    conv::conv2d_forward(
-        s,
-        slice(&x),
-        slice(&weight),
-        bias.as_ref().map(slice),
-        &mut y,
-    );
-    // SAFETY: the forward wrote every output element.
-    let y = unsafe { assume_init_vec(y) };
+    // SAFETY: the forward writes every output element.
+    let (y, ()) = unsafe {
+        written(s.batch * s.c_out * s.pixels(), |y| {
+            conv::conv2d_forward(s, slice(&x), slice(&weight), bias.as_ref().map(slice), y)
+        })
+    };
     tensor(y, &[s.batch, s.c_out, s.h_out, s.w_out])
 }
 
@@ -170,10 +168,13 @@ pub(super) fn gelu_forward(x: FlexTensor) -> FlexTensor {
     }
     let dims = x.shape().to_vec();
     let x = contiguous(x);
-    let mut y = uninit_vec(x.shape().num_elements());
-    gelu::gelu_forward(slice(&x), &mut y);
-    // SAFETY: every element written.
-    tensor(unsafe { assume_init_vec(y) }, &dims)
+    // SAFETY: the kernel writes every element.
+    let (y, ()) = unsafe {
+        written(x.shape().num_elements(), |y| {
+            gelu::gelu_forward(slice(&x), y)
+        })
+    };
+    tensor(y, &dims)
 }
 
 /// The input gradient of GELU.
@@ -183,10 +184,13 @@ pub(super) fn gelu_backward(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
     }
     let dims = x.shape().to_vec();
     let (x, dy) = (contiguous(x), contiguous(dy));
-    let mut dx = uninit_vec(x.shape().num_elements());
-    gelu::gelu_backward(slice(&x), slice(&dy), &mut dx);
-    // SAFETY: every element written.
-    tensor(unsafe { assume_init_vec(dx) }, &dims)
+    // SAFETY: the kernel writes every element.
+    let (dx, ()) = unsafe {
+        written(x.shape().num_elements(), |dx| {
+            gelu::gelu_backward(slice(&x), slice(&dy), dx)
+        })
+    };
+    tensor(dx, &dims)
 }
 
 /// The geometry our attention kernel takes for a packed `qkv` of `heads` heads, or `None`
@@ -261,16 +265,19 @@ pub(super) fn layer_norm_forward(
     let x = contiguous(x);
     let gamma = contiguous(gamma.clone());
     let beta = beta.map(|b| contiguous(b.clone()));
-    let mut y = uninit_vec(x.shape().num_elements());
-    let stats = layer_norm::layer_norm_forward(
-        slice(&x),
-        slice(&gamma),
-        beta.as_ref().map(slice),
-        epsilon,
-        &mut y,
-    );
-    // SAFETY: every element written.
-    (tensor(unsafe { assume_init_vec(y) }, &dims), x, stats)
+    // SAFETY: the kernel writes every element.
+    let (y, stats) = unsafe {
+        written(x.shape().num_elements(), |y| {
+            layer_norm::layer_norm_forward(
+                slice(&x),
+                slice(&gamma),
+                beta.as_ref().map(slice),
+                epsilon,
+                y,
+            )
+        })
+    };
+    (tensor(y, &dims), x, stats)
 }
 
 /// `[dx, dgamma, dbeta]` of a layer norm.
@@ -300,20 +307,26 @@ pub(super) fn add_relu_applies(a: &FlexTensor, b: &FlexTensor) -> bool {
 pub(super) fn add_relu_forward(a: FlexTensor, b: FlexTensor) -> FlexTensor {
     let dims = a.shape().to_vec();
     let (a, b) = (contiguous(a), contiguous(b));
-    let mut y = uninit_vec(a.shape().num_elements());
-    eltwise::add_relu_forward(slice(&a), slice(&b), &mut y);
-    // SAFETY: every element written.
-    tensor(unsafe { assume_init_vec(y) }, &dims)
+    // SAFETY: the kernel writes every element.
+    let (y, ()) = unsafe {
+        written(a.shape().num_elements(), |y| {
+            eltwise::add_relu_forward(slice(&a), slice(&b), y)
+        })
+    };
+    tensor(y, &dims)
 }
 
 /// The gradient of both inputs of `relu(a + b)` from its output `y`.
 pub(super) fn add_relu_backward(y: &FlexTensor, dy: FlexTensor) -> FlexTensor {
     let dims = y.shape().to_vec();
     let dy = contiguous(dy);
-    let mut d = uninit_vec(dims.iter().product());
-    eltwise::relu_backward(slice(y), slice(&dy), &mut d);
-    // SAFETY: every element written.
-    tensor(unsafe { assume_init_vec(d) }, &dims)
+    // SAFETY: the kernel writes every element.
+    let (d, ()) = unsafe {
+        written(dims.iter().product(), |d| {
+            eltwise::relu_backward(slice(y), slice(&dy), d)
+        })
+    };
+    tensor(d, &dims)
 }
 
 impl KernelBackend for Flex {
@@ -379,19 +392,21 @@ impl KernelBackend for Flex {
         };
         let dims = x.shape().to_vec();
         let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
-        let mut y = uninit_vec(x.shape().num_elements());
-        let (mean, var) = batch_norm::batch_norm_train_forward(
-            s,
-            slice(&x),
-            slice(&gamma),
-            slice(&beta),
-            epsilon,
-            relu,
-            &mut y,
-        );
+        // SAFETY: the forward writes every element of `y`.
+        let (y, (mean, var)) = unsafe {
+            written(x.shape().num_elements(), |y| {
+                batch_norm::batch_norm_train_forward(
+                    s,
+                    slice(&x),
+                    slice(&gamma),
+                    slice(&beta),
+                    epsilon,
+                    relu,
+                    y,
+                )
+            })
+        };
         let c = [s.channels];
-        // SAFETY: the forward wrote every element of `y`.
-        let y = unsafe { assume_init_vec(y) };
         (tensor(y, &dims), tensor(mean, &c), tensor(var, &c))
     }
 
@@ -409,19 +424,22 @@ impl KernelBackend for Flex {
         };
         let dims = x.shape().to_vec();
         let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(contiguous);
-        let mut y = uninit_vec(x.shape().num_elements());
-        batch_norm::batch_norm_apply(
-            s,
-            slice(&x),
-            slice(&gamma),
-            slice(&beta),
-            slice(&mean),
-            slice(&variance),
-            epsilon,
-            relu,
-            &mut y,
-        );
-        // SAFETY: every element written.
-        tensor(unsafe { assume_init_vec(y) }, &dims)
+        // SAFETY: the kernel writes every element.
+        let (y, ()) = unsafe {
+            written(x.shape().num_elements(), |y| {
+                batch_norm::batch_norm_apply(
+                    s,
+                    slice(&x),
+                    slice(&gamma),
+                    slice(&beta),
+                    slice(&mean),
+                    slice(&variance),
+                    epsilon,
+                    relu,
+                    y,
+                )
+            })
+        };
+        tensor(y, &dims)
     }
 }

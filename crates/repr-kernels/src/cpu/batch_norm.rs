@@ -77,7 +77,8 @@ impl NormShape {
 
 /// Training-mode batch norm: normalises each channel by its batch mean and biased variance,
 /// scales by `gamma`, shifts by `beta` and, with `relu`, clamps at zero. Writes the output to
-/// `y` (overwritten: its contents need not be initialised) and returns the per-channel `(mean, variance)` (biased), as Burn's `batch_norm_train`.
+/// `y` (overwritten: its contents need not be initialised) and returns the per-channel
+/// `(mean, variance)` (biased), as Burn's `batch_norm_train`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward(
     s: NormShape,

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::direct;
 use super::gemm::{MatRef, matmul, matmul_into};
 use super::im2col::ConvShape;
-use super::output::{assume_written, write_copy, write_filled};
+use super::output::write_filled;
 use super::parallel::{SharedMut, split, threads};
 use super::scratch::with_scratch;
 
@@ -93,17 +93,15 @@ pub fn conv2d_forward(
                     matmul(tmp, w, col, false, plan.inner_threads);
                     for i in 0..gn {
                         for c in 0..co {
-                            write_copy(
-                                &mut y_g[(i * co + c) * p..][..p],
-                                &tmp[c * gn * p + i * p..][..p],
-                            );
+                            y_g[(i * co + c) * p..][..p]
+                                .write_copy_of_slice(&tmp[c * gn * p + i * p..][..p]);
                         }
                     }
                 }
             });
         }
         // SAFETY: each branch above wrote every element of the group's images.
-        let y_g = unsafe { assume_written(y_g) };
+        let y_g = unsafe { y_g.assume_init_mut() };
         if let Some(b) = bias {
             for (i, plane) in y_g.chunks_exact_mut(p).enumerate() {
                 let v = b[i % co];

@@ -6,7 +6,7 @@
 //! `calloc` cannot skip it: in the `simclr` recipe's training step these memsets were 80% of
 //! what the main thread did while rayon's workers waited (`perf`, `docs/benchmarks.md`). The
 //! kernels that overwrite their output therefore take it as `&mut [MaybeUninit<f32>]`, and
-//! [`uninit_vec`] allocates one without initialising it.
+//! [`uninit_vec`] (or [`written`], around one kernel call) allocates one without initialising it.
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 
@@ -29,6 +29,20 @@ pub unsafe fn assume_init_vec(buf: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     unsafe { Vec::from_raw_parts(buf.as_mut_ptr().cast::<f32>(), buf.len(), buf.capacity()) }
 }
 
+/// A new buffer of `len` values written by `kernel`, and what `kernel` returned.
+///
+/// # Safety
+/// `kernel` initialises every element of the buffer it is given.
+pub unsafe fn written<R>(
+    len: usize,
+    kernel: impl FnOnce(&mut [MaybeUninit<f32>]) -> R,
+) -> (Vec<f32>, R) {
+    let mut buf = uninit_vec(len);
+    let r = kernel(&mut buf);
+    // SAFETY: the caller's promise.
+    (unsafe { assume_init_vec(buf) }, r)
+}
+
 /// An initialised buffer, seen as the output of a kernel of this crate (for tests, examples
 /// and callers that already hold a buffer to overwrite).
 ///
@@ -40,28 +54,11 @@ pub unsafe fn overwrite(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(std::ptr::from_mut(y) as *mut [MaybeUninit<f32>]) }
 }
 
-/// `out` once every element has been written.
-///
-/// # Safety
-/// Every element of `out` is initialised.
-pub unsafe fn assume_written(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-    // SAFETY: the caller's promise; same layout.
-    unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) }
-}
-
-/// Writes `src` into `dst` (equal lengths).
-pub fn write_copy(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
-    assert_eq!(dst.len(), src.len(), "write_copy: lengths");
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.write(*s);
-    }
-}
-
 /// Writes `v` into every element of `dst`, and returns it initialised.
 pub fn write_filled(dst: &mut [MaybeUninit<f32>], v: f32) -> &mut [f32] {
     for d in dst.iter_mut() {
         d.write(v);
     }
     // SAFETY: every element was just written.
-    unsafe { assume_written(dst) }
+    unsafe { dst.assume_init_mut() }
 }
