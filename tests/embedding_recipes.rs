@@ -177,7 +177,7 @@ fn supcon_learns(backend: &str) {
     // Near-equal similarities give every positive a log-probability near -ln(2N - 1).
     assert!(
         (first - 63f64.ln()).abs() < 1.0,
-        "{backend}: first loss {first}"
+        "{backend}: first loss {first} ({losses:?})"
     );
     assert!(
         last < first - 0.1,

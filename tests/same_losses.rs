@@ -6,7 +6,9 @@
 //! Each run is a small network on 64 Fashion-MNIST images in batches of 16 (4 steps an epoch),
 //! its recipe's own optimizer, schedule and augmentation, one logged loss per step. On ndarray
 //! the losses must be bit-identical; on flex, whose kernels pick AVX-512 or AVX2 code (different
-//! rounding) from the CPU they run on, within 1e-4 relative.
+//! rounding) from the CPU they run on, within 1e-4 relative. The runs go in parallel test
+//! threads: a run draws its model from the process's one generator under
+//! `repr_train::distributed::SeededDraw`, so what else trains meanwhile does not change it.
 
 mod common;
 
@@ -18,10 +20,6 @@ use repr::train::{
 };
 
 const STEPS: usize = 50;
-
-/// Burn seeds a device's generator once per process: runs in parallel test threads would draw
-/// from it in turn. One run at a time.
-static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// `recipe`'s preset on a small network and 64 images, 50 steps, a minimal final evaluation.
 fn small(recipe: &str) -> TrainConfig {
@@ -63,7 +61,6 @@ fn small(recipe: &str) -> TrainConfig {
 }
 
 fn losses(recipe: &str, backend: &str) -> Vec<f64> {
-    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
     let options = TrainOptions {
@@ -165,7 +162,6 @@ fn old_shape_configs_read_as_the_same_runs() {
 /// folder's `config.toml` is now in the current shape.
 #[test]
 fn an_old_run_folder_resumes_with_the_same_losses() {
-    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("run");
     let mut first = small("simclr");

@@ -10,7 +10,7 @@ use repr_data::SkippedImage;
 
 use crate::checkpoint::{non_finite_tensor, write_atomic};
 use crate::data::RunData;
-use crate::distributed::Group;
+use crate::distributed::{Group, SeededDraw};
 use crate::evaluation::{Test, evaluate, final_evaluation};
 use crate::init::LearningRates;
 use crate::progress::Progress;
@@ -66,6 +66,7 @@ pub fn train_in(
         mut stepper,
         mut state,
         progress,
+        mut drawing,
     } = Setup::new(config, run, options, group)?;
     let config = &config;
     let leader = group.is_leader();
@@ -92,6 +93,9 @@ pub fn train_in(
         for batch in batches {
             let at = schedule.at(state.global_step, config);
             stepper.step(batch, at, &mut interval);
+            if let Some(drawing) = drawing.take() {
+                drawing.finish(stepper.model());
+            }
             state.global_step += 1;
             state.batch_in_epoch += 1;
             let epoch_done = state.batch_in_epoch == schedule.steps_per_epoch;
@@ -257,6 +261,8 @@ struct Setup {
     stepper: Box<dyn Stepper>,
     state: TrainState,
     progress: Progress,
+    /// The device's generator, held until the model's first step (one rank).
+    drawing: Option<SeededDraw>,
 }
 
 impl Setup {
@@ -313,9 +319,17 @@ impl Setup {
         data.check_memory(&config)?;
 
         let facts = config.run_facts(data.normalize.clone());
-        let mut model = crate::distributed::init_leader_first(group, &device, config.seed, || {
-            config.init_method(&facts, &train_device)
-        })?;
+        // One rank draws in Burn's order, on first use: the generator stays held until the
+        // first step has run. Several ranks draw every parameter at once, rank 0 first.
+        let (mut model, drawing) = if ranks == 1 {
+            let drawing = SeededDraw::begin(&device, config.seed);
+            (config.init_method(&facts, &train_device)?, Some(drawing))
+        } else {
+            let model = crate::distributed::init_leader_first(group, &device, config.seed, || {
+                config.init_method(&facts, &train_device)
+            })?;
+            (model, None)
+        };
         if config.init.is_some() && !options.resume {
             model = model
                 .map_backbone(|fresh| crate::init::load_pretrained(&config, fresh, &device))?
@@ -407,6 +421,7 @@ impl Setup {
             stepper,
             state,
             progress,
+            drawing,
         })
     }
 }

@@ -455,28 +455,53 @@ impl Group {
     }
 }
 
-/// Seeds `device` and draws a fresh model with `init`, on every rank of `group`, rank 0 to the
-/// end before any other rank starts: the ranks of one process (`LocalGroup` threads) share a
-/// device's generator, and rank 0's parameters, the ones [`broadcast_module`] hands to all,
-/// must not depend on when the others draw. With several ranks every parameter is drawn here
-/// ([`materialize`]; Burn would draw each on first use); one rank keeps Burn's order.
+/// Held from seeding a device's generator until the model drawn from it is complete: Burn keeps
+/// one generator per backend for the whole process, so two trainings started together (test
+/// threads, the ranks of a `LocalGroup`, a user's own threads) would otherwise draw from each
+/// other's stream, and the same seed would not give the same model.
+static DRAW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A device's generator, seeded and held by one model's draw (see [`SeededDraw::begin`]).
+#[must_use = "the generator stays locked until `finish` or drop"]
+pub struct SeededDraw {
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl SeededDraw {
+    /// Locks the process's generators (waiting for any other draw to finish) and seeds
+    /// `device`'s. Burn draws a parameter on its first use: keep this until the model's first
+    /// forward pass has run, then [`finish`](Self::finish), and the parameters come out exactly
+    /// as in a run alone in its process, in Burn's order.
+    pub fn begin(device: &Device, seed: u64) -> Self {
+        // A panic in another draw leaves nothing half-done here: the generator is seeded afresh.
+        let lock = DRAW.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        device.seed(seed);
+        Self { _lock: lock }
+    }
+
+    /// Draws what `model` has not used yet ([`materialize`]) and unlocks the generators.
+    pub fn finish<M: Module>(self, model: &M) {
+        materialize(model);
+    }
+}
+
+/// Seeds `device` and draws a fresh model with `init`, every parameter at once ([`materialize`],
+/// under [`SeededDraw`]), on every rank of `group`, rank 0 to the end before any other rank
+/// starts (rank 0's parameters are the ones [`broadcast_module`] hands to all).
 pub fn init_leader_first<M: Module, E>(
     group: &Group,
     device: &Device,
     seed: u64,
     init: impl FnOnce() -> Result<M, E>,
 ) -> Result<M, E> {
-    if group.size() == 1 {
-        device.seed(seed);
-        return init();
-    }
     if !group.is_leader() {
         group.barrier();
     }
-    device.seed(seed);
+    let draw = SeededDraw::begin(device, seed);
     let model = init();
-    if let Ok(model) = &model {
-        materialize(model);
+    match &model {
+        Ok(model) => draw.finish(model),
+        Err(_) => drop(draw),
     }
     // Also on an error, so the other ranks go on to fail rather than wait.
     if group.is_leader() {
@@ -575,6 +600,40 @@ mod tests {
             Err("no file".into())
         );
         assert_eq!(group.totals(), CommTotals::default());
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_model_while_other_threads_draw() {
+        // Two threads draw models with seeds 1 and 2, over and over, from the one generator
+        // Burn keeps for flex: every draw of a seed must equal that seed's first.
+        let draw = |seed: u64| {
+            let device = burn::tensor::Device::flex();
+            let draw = SeededDraw::begin(&device, seed);
+            let linear = burn::nn::LinearConfig::new(32, 32).init(&device);
+            let first_use = linear.weight.val();
+            draw.finish(&linear);
+            first_use
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 after convert")
+        };
+        let runs: Vec<Vec<Vec<f32>>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = [1u64, 2]
+                .map(|seed| scope.spawn(move || (0..200).map(|_| draw(seed)).collect()))
+                .into_iter()
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for (seed, draws) in runs.iter().enumerate() {
+            for (i, weights) in draws.iter().enumerate() {
+                assert!(*weights == draws[0], "seed {}: draw {i} differs", seed + 1);
+            }
+        }
+        assert!(
+            runs[0][0] != runs[1][0],
+            "seeds 1 and 2 drew the same weights"
+        );
     }
 
     #[test]
