@@ -53,13 +53,13 @@ fn main() {
     let other = Tensor::<3>::random([b, t, d], Distribution::Normal(0.0, 1.0), &dev);
     time("baseline (x·r).sum()", &dev, [b, t, d], [b, t, d], &|x| x);
     time("linear 192→576", &dev, [b, t, d], [b, t, 3 * d], &|x| {
-        qkv.forward(x)
+        repr_kernels::nn::linear(&qkv, x)
     });
     time("linear 192→768", &dev, [b, t, d], [b, t, 4 * d], &|x| {
-        fc1.forward(x)
+        repr_kernels::nn::linear(&fc1, x)
     });
     time("linear 768→192", &dev, [b, t, 4 * d], [b, t, d], &|x| {
-        fc2.forward(x)
+        repr_kernels::nn::linear(&fc2, x)
     });
     time("attention (packed)", &dev, [b, t, 3 * d], [b, t, d], &|x| {
         repr_kernels::ops::attention_packed(x, 3)

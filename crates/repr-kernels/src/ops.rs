@@ -95,6 +95,47 @@ pub fn attention_packed(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
     ))
 }
 
+/// A linear layer `x · weight + bias` over the last dimension, as
+/// `burn::tensor::module::linear` (Burn's layout: `weight` is `[d_in, d_out]`, the transpose of
+/// PyTorch's). On flex every leading dimension is merged into the rows of one GEMM, forward and
+/// backward, the bias accumulated into the product; Burn's flex runs a `[batch, tokens, d_in]`
+/// input as `batch` GEMMs of `tokens` rows when the merged product is no squarer (the ViT's
+/// `768 → 192` and `192 → 192` layers).
+///
+/// # Shapes
+/// - `x`: `[..., d_in]`
+/// - `weight`: `[d_in, d_out]`
+/// - `bias`: `[d_out]`
+/// - output: `[..., d_out]`
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    if D < 2 || !uses_repr_kernels(&x.device()) {
+        return burn::tensor::module::linear(x, weight, bias);
+    }
+    let mut dims = x.dims();
+    let [d_in, d_out] = weight.dims();
+    assert_eq!(
+        dims[D - 1],
+        d_in,
+        "linear: input features {dims:?} against a [{d_in}, {d_out}] weight"
+    );
+    let rows = dims[..D - 1].iter().product();
+    let x = x.reshape([rows, d_in]).into_dispatch();
+    let y = match bias {
+        Some(b) => <Dispatch as KernelBackend>::repr_linear_bias(
+            x,
+            weight.into_dispatch(),
+            b.into_dispatch(),
+        ),
+        None => <Dispatch as KernelBackend>::repr_linear(x, weight.into_dispatch()),
+    };
+    dims[D - 1] = d_out;
+    Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
 /// Layer norm (Ba et al. 2016) over the last dimension, as
 /// `burn::tensor::module::layer_norm`; on flex one pass per row forward and backward.
 ///

@@ -466,6 +466,93 @@ fn layer_norm_matches_burn(device: &Device) {
     }
 }
 
+/// Linear layers (the ViT's `192 → 576` over 65 tokens with a bias, an odd `19 → 5` without,
+/// and random shapes of two and three dimensions, a seeded property test): output and the
+/// gradients of x, the weight and the bias against Burn's `linear` on ndarray.
+fn linear_matches_burn(device: &Device) {
+    let mut rng = ChaCha8Rng::seed_from_u64(100);
+    let mut cases = vec![
+        (vec![4usize, 65, 192], 576usize, true),
+        (vec![3, 7, 19], 5, false),
+    ];
+    for _ in 0..6 {
+        let mut dims: Vec<usize> = (0..rng.random_range(1..3))
+            .map(|_| rng.random_range(1..20))
+            .collect();
+        dims.push(rng.random_range(1..70));
+        cases.push((dims, rng.random_range(1..70), rng.random_bool(0.5)));
+    }
+    for (dims, d_out, bias) in cases {
+        let d_in = *dims.last().expect("a feature dimension");
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let (x, w, b, r) = (
+            random(rows * d_in),
+            random(d_in * d_out),
+            random(d_out),
+            random(rows * d_out),
+        );
+        let mut out_dims = dims.clone();
+        *out_dims.last_mut().expect("a feature dimension") = d_out;
+        // Through a 3-D tensor (a 2-D case has a leading 1) so both go through one body.
+        let as_3d = |d: &[usize]| {
+            if d.len() == 2 {
+                vec![1, d[0], d[1]]
+            } else {
+                d.to_vec()
+            }
+        };
+        let (in3, out3) = (as_3d(&dims), as_3d(&out_dims));
+        let run = |device: &Device, ours: bool| {
+            let device = device.clone().autodiff();
+            let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), in3.clone()), &device)
+                .require_grad();
+            let wt = Tensor::<2>::from_data(TensorData::new(w.clone(), vec![d_in, d_out]), &device)
+                .require_grad();
+            let bt = Tensor::<1>::from_data(TensorData::new(b.clone(), vec![d_out]), &device)
+                .require_grad();
+            let bias_t = bias.then(|| bt.clone());
+            let y = if ours && dims.len() == 2 {
+                // The 2-D form itself, not its 3-D view.
+                let x2 = xt.clone().reshape([rows, d_in]);
+                repr_kernels::ops::linear(x2, wt.clone(), bias_t).reshape([1, rows, d_out])
+            } else if ours {
+                repr_kernels::ops::linear(xt.clone(), wt.clone(), bias_t)
+            } else {
+                burn::tensor::module::linear(xt.clone(), wt.clone(), bias_t)
+            };
+            let rt = Tensor::<3>::from_data(TensorData::new(r.clone(), out3.clone()), &device);
+            let grads = (y.clone() * rt).sum().backward();
+            let mut out = vec![
+                values_3d(y),
+                values_3d(xt.grad(&grads).expect("dx")),
+                wt.grad(&grads)
+                    .expect("dw")
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 data"),
+            ];
+            if bias {
+                out.push(values_1d(bt.grad(&grads).expect("db")));
+            }
+            out
+        };
+        let (got, want) = (run(device, true), run(&repr_testing::ndarray(), false));
+        for (name, (g, w)) in ["output", "dx", "dw", "db"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
+            assert_close(
+                &format!("linear {name} {dims:?} -> {d_out} bias={bias}"),
+                g,
+                w,
+            );
+        }
+    }
+}
+
 /// `relu(a + b)`: output and both gradients against Burn's `relu(a + b)` on ndarray.
 fn add_relu_matches_burn(device: &Device) {
     let dims = vec![4usize, 8, 9, 7];
@@ -515,5 +602,6 @@ repr_testing::cpu_backend_tests!(
     gelu_matches_burn,
     attention_matches_burn,
     layer_norm_matches_burn,
+    linear_matches_burn,
     add_relu_matches_burn
 );

@@ -4,6 +4,7 @@
 use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use repr_kernels::nn::linear;
 
 /// Multi-head self-attention: `proj(concat_h softmax(q_h k_hᵀ / sqrt(dim / heads)) v_h)`, where
 /// head `h` takes the features `h · dim/heads .. (h + 1) · dim/heads` of `q`, `k` and `v`
@@ -55,8 +56,8 @@ impl Attention {
     /// - output: `[batch, tokens, dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         // On flex one fused kernel reads q, k and v in place from the packed projection.
-        let context = repr_kernels::ops::attention_packed(self.qkv.forward(x), self.heads);
-        self.proj.forward(context)
+        let context = repr_kernels::ops::attention_packed(linear(&self.qkv, x), self.heads);
+        linear(&self.proj, context)
     }
 }
 

@@ -385,7 +385,7 @@ impl ViT {
             self.num_features()
         );
         match &self.head {
-            Some(head) => head.forward(pooled),
+            Some(head) => repr_kernels::nn::linear(head, pooled),
             None => pooled,
         }
     }

@@ -3,7 +3,7 @@
 use burn::module::{Initializer, Module};
 use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use repr_kernels::nn::LayerNorm;
+use repr_kernels::nn::{LayerNorm, linear};
 use repr_kernels::ops::gelu;
 
 use super::Attention;
@@ -44,7 +44,7 @@ impl Mlp {
     /// - input: `[batch, tokens, dim]`
     /// - output: `[batch, tokens, dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.fc2.forward(gelu(self.fc1.forward(x)))
+        linear(&self.fc2, gelu(linear(&self.fc1, x)))
     }
 }
 

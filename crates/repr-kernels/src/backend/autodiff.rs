@@ -15,11 +15,12 @@ use super::flex::{
     add_relu_applies, add_relu_backward, add_relu_forward, attention_backward, attention_forward,
     attention_shape, batch_norm_train_backward, conv_shape, conv2d_backward, conv2d_shaped,
     gelu_backward, gelu_forward, layer_norm_applies, layer_norm_backward, layer_norm_forward,
-    norm_shape,
+    linear_backward, linear_forward, linear_shape, norm_shape,
 };
 use super::{KernelBackend, burn_add_relu, burn_attention_packed, burn_batch_norm_train};
 use crate::cpu::attention::AttentionShape;
 use crate::cpu::im2col::ConvShape;
+use crate::cpu::linear::LinearShape;
 
 type FlexTensor = FloatTensor<Flex>;
 
@@ -59,6 +60,48 @@ impl Backward<Flex, 2> for Conv2dBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, w) = ops.state;
         let [dx, dw, _] = conv2d_backward(&self.0, x, w, dy, [nx.is_some(), nw.is_some(), false]);
+        for (node, grad) in [(nx, dx), (nw, dw)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Backward of a linear layer with a bias: parents `[x, weight, bias]`; state the contiguous
+/// input and weight.
+#[derive(Debug)]
+struct LinearBiasBackward(LinearShape);
+
+/// Backward of a linear layer without a bias: parents `[x, weight]`.
+#[derive(Debug)]
+struct LinearBackward(LinearShape);
+
+impl Backward<Flex, 3> for LinearBiasBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w) = ops.state;
+        let want = [nx.is_some(), nw.is_some(), nb.is_some()];
+        let [dx, dw, db] = linear_backward(self.0, &x, &w, dy, want);
+        for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl Backward<Flex, 2> for LinearBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w) = ops.state;
+        let [dx, dw, _] = linear_backward(self.0, &x, &w, dy, [nx.is_some(), nw.is_some(), false]);
         for (node, grad) in [(nx, dx), (nw, dw)] {
             if let (Some(node), Some(grad)) = (node, grad) {
                 grads.register::<Flex>(node.id, grad);
@@ -297,6 +340,56 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
                 prep.finish(state, gelu_forward(x.into_primitive()))
             }
             OpsKind::UnTracked(prep) => prep.finish(gelu_forward(x.into_primitive())),
+        }
+    }
+
+    fn repr_linear(x: AdTensor<C>, weight: AdTensor<C>) -> AdTensor<C> {
+        let Some(s) = linear_shape(x.primitive(), weight.primitive(), None) else {
+            return <Self as ModuleOps<Self>>::linear(x, weight, None);
+        };
+        match LinearBackward(s)
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (y, x, w) =
+                    linear_forward(s, x.into_primitive(), weight.into_primitive(), None);
+                prep.finish((x, w), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(linear_forward(s, x.into_primitive(), weight.into_primitive(), None).0)
+            }
+        }
+    }
+
+    fn repr_linear_bias(x: AdTensor<C>, weight: AdTensor<C>, bias: AdTensor<C>) -> AdTensor<C> {
+        let Some(s) = linear_shape(x.primitive(), weight.primitive(), Some(bias.primitive()))
+        else {
+            return <Self as ModuleOps<Self>>::linear(x, weight, Some(bias));
+        };
+        match LinearBiasBackward(s)
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, w, b) = (
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                let (y, x, w) = linear_forward(s, x, w, Some(b));
+                prep.finish((x, w), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (x, w, b) = (
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish(linear_forward(s, x, w, Some(b)).0)
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use super::{
 use crate::cpu::attention::{self, AttentionShape};
 use crate::cpu::batch_norm::{self, NormShape};
 use crate::cpu::im2col::ConvShape;
+use crate::cpu::linear::{self, LinearShape};
 use crate::cpu::output::{assume_init_vec, uninit_vec, written};
 use crate::cpu::{conv, eltwise, gelu, layer_norm};
 
@@ -298,6 +299,60 @@ pub(super) fn layer_norm_backward(
     ]
 }
 
+/// The geometry of a linear layer our kernels compute (f32, a 2-D input, a `[d_in, d_out]`
+/// weight, a `[d_out]` bias), or `None` for one they leave to Burn.
+pub(super) fn linear_shape(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> Option<LinearShape> {
+    let f32s = [Some(x), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F32);
+    let (xs, ws) = (x.shape(), weight.shape());
+    let (xs, ws) = (xs.as_slice(), ws.as_slice());
+    let &[rows, d_in] = xs else { return None };
+    let &[w_in, d_out] = ws else { return None };
+    let bias_fits = bias.is_none_or(|b| b.shape().as_slice() == [d_out]);
+    (f32s && w_in == d_in && bias_fits).then_some(LinearShape { rows, d_in, d_out })
+}
+
+/// Our linear layer: `(output, the contiguous input, the contiguous weight)`.
+pub(super) fn linear_forward(
+    s: LinearShape,
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let bias = bias.map(contiguous);
+    // SAFETY: the kernel writes every element.
+    let (y, ()) = unsafe {
+        written(s.rows * s.d_out, |y| {
+            linear::linear_forward(s, slice(&x), slice(&weight), bias.as_ref().map(slice), y)
+        })
+    };
+    (tensor(y, &[s.rows, s.d_out]), x, weight)
+}
+
+/// The gradients `[dx, dweight, dbias]` of a linear layer that `want` asks for.
+pub(super) fn linear_backward(
+    s: LinearShape,
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    dy: FlexTensor,
+    want: [bool; 3],
+) -> [Option<FlexTensor>; 3] {
+    let dy = contiguous(dy);
+    let [dx, dw, db] = linear::linear_backward(s, slice(x), slice(weight), slice(&dy), want);
+    [
+        dx.map(|d| tensor(d, &[s.rows, s.d_in])),
+        dw.map(|d| tensor(d, &[s.d_in, s.d_out])),
+        db.map(|d| tensor(d, &[s.d_out])),
+    ]
+}
+
 /// Whether our add + ReLU takes these inputs (f32, one shape; no broadcasting).
 pub(super) fn add_relu_applies(a: &FlexTensor, b: &FlexTensor) -> bool {
     a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.shape() == b.shape()
@@ -365,6 +420,20 @@ impl KernelBackend for Flex {
 
     fn repr_gelu(x: FlexTensor) -> FlexTensor {
         gelu_forward(x)
+    }
+
+    fn repr_linear(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        match linear_shape(&x, &weight, None) {
+            Some(s) => linear_forward(s, x, weight, None).0,
+            None => <Flex as ModuleOps<Flex>>::linear(x, weight, None),
+        }
+    }
+
+    fn repr_linear_bias(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        match linear_shape(&x, &weight, Some(&bias)) {
+            Some(s) => linear_forward(s, x, weight, Some(bias)).0,
+            None => <Flex as ModuleOps<Flex>>::linear(x, weight, Some(bias)),
+        }
     }
 
     fn repr_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {

@@ -139,6 +139,21 @@ pub trait KernelBackend: Backend {
         <Self as ModuleOps<Self>>::layer_norm(x, gamma, None, epsilon)
     }
 
+    /// `x · weight` for a `[rows, d_in]` input and a `[d_in, d_out]` weight, as
+    /// `burn::tensor::module::linear` without a bias.
+    fn repr_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear(x, weight, None)
+    }
+
+    /// `x · weight + bias`, the bias `[d_out]`.
+    fn repr_linear_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear(x, weight, Some(bias))
+    }
+
     /// Training-mode batch norm, then a ReLU when `relu`: `(output, mean, biased variance)`.
     fn repr_batch_norm_train(
         x: FloatTensor<Self>,

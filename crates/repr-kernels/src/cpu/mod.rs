@@ -10,6 +10,7 @@ pub mod gelu;
 pub mod gemm;
 pub mod im2col;
 pub mod layer_norm;
+pub mod linear;
 pub mod output;
 mod parallel;
 pub mod peak;
