@@ -99,7 +99,7 @@ pub fn attention_packed(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
 /// `burn::tensor::module::linear` (Burn's layout: `weight` is `[d_in, d_out]`, the transpose of
 /// PyTorch's). On flex every leading dimension is merged into the rows of one GEMM, forward and
 /// backward, the bias accumulated into the product; Burn's flex runs a `[batch, tokens, d_in]`
-/// input as `batch` GEMMs of `tokens` rows when the merged product is no squarer (the ViT's
+/// input as `batch` GEMMs of `tokens` rows when the merged product would not be squarer (the ViT's
 /// `768 → 192` and `192 → 192` layers).
 ///
 /// # Shapes

@@ -319,17 +319,11 @@ impl Setup {
         data.check_memory(&config)?;
 
         let facts = config.run_facts(data.normalize.clone());
-        // One rank draws in Burn's order, on first use: the generator stays held until the
-        // first step has run. Several ranks draw every parameter at once, rank 0 first.
-        let (mut model, drawing) = if ranks == 1 {
-            let drawing = SeededDraw::begin(&device, config.seed);
-            (config.init_method(&facts, &train_device)?, Some(drawing))
-        } else {
-            let model = crate::distributed::init_leader_first(group, &device, config.seed, || {
+        // With one rank the draw stays open until the first step (Burn draws on first use).
+        let (mut model, drawing) =
+            crate::distributed::draw_model(group, &device, config.seed, || {
                 config.init_method(&facts, &train_device)
             })?;
-            (model, None)
-        };
         if config.init.is_some() && !options.resume {
             model = model
                 .map_backbone(|fresh| crate::init::load_pretrained(&config, fresh, &device))?

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::gemm::{MatRef, matmul, matmul_into};
 use super::output::written;
-use super::parallel::{split, threads};
+use super::parallel::threads;
 
 /// A linear layer's geometry: `rows × d_in` input, `d_in × d_out` weight (Burn's layout, the
 /// transpose of PyTorch's), `rows × d_out` output.
@@ -40,11 +40,12 @@ impl LinearShape {
     }
 }
 
-/// Rows of the output each task starts from the bias.
-const BIAS_ROWS: usize = 64;
+/// Rows per task when filling rows with the bias and when summing columns.
+const ROWS: usize = 64;
 
 /// `y = x · w (+ bias)`, every element of `y` written: the rows start as the bias and the
-/// product accumulates onto them, so the bias costs no pass of its own over `y`.
+/// product accumulates onto them (one write of the bias, where a separate add would read and
+/// write `y` once more).
 pub fn linear_forward(
     s: LinearShape,
     x: &[f32],
@@ -62,7 +63,7 @@ pub fn linear_forward(
     if y.is_empty() {
         return;
     }
-    y.par_chunks_mut(BIAS_ROWS * s.d_out).for_each(|block| {
+    y.par_chunks_mut(ROWS * s.d_out).for_each(|block| {
         for row in block.chunks_mut(s.d_out) {
             row.write_copy_of_slice(bias);
         }
@@ -93,31 +94,30 @@ pub fn linear_backward(
         }
         .0
     });
-    let db = want[2].then(|| column_sums(dy, s.rows, s.d_out));
+    let db = want[2].then(|| column_sums(dy, s.d_out));
     [dx, dw, db]
 }
 
-/// The sums of the columns of a `rows × cols` row-major matrix: a partial sum per thread over
-/// its share of the rows, then the partials added in order (the same result on any run).
-fn column_sums(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let parts: Vec<std::ops::Range<usize>> = split(rows, threads()).collect();
-    let partials: Vec<Vec<f32>> = parts
-        .into_par_iter()
-        .map(|range| {
+/// The sums of the columns of a row-major matrix `cols` wide: a partial sum per block of
+/// [`ROWS`] rows, then the partials added in order, so the result does not depend on the
+/// thread count.
+fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
+    let mut total = vec![0.0f32; cols];
+    if cols == 0 {
+        return total;
+    }
+    let partials: Vec<Vec<f32>> = m
+        .par_chunks(ROWS * cols)
+        .map(|block| {
             let mut sums = vec![0.0f32; cols];
-            for row in m[range.start * cols..range.end * cols].chunks_exact(cols) {
-                for (s, v) in sums.iter_mut().zip(row) {
-                    *s += v;
-                }
+            for row in block.chunks_exact(cols) {
+                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
             }
             sums
         })
         .collect();
-    let mut total = vec![0.0f32; cols];
     for partial in partials {
-        for (t, p) in total.iter_mut().zip(partial) {
-            *t += p;
-        }
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
     }
     total
 }

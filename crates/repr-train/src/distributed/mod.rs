@@ -485,29 +485,37 @@ impl SeededDraw {
     }
 }
 
-/// Seeds `device` and draws a fresh model with `init`, every parameter at once ([`materialize`],
-/// under [`SeededDraw`]), on every rank of `group`, rank 0 to the end before any other rank
-/// starts (rank 0's parameters are the ones [`broadcast_module`] hands to all).
-pub fn init_leader_first<M: Module, E>(
+/// Seeds `device` and draws a fresh model with `init` under [`SeededDraw`]. One rank: Burn
+/// draws each parameter on its first use, so the draw is returned still open, for the caller to
+/// [`finish`](SeededDraw::finish) after the model's first step. Several ranks: every parameter
+/// is drawn now ([`materialize`]), rank 0 to the end before any other rank starts (rank 0's
+/// parameters are the ones [`broadcast_module`] hands to all), and no draw is returned.
+pub fn draw_model<M: Module, E>(
     group: &Group,
     device: &Device,
     seed: u64,
     init: impl FnOnce() -> Result<M, E>,
-) -> Result<M, E> {
+) -> Result<(M, Option<SeededDraw>), E> {
+    if group.size() == 1 {
+        let draw = SeededDraw::begin(device, seed);
+        return Ok((init()?, Some(draw)));
+    }
     if !group.is_leader() {
         group.barrier();
     }
-    let draw = SeededDraw::begin(device, seed);
-    let model = init();
-    match &model {
-        Ok(model) => draw.finish(model),
-        Err(_) => drop(draw),
-    }
+    let model = {
+        let draw = SeededDraw::begin(device, seed);
+        let model = init();
+        if let Ok(model) = &model {
+            draw.finish(model);
+        }
+        model
+    };
     // Also on an error, so the other ranks go on to fail rather than wait.
     if group.is_leader() {
         group.barrier();
     }
-    model
+    Ok((model?, None))
 }
 
 /// `module` with rank 0's parameters and buffers on every rank of `group` (its record,
