@@ -28,7 +28,8 @@ pub struct BenchAugmentArgs {
     /// for none.
     #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
     pub devices: Vec<String>,
-    /// Folder of the outputs.
+    /// Folder of `augment.md` and `augment.json`: absent, empty, or one bench wrote before (its
+    /// `.repr-bench` marker); any other folder is refused before measuring.
     #[arg(long, default_value = "runs/bench")]
     pub out_dir: std::path::PathBuf,
 }
@@ -52,8 +53,9 @@ struct Row {
     runs_ms: Vec<f64>,
 }
 
-/// Runs the benchmark and writes `runs/bench/augment.md` and `.json`.
+/// Runs the benchmark and writes `augment.md` and `.json` under `--out-dir`.
 pub fn run(args: &BenchAugmentArgs) -> Result<()> {
+    crate::bench::prepare_out_dir(&args.out_dir)?;
     let all_threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -244,7 +246,7 @@ fn markdown(rows: &[Row], iters: usize) -> String {
 }
 
 fn write_outputs(dir: &Path, table: &str, rows: &[Row], iters: usize) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::bench::prepare_out_dir(dir)?;
     let md = dir.join("augment.md");
     std::fs::write(&md, table).with_context(|| format!("writing {}", md.display()))?;
     let json = serde_json::json!({

@@ -6,10 +6,19 @@
 //!
 //! Each (backend, workload) pair runs in a child process of the same binary, so that its peak
 //! resident memory (`VmHWM`) is its own and a backend that fails cannot take the others down.
-//! Ratios between backends come from the same invocation; the PyTorch numbers are stored ones
-//! (`benches/pytorch/`), measured by its own script on the same machine.
+//! Ratios between backends come from the same invocation. The PyTorch numbers of `--compare`
+//! are measured live, in the same invocation, by `benches/pytorch/bench_models.py` when the
+//! interpreter (`$REPR_PYTHON`, else `python3` on `PATH`) can `import torch`; otherwise they
+//! are the stored ones of `benches/pytorch/pytorch-cpu-results.jsonl`, which name the machine
+//! they were measured on. The table says which, and marks with `*` every ratio between
+//! numbers from different machines.
+//!
+//! `--out-dir` is created by bench or refused ([`prepare_out_dir`]); `--docs` only replaces
+//! the generated section between its marker lines.
 
+mod docs_section;
 mod measure;
+mod out_dir;
 mod profile;
 mod pytorch;
 mod report;
@@ -26,6 +35,7 @@ use repr_kernels::Kernels;
 use repr_train::DeviceChoice;
 use serde_json::{Value, json};
 
+pub use out_dir::prepare_out_dir;
 pub use profile::{ProfileArgs, run_profile};
 use workloads::Workload;
 
@@ -79,7 +89,11 @@ pub struct ModelsArgs {
     /// Images per inference forward (256, as the PyTorch reference).
     #[arg(long, default_value_t = 256)]
     pub infer_batch: usize,
-    /// Print PyTorch's stored CPU numbers in the table, with our/PyTorch ratios.
+    /// Add PyTorch's CPU numbers to the table, with our/PyTorch ratios. PyTorch runs live
+    /// (`benches/pytorch/bench_models.py`, in this invocation, on as many threads as our
+    /// backends use) when `$REPR_PYTHON` (default `python3` on `PATH`) can `import torch`;
+    /// otherwise the numbers stored in `benches/pytorch/` stand in, and the table names the
+    /// machine they were measured on and marks ratios across machines with `*`.
     #[arg(long)]
     pub compare: bool,
     /// Before each measurement, wait at most this many seconds for other processes to use less
@@ -89,11 +103,14 @@ pub struct ModelsArgs {
     /// Other processes' CPU use (cores) above which a measurement is taken again, once.
     #[arg(long, default_value_t = 0.25)]
     pub max_other: f64,
-    /// Folder of `models.md` and `models.json`.
+    /// Folder of `models.md` and `models.json`: absent, empty, or one bench wrote before (its
+    /// `.repr-bench` marker); any other folder is refused before measuring.
     #[arg(long, default_value = "runs/bench")]
     pub out_dir: PathBuf,
     /// Also write the table into the generated section of this Markdown file (e.g.
-    /// `docs/benchmarks.md`); by default only `--out-dir` is written.
+    /// `docs/benchmarks.md`): only the text between its `<!-- bench-models:begin ... -->` and
+    /// `<!-- bench-models:end -->` lines is replaced, and a file without them is refused before
+    /// measuring. By default only `--out-dir` is written.
     #[arg(long)]
     pub docs: Option<PathBuf>,
     /// Stop a measurement (one backend × workload, warm-up included) that runs longer than this
@@ -121,6 +138,11 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
     if let Some(spec) = &args.child {
         return child(args, spec);
     }
+    // Both refusals come before anything is written or measured.
+    if let Some(docs) = &args.docs {
+        docs_section::check_docs(docs)?;
+    }
+    prepare_out_dir(&args.out_dir)?;
     let devices: Vec<BenchDevice> = args
         .devices
         .iter()

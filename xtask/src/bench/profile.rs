@@ -10,13 +10,14 @@
 //! 3. Forward + backward of the two SimCLR views, separately and concatenated.
 //! 4. The backend's kernel ceiling: the FLOP rate of a plain matmul at the shapes the network
 //!    reduces to, and of one convolution forward and forward + backward, beside the FLOP rate
-//!    PyTorch's stored ResNet-18 training step implies on the same machine.
+//!    PyTorch's stored ResNet-18 training step implies, with the machine it was measured on
+//!    (its share of this machine's peak is marked `*` when that is another machine).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use clap::Args;
@@ -29,6 +30,7 @@ use repr_train::{DeviceChoice, Supervised};
 use serde_json::{Value, json};
 
 use super::measure;
+use super::pytorch::PeerMachine;
 use super::workloads::{labels, sgd};
 
 /// Options of `cargo xtask bench profile`.
@@ -49,7 +51,8 @@ pub struct ProfileArgs {
     /// Wait at most this many seconds for other processes to go quiet first (0: do not wait).
     #[arg(long, default_value_t = 600)]
     pub wait_idle: u64,
-    /// Folder of `profile.md` and `profile.json`.
+    /// Folder of `profile.md` and `profile.json`: absent, empty, or one bench wrote before (its
+    /// `.repr-bench` marker); any other folder is refused before profiling.
     #[arg(long, default_value = "runs/bench")]
     pub out_dir: PathBuf,
     /// Sections to run: `phases` (and the per-operation forward), `views`, `kernels`.
@@ -71,6 +74,7 @@ pub enum Section {
 /// Runs `cargo xtask bench profile`.
 pub fn run_profile(args: &ProfileArgs) -> Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
+    super::prepare_out_dir(&args.out_dir)?;
     let device = choice.device()?;
     let steps = args.steps.max(1);
     if args.wait_idle > 0 {
@@ -120,14 +124,14 @@ pub fn run_profile(args: &ProfileArgs) -> Result<()> {
         "kernels": kernels,
     });
     let table = markdown(&report);
-    std::fs::create_dir_all(&args.out_dir)?;
-    std::fs::write(args.out_dir.join("profile.md"), &table)?;
-    std::fs::write(
-        args.out_dir.join("profile.json"),
-        serde_json::to_string_pretty(&report)? + "\n",
-    )?;
+    super::prepare_out_dir(&args.out_dir)?;
+    let md_path = args.out_dir.join("profile.md");
+    std::fs::write(&md_path, &table).with_context(|| format!("writing {}", md_path.display()))?;
+    let json_path = args.out_dir.join("profile.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
     println!("{table}");
-    println!("wrote {}", args.out_dir.join("profile.md").display());
+    println!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(())
 }
 
@@ -460,7 +464,11 @@ fn kernel_profile(device: &Device, batch: usize, steps: usize) -> Result<Value> 
     set_kernels(before);
     let per_image = 3.0 * forward_flops(&resnet(64).init(device), 1);
     let pytorch = super::pytorch::reference("resnet_train").map(|r| {
-        json!({"torch": r.torch, "images_per_s": r.median, "gflops_per_s": r.median * per_image / 1e9})
+        json!({
+            "torch": r.torch, "images_per_s": r.median, "gflops_per_s": r.median * per_image / 1e9,
+            "source": r.source.name(), "file": super::pytorch::STORED_FILE,
+            "machine": r.machine.as_ref().map(super::pytorch::PeerMachine::to_json),
+        })
     });
     Ok(json!({
         "batch": batch,
@@ -489,7 +497,7 @@ fn markdown(report: &Value) -> String {
         views_markdown(&mut s, &report["simclr_views"]);
     }
     if !report["kernels"].is_null() {
-        kernels_markdown(&mut s, &report["kernels"]);
+        kernels_markdown(&mut s, &report["kernels"], &report["machine"]);
     }
     s
 }
@@ -569,7 +577,7 @@ fn views_markdown(s: &mut String, v: &Value) {
     );
 }
 
-fn kernels_markdown(s: &mut String, k: &Value) {
+fn kernels_markdown(s: &mut String, k: &Value, machine: &Value) {
     let peak = k["peak"]["all_threads_gflops"].as_f64();
     let _ = writeln!(
         s,
@@ -599,12 +607,33 @@ fn kernels_markdown(s: &mut String, k: &Value) {
     let p = &k["pytorch_resnet_train"];
     if !p.is_null() {
         let g = p["gflops_per_s"].as_f64().unwrap_or(f64::NAN);
-        let share = peak.map_or_else(|| "—".into(), |pk| format!("{:.0}%", 100.0 * g / pk));
+        let stored = PeerMachine::from_json(&p["machine"]);
+        let here = stored.as_ref().is_some_and(|m| m.matches(machine));
+        let star = if here { "" } else { "*" };
+        let share = peak.map_or_else(|| "—".into(), |pk| format!("{:.0}%{star}", 100.0 * g / pk));
+        let measured = stored
+            .as_ref()
+            .map_or_else(|| "an unrecorded machine".into(), PeerMachine::describe);
         let _ = writeln!(
             s,
-            "| PyTorch {} ResNet-18 CIFAR training step, whole step ({:.1} images/s, stored) | oneDNN | {g:.1} | {share} |",
+            "| PyTorch {} ResNet-18 CIFAR training step, whole step ({:.1} images/s, stored{star}) | oneDNN | {g:.1} | {share} |",
             p["torch"].as_str().unwrap_or("?"),
             p["images_per_s"].as_f64().unwrap_or(f64::NAN),
+        );
+        let verdict = if here {
+            "the same CPU model and core count as this machine, another run".to_string()
+        } else {
+            format!(
+                "not this machine ({}, {} cores): `*` marks a share of this machine's peak \
+                 computed from another machine's rate, which is not comparable",
+                machine["cpu"].as_str().unwrap_or("unknown CPU"),
+                machine["cores"]
+            )
+        };
+        let _ = writeln!(
+            s,
+            "\nPyTorch stored: `{}`, measured on {measured} — {verdict}.",
+            p["file"].as_str().unwrap_or(super::pytorch::STORED_FILE),
         );
     }
 }
@@ -624,13 +653,16 @@ mod tests {
     #[test]
     fn a_kernels_only_report_renders_only_its_table() {
         let report = json!({
+            "machine": {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2},
             "device": "flex", "profile": "debug", "commit": "abc", "batch": 64, "steps": 3,
             "other_procs_cores": 0.1, "phases": [], "simclr_views": null,
             "kernels": {"batch": 64,
                         "peak": {"isa": "avx512f", "one_thread_gflops": 250.0, "all_threads_gflops": 500.0, "threads": 2},
                         "rows": [{"kernel": "matmul 1024×1024×1024", "kernels": "burn", "gflops_per_s": 44.25},
                                  {"kernel": "conv, forward", "kernels": "repr", "gflops_per_s": 250.0}],
-                        "pytorch_resnet_train": {"torch": "2.15.0", "images_per_s": 89.2, "gflops_per_s": 297.3}},
+                        "pytorch_resnet_train": {"torch": "2.15.0", "images_per_s": 89.2, "gflops_per_s": 297.3,
+                                                 "source": "stored",
+                                                 "machine": {"cpu": "AMD EPYC (model not recorded)", "cores": 2, "date": "2026-11-28"}}},
         });
         let md = markdown(&report);
         assert!(
@@ -646,7 +678,14 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("(89.2 images/s, stored) | oneDNN | 297.3 | 59% |"),
+            md.contains("(89.2 images/s, stored*) | oneDNN | 297.3 | 59%* |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "measured on AMD EPYC (model not recorded), 2 cores, 2026-11-28 — not this \
+                 machine (Intel(R) Xeon(R) Processor, 2 cores)"
+            ),
             "{md}"
         );
         assert!(
