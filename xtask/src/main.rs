@@ -23,6 +23,7 @@ use repr_train::{DeviceSpec, InitConfig, RunDir, RunMode, TrainConfig, TrainOpti
 mod bench;
 mod bench_augment;
 mod distributed;
+mod outputs;
 mod use_run;
 
 /// The test command of the README and `.ci/run` (a test checks that all three agree).
@@ -91,7 +92,8 @@ struct TrainArgs {
     /// A TOML or JSON config file (fields left out take the recipe's defaults).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Run name: outputs go to `<runs-dir>/<name>/` (default: the recipe's name).
+    /// Run name: outputs go to `<runs-dir>/<name>/` (default: the recipe's name); one folder
+    /// name, not a path.
     #[arg(long)]
     name: Option<String>,
     /// Folder holding the runs.
@@ -143,7 +145,16 @@ struct TrainArgs {
     /// Continue the run from its last checkpoint (its config.toml is the base config).
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
-    /// Replace an existing run of the same name.
+    /// With --resume: when the newest checkpoint does not verify (a damaged file), continue
+    /// from the newest earlier one that does (`checkpoint_keep` keeps them), keeping the
+    /// damaged file as `<name>.corrupt`.
+    #[arg(long, requires = "resume")]
+    fallback: bool,
+    /// Checkpoints to keep: the newest and the ones before it (`checkpoint_keep`, default 2).
+    #[arg(long)]
+    checkpoint_keep: Option<usize>,
+    /// Replace the run of the same name: only a run folder (its config.toml or checkpoints/
+    /// present) or an empty folder, and only the files a run writes.
     #[arg(long)]
     overwrite: bool,
     /// No progress output.
@@ -252,7 +263,7 @@ fn train_in(args: &TrainArgs, device: DeviceSpec, group: &repr_train::Group) -> 
         config.from_data = from_data;
         let run = if group.is_leader() {
             let mode = run_mode(args);
-            RunDir::open(&root, mode)?
+            RunDir::open(&root, mode)?.with_fallback(args.fallback)
         } else {
             RunDir::for_follower(&root)
         };
@@ -314,6 +325,8 @@ fn resolve_run(args: &TrainArgs) -> Result<(TrainConfig, RunDir)> {
     let preset = repr_train::preset(args.recipe.as_deref().unwrap_or("simclr-short"))
         .expect("clap only accepts the listed presets");
     let name = args.name.clone().unwrap_or_else(|| preset.name.to_string());
+    // Before anything is read or written: `--name` is one folder name inside `--runs-dir`.
+    repr_train::check_run_name(&name)?;
     let root = args.runs_dir.join(&name);
     let mode = run_mode(args);
     // Resolve the config before touching the run folder, so a bad config changes nothing.
@@ -332,7 +345,7 @@ fn resolve_run(args: &TrainArgs) -> Result<(TrainConfig, RunDir)> {
     config.validate()?;
     // A fine-tuning run takes the architecture of the repr run it starts from.
     let config = repr_train::init::resolve(&config)?;
-    let run = RunDir::open(&root, mode)?;
+    let run = RunDir::open(&root, mode)?.with_fallback(args.fallback);
     Ok((config, run))
 }
 
@@ -426,6 +439,9 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
     }
     if let Some(every) = args.checkpoint_every {
         config.checkpoint_every_steps = every;
+    }
+    if let Some(keep) = args.checkpoint_keep {
+        config.checkpoint_keep = keep;
     }
     if let Some(preset) = args
         .augment

@@ -8,6 +8,8 @@ use clap::Parser;
 use repr_data::Split;
 use repr_train::{DeviceChoice, RunDir, RunMode};
 
+use crate::outputs::{Format, check_output_file};
+
 /// Which run, on which backend.
 #[derive(Parser)]
 pub struct RunArgs {
@@ -46,6 +48,9 @@ pub struct EmbedArgs {
     /// Output `.npy` file; labels go beside it as `<stem>.labels.npy`.
     #[arg(long)]
     out: PathBuf,
+    /// Replace existing `.npy` files at `--out` (a file of another kind is never replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// `cargo xtask retrieve`.
@@ -62,6 +67,9 @@ pub struct RetrieveArgs {
     /// Output PNG.
     #[arg(long, default_value = "retrieval.png")]
     out: PathBuf,
+    /// Replace an existing PNG at `--out` (a file of another kind is never replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
@@ -74,6 +82,9 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 }
 
 pub fn embed(args: &EmbedArgs) -> Result<()> {
+    let labels_path = args.out.with_extension("labels.npy");
+    check_output_file(&args.out, "--out", Format::Npy, args.overwrite)?;
+    check_output_file(&labels_path, "--out (labels)", Format::Npy, args.overwrite)?;
     let (run, device) = args.run.open()?;
     let split = if args.split == "train" {
         Split::Train
@@ -91,7 +102,6 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
             .flat_map(|v| v.to_le_bytes())
             .collect::<Vec<_>>(),
     )?;
-    let labels_path = args.out.with_extension("labels.npy");
     write_npy(
         &labels_path,
         "<u4",
@@ -112,6 +122,7 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
 }
 
 pub fn retrieve(args: &RetrieveArgs) -> Result<()> {
+    check_output_file(&args.out, "--out", Format::Png, args.overwrite)?;
     let (run, device) = args.run.open()?;
     repr_train::retrieve_run(&run, args.queries, args.k, &args.out, &device)?;
     println!("retrieval grid -> {}", args.out.display());

@@ -371,3 +371,79 @@ fn augment_no_flip_removes_the_flips() {
         assert!(saved.contains("preset = \"no-flip\""), "{saved}");
     }
 }
+
+/// `--name` is one folder name: an absolute path, `..` or a path is refused before anything
+/// is read or written, `--overwrite` included; and a folder under the runs folder that is not a
+/// run is neither replaced nor written into.
+#[test]
+fn run_names_are_names_and_overwrite_replaces_only_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let precious = dir.path().join("precious");
+    std::fs::create_dir_all(precious.join("sub")).unwrap();
+    std::fs::write(precious.join("precious.txt"), "mine").unwrap();
+    let absolute = precious.to_str().unwrap();
+    for name in [absolute, "../x", "a/b", ".."] {
+        for extra in [&["--overwrite"][..], &[], &["--resume"]] {
+            let out = xtask(&runs, &[&["--name", name][..], extra].concat());
+            assert_eq!(out.status.code(), Some(1), "{name} {extra:?}");
+            fails_with(&out, &["run name", name]);
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(precious.join("precious.txt")).unwrap(),
+        "mine"
+    );
+    assert!(precious.join("sub").is_dir());
+    assert!(!runs.exists() && !dir.path().join("x").exists());
+
+    let mine = runs.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    for extra in [&["--overwrite"][..], &[]] {
+        let out = xtask(&runs, &[&["--name", "mine"][..], extra].concat());
+        fails_with(
+            &out,
+            &["not a run folder", "notes.txt", "nothing was changed"],
+        );
+    }
+    let entries: Vec<_> = std::fs::read_dir(&mine).unwrap().collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "nothing written into a folder that is not a run"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+/// Sizes far beyond any machine's memory are refused by name with exit code 1 (they used to
+/// abort the process in an allocation).
+#[test]
+fn huge_sizes_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    for (toml, needles) in [
+        (
+            "[data]\nimage_size = [100000, 100000]\n",
+            &["data.image_size", "[100000, 100000]", "4096"][..],
+        ),
+        (
+            "batch_size = 1000000000\n",
+            &["batch_size", "at most 65536"],
+        ),
+        (
+            "[backbone]\nkind = \"resnet\"\nwidth = 1000000\n",
+            &["width", "at most 4096"],
+        ),
+    ] {
+        let config = dir.path().join("huge.toml");
+        std::fs::write(&config, toml).unwrap();
+        let out = xtask(&runs, &["--config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{toml}");
+        fails_with(&out, needles);
+    }
+    assert!(!runs.exists());
+}

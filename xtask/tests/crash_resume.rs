@@ -165,3 +165,81 @@ fn killed_three_times_and_resumed_matches_an_uninterrupted_run_bit_for_bit() {
     let csv = std::fs::read_to_string(killed.metrics_csv()).unwrap();
     assert_eq!(csv.lines().count(), 1 + expected.len());
 }
+
+/// One flipped byte in the tensor data of the newest checkpoint: `--resume` stops with one
+/// error naming the file and the section and changes nothing; `--resume --fallback` continues
+/// from the checkpoint before it (kept by `checkpoint_keep = 2`), keeps the damaged file as
+/// `last.ckpt.corrupt`, and logs exactly what the uninterrupted run logged.
+#[test]
+fn a_damaged_last_checkpoint_is_named_and_the_previous_one_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let config_path = dir.path().join("small.toml");
+    std::fs::write(&config_path, small_config().to_toml()).unwrap();
+    for name in ["straight", "damaged"] {
+        succeed(xtask(&runs, &config_path, name, false).output().unwrap());
+    }
+    let straight = RunDir::open(runs.join("straight"), repr_train::RunMode::Resume).unwrap();
+    let damaged = RunDir::open(runs.join("damaged"), repr_train::RunMode::Resume).unwrap();
+    let previous = damaged.checkpoints().join("step-000000060.ckpt");
+    assert_eq!(Checkpoint::load(&previous).unwrap().state.global_step, 60);
+
+    // The model section starts after the magic (10 bytes), the state section (u64 length,
+    // SHA-256, JSON) and the model section's own length and SHA-256.
+    let last = damaged.last_checkpoint();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let state_len = u64::from_le_bytes(bytes[10..18].try_into().unwrap()) as usize;
+    let model_start = 10 + 8 + 32 + state_len + 8 + 32;
+    let model_len = u64::from_le_bytes(
+        bytes[model_start - 40..model_start - 32]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    bytes[model_start + model_len / 2] ^= 0x04;
+    std::fs::write(&last, &bytes).unwrap();
+    let log_before = std::fs::read(damaged.metrics()).unwrap();
+
+    let refused = xtask(&runs, &config_path, "damaged", true)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("checkpoints/last.ckpt") && stderr.contains("model section is corrupt"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--fallback") && stderr.contains("step-000000060.ckpt"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&last).unwrap(),
+        bytes,
+        "the damaged file is left as it was"
+    );
+    assert_eq!(std::fs::read(damaged.metrics()).unwrap(), log_before);
+
+    let resumed = xtask(&runs, &config_path, "damaged", true)
+        .arg("--fallback")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming from") && stderr.contains("step-000000060.ckpt"),
+        "{stderr}"
+    );
+    let aside = damaged.checkpoints().join("last.ckpt.corrupt");
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes);
+    assert_eq!(
+        Checkpoint::load(&last).unwrap().state.global_step,
+        TOTAL_STEPS
+    );
+    assert_eq!(records(&damaged), records(&straight));
+    let (_, a) = burnpack_sections(&std::fs::read(straight.final_model()).unwrap());
+    let (_, b) = burnpack_sections(&std::fs::read(damaged.final_model()).unwrap());
+    assert!(
+        a == b,
+        "model.bpk tensor data differs from the uninterrupted run's"
+    );
+}

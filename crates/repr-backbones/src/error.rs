@@ -26,6 +26,19 @@ pub enum ConfigError {
         /// The ResNet's base width.
         width: usize,
     },
+    /// A size above the bound that keeps the network's allocations sane (a typo such as an
+    /// extra zero would otherwise ask for terabytes and abort the process).
+    #[error("{network} `{field}` is {value}: at most {max} is allowed")]
+    TooLarge {
+        /// `"resnet"` or `"vit"`.
+        network: &'static str,
+        /// Name of the configuration field.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// The largest value allowed.
+        max: usize,
+    },
     /// A ViT size that must be positive is zero.
     #[error("vit `{field}` must be at least 1, got 0")]
     ViTZero {

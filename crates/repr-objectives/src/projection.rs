@@ -89,6 +89,19 @@ impl ProjectionHeadConfig {
                     allowed: "at least 1",
                 });
             }
+            // Far above any published head (BYOL: 4096 hidden, 256 out; 3 layers), low enough
+            // that a mistyped size cannot ask for terabytes of weights.
+            let (max, allowed) = match field {
+                "layers" => (64, "at most 64"),
+                _ => (65_536, "at most 65536"),
+            };
+            if value > max {
+                return Err(ObjectiveError::OutOfRange {
+                    field,
+                    value: value as f64,
+                    allowed,
+                });
+            }
         }
         Ok(())
     }

@@ -1,9 +1,11 @@
 //! Checkpoints: model, optimizer and loop state in one file, written atomically.
 //!
-//! Layout: the magic `REPRCKPT1\n`, then three length-prefixed (u64 little-endian) sections:
-//! the [`TrainState`] as JSON, the model's burnpack bytes, the optimizer's burnpack bytes. The
-//! file is written next to its destination, fsynced, renamed over it and the folder fsynced,
-//! so a crash at any moment leaves either the old or the new checkpoint, never a torn one.
+//! Three sections, each with its SHA-256 ([`crate::checkpoint_file`] has the layout): the
+//! [`TrainState`] as JSON, the model's burnpack bytes, the optimizer's burnpack bytes. Loading
+//! verifies every section, so a damaged file is an error naming it and the section, never
+//! weights loaded silently. The file is written next to its destination, fsynced, renamed over
+//! it and the folder fsynced, so a crash at any moment leaves either the old or the new
+//! checkpoint, never a torn one.
 
 use std::fs::File;
 use std::io::Write;
@@ -16,8 +18,6 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-
-const MAGIC: &[u8] = b"REPRCKPT1\n";
 
 /// Where the training loop stands.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -177,15 +177,10 @@ impl Checkpoint {
     /// Writes the checkpoint atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let state = serde_json::to_vec(&self.state).expect("TrainState serializes");
-        let sections = [&state[..], &self.model[..], &self.optimizer[..]];
-        let mut bytes =
-            Vec::with_capacity(MAGIC.len() + sections.iter().map(|s| 8 + s.len()).sum::<usize>());
-        bytes.extend_from_slice(MAGIC);
-        for section in sections {
-            bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(section);
-        }
-        write_atomic(path, &bytes)
+        write_atomic(
+            path,
+            &crate::checkpoint_file::encode(&state, &self.model, &self.optimizer),
+        )
     }
 
     /// Reads a checkpoint, checking its magic and section lengths.
@@ -206,40 +201,33 @@ impl Checkpoint {
     }
 
     /// A checkpoint from the bytes of a checkpoint file (read from `path`, which errors name),
-    /// checking its magic and section lengths.
+    /// checking its magic, section lengths and section checksums.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, TrainError> {
         let bad = |reason: String| TrainError::Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let mut rest = bytes
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| bad("not a repr checkpoint (bad magic)".into()))?;
-        let mut sections = Vec::with_capacity(3);
-        for name in ["state", "model", "optimizer"] {
-            let (len, tail) = rest
-                .split_first_chunk::<8>()
-                .ok_or_else(|| bad(format!("truncated before the {name} section")))?;
-            let len = u64::from_le_bytes(*len) as usize;
-            if tail.len() < len {
-                return Err(bad(format!(
-                    "truncated {name} section: {} of {len} bytes",
-                    tail.len()
-                )));
-            }
-            sections.push(&tail[..len]);
-            rest = &tail[len..];
-        }
-        if !rest.is_empty() {
-            return Err(bad(format!("{} trailing bytes", rest.len())));
-        }
-        let state =
-            serde_json::from_slice(sections[0]).map_err(|e| bad(format!("state section: {e}")))?;
+        let sections = crate::checkpoint_file::decode(bytes).map_err(|e| bad(e.to_string()))?;
+        let state = serde_json::from_slice(sections.state)
+            .map_err(|e| bad(format!("state section: {e}")))?;
         Ok(Self {
             state,
-            model: Bytes::from_bytes_vec(sections[1].to_vec()),
-            optimizer: Bytes::from_bytes_vec(sections[2].to_vec()),
+            model: Bytes::from_bytes_vec(sections.model.to_vec()),
+            optimizer: Bytes::from_bytes_vec(sections.optimizer.to_vec()),
         })
+    }
+
+    /// The loop position of the checkpoint file at `path`, from its first bytes only (not
+    /// verified): `None` when the file cannot be read or does not start like a checkpoint.
+    pub fn peek_state(path: &Path) -> Option<TrainState> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(4096);
+        File::open(path)
+            .ok()?
+            .take(4096)
+            .read_to_end(&mut head)
+            .ok()?;
+        serde_json::from_slice(crate::checkpoint_file::peek_state(&head)?).ok()
     }
 
     /// Applies the saved parameters to `model` (which must have the same architecture).

@@ -48,6 +48,10 @@ pub struct TrainConfig {
     pub sync_batch_norm: bool,
     /// Write a checkpoint every this many steps (0: only at the end of each epoch).
     pub checkpoint_every_steps: usize,
+    /// Checkpoints kept in `checkpoints/`: the newest as `last.ckpt`, the ones before it as
+    /// `step-<step>.ckpt`, so that `--resume --fallback` can continue from an earlier one when
+    /// the newest is damaged (1: only `last.ckpt`).
+    pub checkpoint_keep: usize,
     /// Read the loss back from the device and log every this many steps.
     pub log_every_steps: usize,
     /// Evaluate on the test split every this many epochs (0: only at the end).

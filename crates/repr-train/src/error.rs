@@ -55,6 +55,27 @@ pub enum TrainError {
         /// The run folder.
         path: PathBuf,
     },
+    /// A run name that is not one folder name.
+    #[error("run name `{name}`: {reason}")]
+    RunName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A folder that exists and is neither a run folder nor empty, where a run would be
+    /// written or replaced: nothing in it is touched.
+    #[error(
+        "{path} is not a run folder ({holds}); nothing was changed. A run is written only into \
+         a new or empty folder, and --overwrite replaces only a run: choose another --name or \
+         --runs-dir"
+    )]
+    NotARunFolder {
+        /// The folder.
+        path: PathBuf,
+        /// What it holds.
+        holds: String,
+    },
     /// The loss became NaN or infinite.
     #[error(
         "the loss became {value} by step {step}; the last good checkpoint ({checkpoint}) is kept. \

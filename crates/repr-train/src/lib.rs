@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+pub mod checkpoint_file;
+mod checkpoint_store;
 mod config;
 mod data;
 mod device;
@@ -60,7 +62,7 @@ pub use methods::{
 };
 pub use metrics::{MetricRecord, MetricsLog};
 pub use presets::{PRESETS, Preset, masked_patch_vit, preset};
-pub use run_dir::{RunDir, RunMode};
+pub use run_dir::{RUN_ENTRIES, RunDir, RunMode, check_run_name};
 pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
 pub use stepper::{DataParallel, Interval, IntervalStats, StepAt, Stepper};

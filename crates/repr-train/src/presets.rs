@@ -123,6 +123,7 @@ impl TrainConfig {
             augment_on: crate::AugmentOn::Cpu,
             sync_batch_norm: false,
             checkpoint_every_steps: 100,
+            checkpoint_keep: 2,
             log_every_steps: 20,
             eval_every_epochs: 1,
             prefetch_batches: 4,

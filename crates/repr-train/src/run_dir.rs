@@ -11,8 +11,83 @@ pub enum RunMode {
     New,
     /// Continue the run in the folder from its last checkpoint.
     Resume,
-    /// Delete the existing folder and start again.
+    /// Replace the run in the folder (only a run folder or an empty one: see
+    /// [`RunDir::open`]) and start again.
     Overwrite,
+}
+
+/// The files and folders a run writes into its folder: all that `--overwrite` removes.
+pub const RUN_ENTRIES: [&str; 11] = [
+    "config.toml",
+    "checkpoints",
+    "metrics.jsonl",
+    "metrics.csv",
+    "eval.md",
+    "curves.png",
+    "embedding.png",
+    "retrieval.png",
+    "model.bpk",
+    "summary.json",
+    "skipped.txt",
+];
+
+/// Checks that `name` is a run name: one path component (no `/` or `\\`, not `.` or `..`,
+/// not absolute, not empty), so that `<runs-dir>/<name>` stays inside the runs folder.
+pub fn check_run_name(name: &str) -> Result<(), TrainError> {
+    let bad = |reason: &str| {
+        Err(TrainError::RunName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.contains(['/', '\\']) {
+        return bad(
+            "it holds a path separator; a run name is one folder name, not a path (use --runs-dir for the parent folder)",
+        );
+    }
+    if name == "." || name == ".." {
+        return bad("`.` and `..` name folders outside the runs folder");
+    }
+    if name.contains('\0') || name.chars().any(char::is_control) {
+        return bad("it holds a control character");
+    }
+    if name.len() > 200 {
+        return bad("it is longer than 200 bytes");
+    }
+    Ok(())
+}
+
+/// What `dir` holds that is not a run's (for the error refusing to replace it): `None` when it
+/// is a run folder (its `config.toml` or `checkpoints/` present) or empty.
+fn foreign_contents(dir: &Path) -> Result<Option<String>, TrainError> {
+    if !dir.is_dir() {
+        return Ok(Some("it is not a folder".into()));
+    }
+    if dir.join("config.toml").is_file() || dir.join("checkpoints").is_dir() {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(TrainError::io(dir))? {
+        let entry = entry.map_err(TrainError::io(dir))?;
+        let mut name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() {
+            name.push('/');
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names.sort();
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 { ", ..." } else { "" };
+    Ok(Some(format!(
+        "it holds {} entries ({shown}{more}) and no config.toml or checkpoints/",
+        names.len()
+    )))
 }
 
 /// An error now, without writing anything, when `root` could not be created: its nearest
@@ -50,14 +125,30 @@ fn check_can_create(root: &Path) -> Result<(), TrainError> {
 pub struct RunDir {
     root: PathBuf,
     mode: RunMode,
+    fallback: bool,
 }
 
 impl RunDir {
+    /// The run folder `<runs_dir>/<name>` for `mode`, after checking that `name` is one folder
+    /// name ([`check_run_name`]); as [`RunDir::open`] otherwise.
+    pub fn named(runs_dir: &Path, name: &str, mode: RunMode) -> Result<Self, TrainError> {
+        check_run_name(name)?;
+        Self::open(runs_dir.join(name), mode)
+    }
+
     /// The run folder `root` for `mode`: a new run's folder must not hold a run yet, a resumed
-    /// one must hold a checkpoint. Writes nothing.
+    /// one must hold a checkpoint, and one to overwrite must be a run folder (its
+    /// `config.toml` or `checkpoints/` present); a folder that exists and is neither a run
+    /// folder nor empty is never written into (an error naming what it holds). Writes nothing.
     pub fn open(root: impl Into<PathBuf>, mode: RunMode) -> Result<Self, TrainError> {
         let root = root.into();
         let exists = root.join("config.toml").exists() || root.join("checkpoints").exists();
+        if mode != RunMode::Resume
+            && root.exists()
+            && let Some(holds) = foreign_contents(&root)?
+        {
+            return Err(TrainError::NotARunFolder { path: root, holds });
+        }
         match mode {
             RunMode::New if exists => return Err(TrainError::RunExists { path: root }),
             RunMode::Resume if !exists => {
@@ -69,7 +160,23 @@ impl RunDir {
             RunMode::New | RunMode::Overwrite => check_can_create(&root)?,
             RunMode::Resume => {}
         }
-        Ok(Self { root, mode })
+        Ok(Self {
+            root,
+            mode,
+            fallback: false,
+        })
+    }
+
+    /// With `fallback`, a resumed run whose newest checkpoint does not verify resumes from the
+    /// newest earlier one that does (`--resume --fallback`), saying which.
+    pub fn with_fallback(mut self, fallback: bool) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// Whether a resumed run may fall back to an earlier checkpoint.
+    pub fn fallback(&self) -> bool {
+        self.fallback
     }
 
     /// The run folder as seen by a rank other than 0 of a data-parallel run, which writes
@@ -78,14 +185,31 @@ impl RunDir {
         Self {
             root: root.into(),
             mode: RunMode::Resume,
+            fallback: false,
         }
     }
 
-    /// Makes the folder ready for writing: with [`RunMode::Overwrite`] deletes what it held,
-    /// then creates it and `checkpoints/`.
+    /// Makes the folder ready for writing, then creates it and `checkpoints/`. With
+    /// [`RunMode::Overwrite`] it first removes what a run writes ([`RUN_ENTRIES`]) after
+    /// checking again that the folder is a run folder or empty; anything else in it (a file
+    /// of the user's) is left in place.
     pub fn begin(&self) -> Result<(), TrainError> {
         if self.mode == RunMode::Overwrite && self.root.exists() {
-            std::fs::remove_dir_all(&self.root).map_err(TrainError::io(&self.root))?;
+            if let Some(holds) = foreign_contents(&self.root)? {
+                return Err(TrainError::NotARunFolder {
+                    path: self.root.clone(),
+                    holds,
+                });
+            }
+            for name in RUN_ENTRIES {
+                let path = self.root.join(name);
+                let removed = match std::fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+                    Ok(_) => std::fs::remove_file(&path),
+                    Err(_) => continue,
+                };
+                removed.map_err(TrainError::io(&path))?;
+            }
         }
         std::fs::create_dir_all(self.checkpoints()).map_err(TrainError::io(self.checkpoints()))
     }
@@ -211,5 +335,72 @@ mod tests {
         overwrite.begin().unwrap();
         assert!(!run.config().exists());
         assert!(run.checkpoints().is_dir());
+    }
+
+    #[test]
+    fn run_names_are_one_folder_name() {
+        for good in ["simclr-short", "run 2", "a.b", "ünï"] {
+            check_run_name(good).unwrap();
+        }
+        for (bad, reason) in [
+            ("", "empty"),
+            ("/abs/path", "separator"),
+            ("../x", "separator"),
+            ("a/b", "separator"),
+            ("a\\b", "separator"),
+            ("..", "outside"),
+            (".", "outside"),
+            ("a\nb", "control"),
+        ] {
+            let err = check_run_name(bad).unwrap_err().to_string();
+            assert!(err.contains(reason), "{bad:?}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = RunDir::named(dir.path(), "..", RunMode::Overwrite).unwrap_err();
+        assert!(matches!(err, TrainError::RunName { .. }), "{err}");
+    }
+
+    /// A folder that is neither a run nor empty is never written into, and `--overwrite`
+    /// removes only what a run writes.
+    #[test]
+    fn only_run_folders_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("mine");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("precious.txt"), "keep me").unwrap();
+        for mode in [RunMode::Overwrite, RunMode::New] {
+            let err = RunDir::open(&root, mode).unwrap_err().to_string();
+            assert!(
+                err.contains("not a run folder") && err.contains("precious.txt, sub/"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.join("precious.txt")).unwrap(),
+            "keep me"
+        );
+        // A file where the run folder would be.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = RunDir::open(&file, RunMode::Overwrite)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a folder"), "{err}");
+        // An empty folder is fine.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        RunDir::open(&empty, RunMode::New).unwrap().begin().unwrap();
+        // A run folder with a file of the user's in it: the run's files go, the user's stays.
+        let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
+        run.begin().unwrap();
+        for name in ["config.toml", "summary.json", "notes.txt"] {
+            std::fs::write(run.root().join(name), "x").unwrap();
+        }
+        std::fs::write(run.last_checkpoint(), "x").unwrap();
+        let again = RunDir::open(run.root(), RunMode::Overwrite).unwrap();
+        again.begin().unwrap();
+        assert!(!run.config().exists() && !run.summary().exists());
+        assert!(!run.last_checkpoint().exists() && run.checkpoints().is_dir());
+        assert!(run.root().join("notes.txt").exists());
     }
 }

@@ -9,6 +9,7 @@ use burn::tensor::Device;
 use repr_data::SkippedImage;
 
 use crate::checkpoint::{non_finite_tensor, write_atomic};
+use crate::checkpoint_store::CheckpointStore;
 use crate::data::RunData;
 use crate::distributed::{Group, SeededDraw};
 use crate::evaluation::{Test, evaluate, final_evaluation};
@@ -332,20 +333,27 @@ impl Setup {
         let mut optimizer = config.optimizer.init();
         let mut state = TrainState::default();
         if options.resume {
-            let path = run.last_checkpoint();
-            // Rank 0's file (the only one written), on every rank.
-            let checkpoint = if ranks == 1 {
-                Checkpoint::load(&path)?
+            // Rank 0's file (the only one written), verified, on every rank.
+            let store = CheckpointStore::new(run, config.checkpoint_keep);
+            let (path, checkpoint) = if ranks == 1 {
+                let selected = store.select_for_resume(run.fallback())?;
+                let checkpoint = Checkpoint::parse(&selected.bytes, &selected.path)?;
+                (selected.path, checkpoint)
             } else {
-                let bytes = if group.is_leader() {
-                    Checkpoint::read_bytes(&path).map_err(|e| e.to_string())
+                let selected = if group.is_leader() {
+                    store
+                        .select_for_resume(run.fallback())
+                        .map(|s| s.bytes)
+                        .map_err(|e| e.to_string())
                 } else {
                     Ok(Vec::new())
                 };
                 let bytes = group
-                    .broadcast_result(bytes)
+                    .broadcast_result(selected)
                     .map_err(|message| TrainError::Leader { message })?;
-                Checkpoint::parse(&bytes, &path)?
+                let path = run.last_checkpoint();
+                let checkpoint = Checkpoint::parse(&bytes, &path)?;
+                (path, checkpoint)
             };
             model = checkpoint.restore_model(model, &path)?;
             optimizer = checkpoint.restore_optimizer(optimizer, &path)?;
@@ -361,8 +369,9 @@ impl Setup {
                 })?;
             }
             progress.message(&format!(
-                "resuming {} at epoch {}, batch {} (step {})",
+                "resuming {} from {} at epoch {}, batch {} (step {})",
                 run.root().display(),
+                path.file_name().unwrap_or_default().to_string_lossy(),
                 state.epoch + 1,
                 state.batch_in_epoch,
                 state.global_step
@@ -461,6 +470,7 @@ impl Schedule {
 /// is NaN.
 struct Recorder<'a> {
     run: &'a RunDir,
+    checkpoints: CheckpointStore<'a>,
     /// `None` on ranks other than 0, which write nothing.
     log: Option<MetricsLog>,
     pending: Option<Checkpoint>,
@@ -495,6 +505,7 @@ impl<'a> Recorder<'a> {
         };
         Ok(Self {
             run,
+            checkpoints: CheckpointStore::new(run, config.checkpoint_keep),
             log,
             pending: None,
             before: state.wall_seconds,
@@ -619,7 +630,7 @@ impl<'a> Recorder<'a> {
                 reason,
             })?;
         if last {
-            checkpoint.save(&self.run.last_checkpoint())
+            self.checkpoints.save(&checkpoint)
         } else {
             self.pending = Some(checkpoint);
             Ok(())
@@ -628,7 +639,7 @@ impl<'a> Recorder<'a> {
 
     fn save_pending(&mut self) -> Result<(), TrainError> {
         match self.pending.take() {
-            Some(checkpoint) => checkpoint.save(&self.run.last_checkpoint()),
+            Some(checkpoint) => self.checkpoints.save(&checkpoint),
             None => Ok(()),
         }
     }

@@ -16,32 +16,62 @@ fn bad(field: &str, allowed: &str, value: String) -> Result<(), TrainError> {
     })
 }
 
+/// The largest number of epochs.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest training or evaluation batch.
+pub const MAX_BATCH: usize = 65_536;
+/// The largest side of `data.image_size`: images are held in memory at this size.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
+/// `value` in `min..=max`, or an error naming `field` and the range (`why` explains the
+/// lower bound).
+fn in_range(
+    field: &str,
+    value: usize,
+    min: usize,
+    max: usize,
+    why: &str,
+) -> Result<(), TrainError> {
+    if value < min {
+        return bad(field, &format!(">= {min}{why}"), value.to_string());
+    }
+    if value > max {
+        return bad(
+            field,
+            &format!("at most {max} (an upper bound that keeps allocations sane)"),
+            value.to_string(),
+        );
+    }
+    Ok(())
+}
+
 impl TrainConfig {
     /// Checks every value before any training work starts, naming the field and allowed range.
     // `!(x >= 0.0)` on purpose: it also rejects NaN.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<(), TrainError> {
-        if self.epochs == 0 {
-            return bad("epochs", ">= 1", self.epochs.to_string());
-        }
-        if self.batch_size < 2 {
-            return bad(
+        // Upper bounds keep a mistyped value (an extra zero or three) from asking for more
+        // memory than any machine has, which would abort the process instead of naming the
+        // field; they sit far above any real run.
+        let sizes = [
+            ("epochs", self.epochs, 1, MAX_EPOCHS, ""),
+            (
                 "batch_size",
-                ">= 2 (BatchNorm needs two samples)",
-                self.batch_size.to_string(),
-            );
-        }
-        if self.eval_batch_size == 0 {
-            return bad("eval_batch_size", ">= 1", "0".into());
+                self.batch_size,
+                2,
+                MAX_BATCH,
+                " (BatchNorm needs two samples)",
+            ),
+            ("eval_batch_size", self.eval_batch_size, 1, MAX_BATCH, ""),
+            ("log_every_steps", self.log_every_steps, 1, usize::MAX, ""),
+            ("prefetch_batches", self.prefetch_batches, 1, 64, ""),
+            ("checkpoint_keep", self.checkpoint_keep, 1, 1000, ""),
+        ];
+        for (field, value, min, max, why) in sizes {
+            in_range(field, value, min, max, why)?;
         }
         if self.max_steps == Some(0) {
             return bad("max_steps", ">= 1 when given", "0".into());
-        }
-        if self.log_every_steps == 0 {
-            return bad("log_every_steps", ">= 1", "0".into());
-        }
-        if self.prefetch_batches == 0 {
-            return bad("prefetch_batches", ">= 1", "0".into());
         }
         self.augment.validate()?;
         self.optimizer.validate()?;
@@ -174,9 +204,16 @@ impl DataConfig {
             return bad("data.channels", "1 or 3", channels.to_string());
         }
         if let Some([h, w]) = self.image_size
-            && (h == 0 || w == 0)
+            && (h == 0 || w == 0 || h.max(w) > MAX_IMAGE_SIDE)
         {
-            return bad("data.image_size", "both sides >= 1", format!("[{h}, {w}]"));
+            return bad(
+                "data.image_size",
+                &format!(
+                    "both sides in 1..={MAX_IMAGE_SIDE} (every image is held in memory at this \
+                     size)"
+                ),
+                format!("[{h}, {w}]"),
+            );
         }
         if let Some(fraction) = self.labels_fraction
             && !(fraction > 0.0 && fraction <= 1.0)
@@ -195,9 +232,7 @@ impl EvalConfig {
     /// Checks the kNN, probe and memory settings, and the pooling against `backbone` (a CLS
     /// token is a ViT's), naming `eval.<field>`.
     pub fn validate(&self, backbone: &BackboneConfig) -> Result<(), TrainError> {
-        if self.knn_k == 0 {
-            return bad("eval.knn_k", ">= 1", "0".into());
-        }
+        in_range("eval.knn_k", self.knn_k, 1, 10_000, "")?;
         if !(self.knn_temperature > 0.0 && self.knn_temperature.is_finite()) {
             return bad(
                 "eval.knn_temperature",

@@ -160,6 +160,24 @@ impl ResNetConfig {
                 return Err(ConfigError::Zero { field });
             }
         }
+        // Bounds far above any published ResNet (ResNet-152 has 36 blocks in a stage, a
+        // 4x-wide ResNet-50 width 256) that keep a mistyped value from allocating terabytes.
+        let blocks = self.layers.iter().copied().max().unwrap_or(0);
+        for (field, value, max) in [
+            ("layers", blocks, 256),
+            ("width", self.width, 4096),
+            ("in_channels", self.in_channels, 1024),
+            ("num_classes", self.num_classes, 1_000_000),
+        ] {
+            if value > max {
+                return Err(ConfigError::TooLarge {
+                    network: "resnet",
+                    field,
+                    value,
+                    max,
+                });
+            }
+        }
         if let Norm::GroupWs { groups } = self.norm
             && (groups == 0 || !self.width.is_multiple_of(groups))
         {
@@ -216,6 +234,18 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("width"), "{err}");
         assert!(ResNetConfig::resnet50().validate().is_ok());
+        let err = ResNetConfig::resnet18()
+            .with_width(100_000)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "resnet `width` is 100000: at most 4096 is allowed"
+        );
+        let err = ResNetConfig::new([2, 2, 1000, 2], BlockKind::Basic)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("`layers` is 1000"), "{err}");
     }
 
     #[test]

@@ -158,6 +158,26 @@ impl ViTConfig {
                 return Err(ConfigError::ViTZero { field });
             }
         }
+        // Bounds far above any published ViT (ViT-G: dim 1664, depth 48, MLP 8192) that keep
+        // a mistyped value from allocating terabytes.
+        for (field, value, max) in [
+            ("image_size", self.image_size, 4096),
+            ("dim", self.dim, 16_384),
+            ("depth", self.depth, 1024),
+            ("heads", self.heads, 1024),
+            ("mlp_dim", self.mlp_dim, 65_536),
+            ("in_channels", self.in_channels, 1024),
+            ("num_classes", self.num_classes, 1_000_000),
+        ] {
+            if value > max {
+                return Err(ConfigError::TooLarge {
+                    network: "vit",
+                    field,
+                    value,
+                    max,
+                });
+            }
+        }
         let divisible = |field, value: usize, by, divisor| {
             if value.is_multiple_of(divisor) {
                 Ok(())
@@ -255,6 +275,11 @@ mod tests {
             (tiny(|c| c.heads = 5), "heads"),
             (tiny(|c| c.patch_size = 15), "patch_size"),
             (tiny(|c| c.depth = 0), "depth"),
+            (
+                tiny(|c| c.image_size = 100_000),
+                "`image_size` is 100000: at most 4096",
+            ),
+            (tiny(|c| c.mlp_dim = 1 << 20), "`mlp_dim` is 1048576"),
             (
                 ViTConfig::vit_tiny().with_layer_norm_eps(0.0),
                 "layer_norm_eps",
