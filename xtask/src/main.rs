@@ -7,10 +7,13 @@
 //! - `cargo xtask retrieve --run runs/<name> --out grid.png`: a retrieval picture
 //! - `cargo xtask bench augment [--threads N] [--iters N] [--devices flex,wgpu]`: augmentation
 //!   throughput (writes `runs/bench/augment.md` and `.json`).
-//! - `cargo xtask bench models [--devices flex,ndarray,wgpu] [--compare]`: training-step and
-//!   inference throughput per backend, PyTorch CPU beside it (`runs/bench/models.md`, `.json`,
-//!   `docs/benchmarks.md`); `cargo xtask bench profile`: where a step's time goes;
-//!   `cargo xtask bench` alone runs models and augment.
+//! - `cargo xtask bench models [--devices flex,ndarray,wgpu] [--compare] [--docs FILE]`:
+//!   training-step and inference throughput per backend (`runs/bench/models.md`, `.json`;
+//!   `--docs` also rewrites the generated section of FILE). `--compare` adds PyTorch's CPU
+//!   numbers: measured live when `python3` (or `$REPR_PYTHON`) imports `torch`, else the
+//!   stored ones with the machine they were measured on. `cargo xtask bench profile`: where a
+//!   step's time goes; `cargo xtask bench` alone runs models and augment. Bench writes only
+//!   into an `--out-dir` it created (`.repr-bench` marker) or an empty one.
 //! - `cargo xtask ci`: the test command that `.ci/run` runs.
 
 use std::path::PathBuf;
@@ -65,7 +68,8 @@ struct BenchArgs {
 enum BenchTarget {
     /// Augmentation pipelines: CPU (1 thread and all threads) and device paths.
     Augment(bench_augment::BenchAugmentArgs),
-    /// Training steps and inference of the reference models on each backend (`--compare`: PyTorch).
+    /// Training steps and inference of the reference models on each backend (`--compare`:
+    /// PyTorch, live or stored).
     Models(bench::ModelsArgs),
     /// Where the time of a training step goes (phases, per-layer forward at several widths).
     Profile(bench::ProfileArgs),

@@ -77,7 +77,7 @@ impl<'a> CheckpointStore<'a> {
                 kept.push((step, entry.path()));
             }
         }
-        kept.sort_by(|a, b| b.0.cmp(&a.0));
+        kept.sort_by_key(|k| std::cmp::Reverse(k.0));
         Ok(kept)
     }
 
