@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../crates/repr-data/src/cifar.rs"]
 pub mod cifar;
+#[path = "../../crates/repr-data/src/colour.rs"]
+pub mod colour;
+#[path = "../../crates/repr-data/src/decode.rs"]
+pub mod decode;
 #[path = "../../crates/repr-data/src/error.rs"]
 mod error;
 #[path = "../../crates/repr-data/src/folder.rs"]

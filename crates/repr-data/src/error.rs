@@ -87,6 +87,36 @@ pub enum DataError {
         /// The decoder's message.
         reason: String,
     },
+    /// An image file declares more pixels than the per-image limit (default
+    /// [`crate::DEFAULT_MAX_IMAGE_PIXELS`]); it is refused from its header, before decoding.
+    #[error("{}: {}", .path.display(), too_many_pixels(*.width, *.height, *.limit))]
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// The width its header declares.
+        width: u32,
+        /// The height its header declares.
+        height: u32,
+        /// The most pixels an image may have.
+        limit: u64,
+    },
+    /// A file's header declares more data than a reader accepts, and the file holds more than
+    /// that limit ([`crate::MAX_IDX_BYTES`] for IDX files).
+    #[error(
+        "{}: its header declares {declared} bytes of data, more than the limit of {limit} \
+         bytes ({what})",
+        .path.display()
+    )]
+    DataTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The number of data bytes the header declares.
+        declared: u64,
+        /// The most data bytes accepted.
+        limit: u64,
+        /// The name of the limit.
+        what: &'static str,
+    },
     /// A label is not below the number of classes.
     #[error(
         "{}: label {label} of item {index} is out of range for {num_classes} classes",
@@ -161,6 +191,19 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Why an image of `width × height` pixels is refused under `limit`, and how to raise the limit
+/// (the message of [`DataError::ImageTooLarge`] without its file).
+pub(crate) fn too_many_pixels(width: u32, height: u32, limit: u64) -> String {
+    let pixels = u64::from(width) * u64::from(height);
+    format!(
+        "{width}x{height} pixels ({:.1} megapixels) is more than the limit of {limit} pixels \
+         ({:.1} megapixels) per image; raise it with `data.max_image_pixels` in the config or \
+         `--max-image-pixels` on the command line",
+        pixels as f64 / 1e6,
+        limit as f64 / 1e6,
+    )
 }
 
 impl DataError {

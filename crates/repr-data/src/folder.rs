@@ -1,21 +1,22 @@
 //! Image folders: `root/<class>/*.{png,jpg,jpeg}`, one subfolder per class.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageReader};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::decode::{DEFAULT_MAX_IMAGE_PIXELS, decode_into};
+use crate::error::too_many_pixels;
 use crate::{DataError, ImageDataset};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// What an image-folder reader does with a file it cannot read or decode (corrupt, truncated,
-/// zero bytes, not an image despite its extension, unreadable).
+/// zero bytes, not an image despite its extension, unreadable, more pixels than the limit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnBadImage {
@@ -66,50 +67,71 @@ impl fmt::Display for SkippedImage {
 
 /// Reads every `root/<class>/*.{png,jpg,jpeg}` image (extension case-insensitive; other files,
 /// hidden folders and nested folders are ignored). Classes are the subfolder names sorted
-/// alphabetically, their index is the label; images are taken in file-name order.
+/// alphabetically (by their bytes), their index is the label; images are taken in file-name
+/// order. A folder or file name that is not UTF-8 is read all the same; its class name is the
+/// folder name with each invalid sequence replaced by `U+FFFD`.
 ///
-/// Each image, of any size and colour type, is converted to `channels` (1: luma, 3: RGB) and
-/// resized to `size = (height, width)` with bilinear filtering, in parallel.
+/// Each image, of any size up to [`DEFAULT_MAX_IMAGE_PIXELS`] and any colour mode, is converted
+/// to `channels` (1: grey, 3: RGB) as PIL's `convert("L")` / `convert("RGB")` do (alpha dropped,
+/// 16-bit samples reduced to their high byte, palettes expanded, grey replicated) and resized to
+/// `size = (height, width)` with bilinear filtering, in parallel.
 ///
 /// # Errors
 /// [`DataError::InvalidOptions`] for `channels` other than 1 or 3 or a zero size;
 /// [`DataError::NoClasses`] without class subfolder; [`DataError::EmptyDataset`] without images;
-/// [`DataError::BadImage`] naming the first (in label, then file order) undecodable image;
-/// [`DataError::Io`].
+/// [`DataError::BadImage`] or [`DataError::ImageTooLarge`] naming the first (in label, then file
+/// order) undecodable or too large image; [`DataError::Io`].
 pub fn read_image_folder(
     root: &Path,
     channels: usize,
     size: (usize, usize),
 ) -> Result<ImageDataset, DataError> {
-    let classes = class_folders(root)?;
-    read_classes(root, &classes, channels, size, OnBadImage::Fail).map(|(dataset, _)| dataset)
+    read_image_folder_with(
+        root,
+        channels,
+        size,
+        OnBadImage::Fail,
+        DEFAULT_MAX_IMAGE_PIXELS,
+    )
+    .map(|(dataset, _)| dataset)
 }
 
-/// As [`read_image_folder`], with a choice of what to do with bad files: under
-/// [`OnBadImage::Skip`] every file that cannot be opened, read or decoded is left out and
-/// returned, in label then file order, beside the dataset.
+/// As [`read_image_folder`], with a choice of what to do with bad files and a per-image pixel
+/// limit: an image whose header declares more than `max_image_pixels` pixels (width × height)
+/// is refused before it is decoded (see [`DEFAULT_MAX_IMAGE_PIXELS`] for the memory this
+/// bounds). Under [`OnBadImage::Skip`] every file that cannot be opened, read or decoded, or is
+/// over the limit, is left out and returned, in label then file order, beside the dataset.
 ///
 /// # Errors
-/// As [`read_image_folder`]; under [`OnBadImage::Skip`], [`DataError::EmptyDataset`] when every
-/// image was skipped.
+/// As [`read_image_folder`]; [`DataError::InvalidOptions`] for a zero `max_image_pixels`; under
+/// [`OnBadImage::Skip`], [`DataError::EmptyDataset`] when every image was skipped.
 pub fn read_image_folder_with(
     root: &Path,
     channels: usize,
     size: (usize, usize),
     on_bad_image: OnBadImage,
+    max_image_pixels: u64,
 ) -> Result<(ImageDataset, Vec<SkippedImage>), DataError> {
     let classes = class_folders(root)?;
-    read_classes(root, &classes, channels, size, on_bad_image)
+    read_classes(
+        root,
+        &classes,
+        channels,
+        size,
+        on_bad_image,
+        max_image_pixels,
+    )
 }
 
-/// The class subfolder names of `root`, sorted.
-pub(crate) fn class_folders(root: &Path) -> Result<Vec<String>, DataError> {
+/// The class subfolder names of `root`, sorted by their bytes, as the OS gives them (a name
+/// that is not UTF-8 still names its folder).
+pub(crate) fn class_folders(root: &Path) -> Result<Vec<OsString>, DataError> {
     let io_err = |e| DataError::io(root, e);
     let mut classes = Vec::new();
     for entry in fs::read_dir(root).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && entry.path().is_dir() {
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().starts_with(b".") && entry.path().is_dir() {
             classes.push(name);
         }
     }
@@ -126,10 +148,11 @@ pub(crate) fn class_folders(root: &Path) -> Result<Vec<String>, DataError> {
 /// a train and a test folder share one label map.
 pub(crate) fn read_classes(
     root: &Path,
-    classes: &[String],
+    classes: &[OsString],
     channels: usize,
     size: (usize, usize),
     on_bad_image: OnBadImage,
+    max_image_pixels: u64,
 ) -> Result<(ImageDataset, Vec<SkippedImage>), DataError> {
     let (height, width) = size;
     if !matches!(channels, 1 | 3) {
@@ -140,6 +163,11 @@ pub(crate) fn read_classes(
     if height == 0 || width == 0 || u32::try_from(height.max(width)).is_err() {
         return Err(DataError::InvalidOptions {
             reason: format!("image size {height}x{width} is not a positive u32 size"),
+        });
+    }
+    if max_image_pixels == 0 {
+        return Err(DataError::InvalidOptions {
+            reason: "max_image_pixels is 0: no image could be read".into(),
         });
     }
 
@@ -172,7 +200,7 @@ pub(crate) fn read_classes(
     let results: Vec<Result<(), DataError>> = pixels
         .par_chunks_mut(image_len)
         .zip(files.par_iter())
-        .map(|(out, (path, _))| decode_into(path, channels, size, out))
+        .map(|(out, (path, _))| decode_into(path, channels, size, max_image_pixels, out))
         .collect();
 
     // Compact the good images to the front, in order; bad ones fail or are reported.
@@ -201,7 +229,11 @@ pub(crate) fn read_classes(
         });
     }
     pixels.truncate(labels.len() * image_len);
-    let dataset = ImageDataset::new(pixels, labels, [channels, height, width], classes.to_vec())?;
+    let class_names = classes
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let dataset = ImageDataset::new(pixels, labels, [channels, height, width], class_names)?;
     Ok((dataset, skipped))
 }
 
@@ -210,6 +242,12 @@ fn skip_reason(error: DataError) -> String {
     match error {
         DataError::BadImage { reason, .. } => format!("cannot decode: {reason}"),
         DataError::Io { error, .. } => format!("cannot read: {error}"),
+        DataError::ImageTooLarge {
+            width,
+            height,
+            limit,
+            ..
+        } => too_many_pixels(width, height, limit),
         other => other.to_string(),
     }
 }
@@ -231,77 +269,20 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(files)
 }
 
-/// Decodes `path`, converts it to `channels` and `(height, width)`, and writes it CHW into `out`.
-fn decode_into(
-    path: &Path,
-    channels: usize,
-    (height, width): (usize, usize),
-    out: &mut [u8],
-) -> Result<(), DataError> {
-    let bad = |reason: String| DataError::BadImage {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let image = ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?
-        .decode()
-        .map_err(|e| bad(e.to_string()))?;
-    let (w, h) = (width as u32, height as u32);
-    if channels == 1 {
-        let gray = image.to_luma8();
-        let gray = if gray.dimensions() == (w, h) {
-            gray
-        } else {
-            imageops::resize(&gray, w, h, FilterType::Triangle)
-        };
-        out.copy_from_slice(gray.as_raw());
-    } else {
-        let rgb = rgb_resized(&image, w, h);
-        // HWC -> CHW.
-        let plane = height * width;
-        for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
-            out[i] = px[0];
-            out[plane + i] = px[1];
-            out[2 * plane + i] = px[2];
-        }
-    }
-    Ok(())
-}
-
-fn rgb_resized(image: &DynamicImage, w: u32, h: u32) -> image::RgbImage {
-    let rgb = image.to_rgb8();
-    if rgb.dimensions() == (w, h) {
-        rgb
-    } else {
-        imageops::resize(&rgb, w, h, FilterType::Triangle)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use image::{Rgb, RgbImage};
-
     use super::*;
-
-    #[test]
-    fn rgb_is_written_channel_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("px.png");
-        let mut img = RgbImage::new(2, 1);
-        img.put_pixel(0, 0, Rgb([10, 20, 30]));
-        img.put_pixel(1, 0, Rgb([40, 50, 60]));
-        img.save(&path).unwrap();
-        let mut out = [0u8; 6];
-        decode_into(&path, 3, (1, 2), &mut out).unwrap();
-        assert_eq!(out, [10, 40, 20, 50, 30, 60]);
-    }
 
     #[test]
     fn unsupported_channel_count_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let err = read_classes(dir.path(), &["a".into()], 2, (8, 8), OnBadImage::Fail).unwrap_err();
+        let classes = ["a".into()];
+        let err = read_classes(dir.path(), &classes, 2, (8, 8), OnBadImage::Fail, 100).unwrap_err();
         assert!(matches!(err, DataError::InvalidOptions { .. }), "{err}");
+        let err = read_classes(dir.path(), &classes, 3, (8, 8), OnBadImage::Fail, 0).unwrap_err();
+        assert!(
+            matches!(&err, DataError::InvalidOptions { reason } if reason.contains("max_image_pixels")),
+            "{err}"
+        );
     }
 }

@@ -18,6 +18,12 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// us allocate more than the file really holds (the buffer grows as real bytes arrive).
 const MAX_RESERVE: u64 = 1 << 24;
 
+/// The most data bytes (after the header, uncompressed) an IDX file may hold: 4 GiB, eight
+/// times EMNIST's largest file. A header declaring more is accepted only if the file ends
+/// sooner (it is then [`DataError::Truncated`]); a file that really holds more is
+/// [`DataError::DataTooLarge`], found after reading (not keeping) at most this many bytes.
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
+
 /// Reads an IDX image file (`*-images-idx3-ubyte`, optionally `.gz`).
 ///
 /// Returns `(pixels, count, rows, cols)` with `pixels.len() == count * rows * cols`, images one
@@ -25,7 +31,8 @@ const MAX_RESERVE: u64 = 1 << 24;
 ///
 /// # Errors
 /// [`DataError::Io`], [`DataError::BadMagic`] (not `0x00000803`), [`DataError::BadHeader`],
-/// [`DataError::Truncated`] or [`DataError::TrailingData`] when the data does not match the header.
+/// [`DataError::Truncated`] or [`DataError::TrailingData`] when the data does not match the header,
+/// [`DataError::DataTooLarge`] for more than [`MAX_IDX_BYTES`] of data.
 pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), DataError> {
     let (dims, data) = read_idx(path, IMAGES_MAGIC, 3, "IDX images, idx3-ubyte")?;
     Ok((data, dims[0], dims[1], dims[2]))
@@ -47,9 +54,21 @@ fn read_idx(
     ndims: usize,
     what: &'static str,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let io_err = |e| DataError::io(path, e);
-    let mut reader = open_maybe_gz(path).map_err(io_err)?;
+    let reader = open_maybe_gz(path).map_err(|e| DataError::io(path, e))?;
+    read_idx_from(reader, path, magic, ndims, what, MAX_IDX_BYTES)
+}
 
+/// [`read_idx`] from an open (decompressed) stream, with at most `max_bytes` of data: never
+/// reads more than the header declares plus one byte, nor more than `max_bytes` plus one.
+fn read_idx_from(
+    mut reader: impl Read,
+    path: &Path,
+    magic: u32,
+    ndims: usize,
+    what: &'static str,
+    max_bytes: u64,
+) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let io_err = |e| DataError::io(path, e);
     let header_len = 4 + 4 * ndims;
     let mut header = vec![0u8; header_len];
     let got = read_full(&mut reader, &mut header[..4]).map_err(io_err)?;
@@ -81,14 +100,37 @@ fn read_idx(
             reason: format!("dimension {} is zero (dimensions {dims:?})", axis + 1),
         });
     }
+    // The data length and the whole file's (header included) must fit in u64 and usize.
+    let overflow = || DataError::BadHeader {
+        path: path.to_path_buf(),
+        reason: format!("dimensions {dims:?} overflow the address space"),
+    };
     let data_len = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .ok_or_else(overflow)?;
+    let total = data_len
+        .checked_add(header_len as u64)
         .filter(|&n| usize::try_from(n).is_ok())
-        .ok_or_else(|| DataError::BadHeader {
+        .ok_or_else(overflow)?;
+    if data_len > max_bytes {
+        // Count, without keeping, the bytes up to one past the limit: a file that ends sooner
+        // is truncated, one that does not is too large.
+        let found = io::copy(
+            &mut reader.take(max_bytes.saturating_add(1)),
+            &mut io::sink(),
+        )
+        .map_err(io_err)?;
+        if found <= max_bytes {
+            return Err(truncated(path, total, header_len as u64 + found));
+        }
+        return Err(DataError::DataTooLarge {
             path: path.to_path_buf(),
-            reason: format!("dimensions {dims:?} overflow the address space"),
-        })?;
+            declared: data_len,
+            limit: max_bytes,
+            what: "repr_data::MAX_IDX_BYTES",
+        });
+    }
 
     // Read at most one byte more than the header promises: enough to detect trailing data,
     // never more than the file holds, whatever the header says.
@@ -98,7 +140,6 @@ fn read_idx(
         .read_to_end(&mut data)
         .map_err(io_err)?;
     let found = data.len() as u64;
-    let total = header_len as u64 + data_len;
     if found < data_len {
         return Err(truncated(path, total, header_len as u64 + found));
     }
@@ -227,5 +268,103 @@ mod tests {
             matches!(err, DataError::TrailingData { expected: 18, .. }),
             "{err}"
         );
+    }
+
+    /// Header bytes, then endless data; counts every byte handed out.
+    struct Endless {
+        header: Vec<u8>,
+        given: u64,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let at = self.given as usize;
+            let n = if at < self.header.len() {
+                let n = buf.len().min(self.header.len() - at);
+                buf[..n].copy_from_slice(&self.header[at..at + n]);
+                n
+            } else {
+                buf.fill(7);
+                buf.len()
+            };
+            self.given += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_longer_stream_is_read_one_byte_past_the_header_size_only() {
+        // An endless stream (a gzip bomb, say) behind a header declaring 2 x 3 x 5 bytes.
+        let header = images_file(2, 3, 5, &[]);
+        let mut reader = Endless { header, given: 0 };
+        let err = read_idx_from(
+            &mut reader,
+            Path::new("bomb.gz"),
+            IMAGES_MAGIC,
+            3,
+            "images",
+            MAX_IDX_BYTES,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DataError::TrailingData { expected: 46, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("bomb.gz"), "{err}");
+        assert_eq!(reader.given, 16 + 30 + 1);
+    }
+
+    #[test]
+    fn data_over_the_limit_is_refused_after_the_limit_plus_one_byte() {
+        // 1000 x 10 x 10 bytes declared, a limit of 5000.
+        let header = images_file(1000, 10, 10, &[]);
+        let mut reader = Endless { header, given: 0 };
+        let path = Path::new("big-images-idx3-ubyte");
+        let err = read_idx_from(&mut reader, path, IMAGES_MAGIC, 3, "images", 5000).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::DataTooLarge {
+                    declared: 100_000,
+                    limit: 5000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(reader.given, 16 + 5001);
+        let message = err.to_string();
+        assert!(message.contains("big-images-idx3-ubyte") && message.contains("MAX_IDX_BYTES"));
+
+        // The same header with less data than the limit: truncated, as under the limit.
+        let bytes = images_file(1000, 10, 10, &[0; 300]);
+        let err = read_idx_from(&bytes[..], path, IMAGES_MAGIC, 3, "images", 5000).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected: 100_016,
+                    found: 316,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_size_past_u64_is_a_bad_header() {
+        // 65535 x 42009217 x 6700417 = u64::MAX: the data fits in u64, the file does not.
+        let bytes = images_file(65535, 42_009_217, 6_700_417, &[]);
+        let err = read_idx_from(
+            &bytes[..],
+            Path::new("f"),
+            IMAGES_MAGIC,
+            3,
+            "images",
+            u64::MAX,
+        )
+        .unwrap_err();
+        assert!(matches!(err, DataError::BadHeader { .. }), "{err}");
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - Readers: IDX (MNIST / Fashion-MNIST, raw or gzip), CIFAR-10/100 binary batches and image
 //!   folders (`root/<class>/*.png|jpg`), each checking every size it reads against the data present
-//!   and reporting a [`DataError`] that names the file.
+//!   and reporting a [`DataError`] that names the file. Sizes are bounded before anything is
+//!   allocated: an image by its declared pixel count ([`DEFAULT_MAX_IMAGE_PIXELS`], configurable),
+//!   an IDX file by its header and [`MAX_IDX_BYTES`].
 //! - [`load`] detects the format of a directory and returns an [`ImageDataset`] (u8, CHW) for one
 //!   [`Split`].
 //! - [`ImageBatcher`] turns images into normalised `[N, C, H, W]` float tensors, either through
@@ -21,7 +23,9 @@
 
 mod batcher;
 mod cifar;
+mod colour;
 mod dataset;
+mod decode;
 mod error;
 mod folder;
 mod idx;
@@ -33,9 +37,10 @@ mod shuffle;
 pub use batcher::{ImageBatch, ImageBatcher, Normalize};
 pub use cifar::{CIFAR10_CLASSES, read_cifar_batch, read_cifar10, read_cifar100};
 pub use dataset::{ImageDataset, ImageItem};
+pub use decode::DEFAULT_MAX_IMAGE_PIXELS;
 pub use error::DataError;
 pub use folder::{OnBadImage, SkippedImage, read_image_folder, read_image_folder_with};
-pub use idx::{read_idx_images, read_idx_labels};
+pub use idx::{MAX_IDX_BYTES, read_idx_images, read_idx_labels};
 pub use load::{
     DatasetFormat, FASHION_MNIST_CLASSES, LoadOptions, Split, fashion_mnist_dir, load, load_format,
     load_with_skipped,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cifar::{read_cifar10, read_cifar100};
 use crate::dataset::check_labels;
+use crate::decode::DEFAULT_MAX_IMAGE_PIXELS;
 use crate::folder::{OnBadImage, SkippedImage, class_folders, read_classes};
 use crate::idx::{read_idx_images, read_idx_labels};
 use crate::{DataError, ImageDataset};
@@ -104,7 +105,19 @@ impl DatasetFormat {
 }
 
 /// How to load an image folder; IDX and CIFAR data keep their native shape and ignore it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// ```
+/// use repr_data::{DEFAULT_MAX_IMAGE_PIXELS, LoadOptions, OnBadImage};
+///
+/// let options = LoadOptions::default();
+/// assert_eq!(options.max_image_pixels, DEFAULT_MAX_IMAGE_PIXELS);
+/// let options = options
+///     .with_image_size(64, 64)
+///     .with_on_bad_image(OnBadImage::Skip)
+///     .with_max_image_pixels(200_000_000);
+/// assert_eq!(options.max_image_pixels, 200_000_000);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadOptions {
     /// `(height, width)` every image is resized to; default [`LoadOptions::DEFAULT_IMAGE_SIZE`].
     pub image_size: Option<(usize, usize)>,
@@ -113,6 +126,27 @@ pub struct LoadOptions {
     /// What to do with an image file that cannot be read or decoded (default: fail).
     #[serde(default)]
     pub on_bad_image: OnBadImage,
+    /// The most pixels (width × height) an image file may declare; a larger one is refused
+    /// from its header before it is decoded ([`DataError::ImageTooLarge`], or skipped under
+    /// [`OnBadImage::Skip`]). Default [`DEFAULT_MAX_IMAGE_PIXELS`], whose documentation gives
+    /// the memory one image may take at a given limit.
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
+}
+
+fn default_max_image_pixels() -> u64 {
+    DEFAULT_MAX_IMAGE_PIXELS
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            image_size: None,
+            channels: None,
+            on_bad_image: OnBadImage::default(),
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+        }
+    }
 }
 
 impl LoadOptions {
@@ -136,6 +170,12 @@ impl LoadOptions {
     /// These options with bad image files skipped or failing the load.
     pub fn with_on_bad_image(mut self, on_bad_image: OnBadImage) -> Self {
         self.on_bad_image = on_bad_image;
+        self
+    }
+
+    /// These options with images of more than `max_image_pixels` pixels refused.
+    pub fn with_max_image_pixels(mut self, max_image_pixels: u64) -> Self {
+        self.max_image_pixels = max_image_pixels;
         self
     }
 }
@@ -303,7 +343,14 @@ fn load_folder(
         return match split {
             Split::Train => {
                 let classes = class_folders(dir)?;
-                read_classes(dir, &classes, channels, size, options.on_bad_image)
+                read_classes(
+                    dir,
+                    &classes,
+                    channels,
+                    size,
+                    options.on_bad_image,
+                    options.max_image_pixels,
+                )
             }
             Split::Test => Err(DataError::MissingSplit {
                 path: dir.to_path_buf(),
@@ -320,7 +367,14 @@ fn load_folder(
         Split::Train => train,
         Split::Test => test,
     };
-    read_classes(&split_dir, &classes, channels, size, options.on_bad_image)
+    read_classes(
+        &split_dir,
+        &classes,
+        channels,
+        size,
+        options.on_bad_image,
+        options.max_image_pixels,
+    )
 }
 
 #[cfg(test)]

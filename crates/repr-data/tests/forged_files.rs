@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use repr_data::{
-    DataError, LoadOptions, Split, load, read_cifar_batch, read_idx_images, read_idx_labels,
+    DEFAULT_MAX_IMAGE_PIXELS, DataError, LoadOptions, OnBadImage, Split, load, load_with_skipped,
+    read_cifar_batch, read_idx_images, read_idx_labels,
 };
 
 fn idx_header(magic: u32, dims: &[u32]) -> Vec<u8> {
@@ -348,4 +349,128 @@ fn single_image_folder_has_no_test_split() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn gzip_stream_longer_than_its_header_is_trailing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = idx_header(0x803, &[1, 2, 2]);
+    bytes.extend_from_slice(&[0; 4 + 1_000_000]);
+    let path = dir.path().join("long-images-idx3-ubyte.gz");
+    write(&path, &gzip(&bytes));
+    let err = read_idx_images(&path).unwrap_err();
+    assert!(
+        matches!(err, DataError::TrailingData { expected: 20, .. }),
+        "{err}"
+    );
+    assert_names(&err, "long-images-idx3-ubyte.gz");
+}
+
+/// A PNG whose header declares `width × height` 8-bit RGB pixels, with a few bytes of pixel
+/// data: what a forged or damaged file looks like to a reader that trusts the header.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(body);
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out
+    }
+    let mut ihdr = [width.to_be_bytes(), height.to_be_bytes()].concat();
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut idat = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+    idat.write_all(&[0; 64]).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &idat.finish().unwrap()));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+#[test]
+fn images_declaring_too_many_pixels_are_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("huge/a.png"),
+        &png_declaring(60_000, 60_000),
+    );
+    // 2^31 - 1 wide: its one row is more than the decoder may allocate.
+    write(
+        &dir.path().join("huge/b.png"),
+        &png_declaring(0x7fff_ffff, 1),
+    );
+    std::fs::create_dir_all(dir.path().join("ok")).unwrap();
+    image::GrayImage::new(3, 3)
+        .save(dir.path().join("ok/fine.png"))
+        .unwrap();
+
+    let start = Instant::now();
+    let err = load(dir.path(), Split::Train, &LoadOptions::default()).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(
+        matches!(
+            err,
+            DataError::ImageTooLarge {
+                width: 60_000,
+                height: 60_000,
+                limit: DEFAULT_MAX_IMAGE_PIXELS,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    for part in [
+        "a.png",
+        "60000x60000 pixels (3600.0 megapixels)",
+        "limit of 64000000 pixels (64.0 megapixels)",
+        "`data.max_image_pixels`",
+        "`--max-image-pixels`",
+    ] {
+        assert!(message.contains(part), "{part:?} not in: {message}");
+    }
+
+    let skip = LoadOptions::default().with_on_bad_image(OnBadImage::Skip);
+    let (dataset, skipped) = load_with_skipped(dir.path(), Split::Train, &skip).unwrap();
+    assert_eq!(dataset.len(), 1);
+    let listed: Vec<_> = skipped
+        .iter()
+        .map(|s| (s.path.file_name().unwrap().to_str().unwrap(), &s.reason))
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0].0, "a.png");
+    assert!(
+        listed[0].1.starts_with("60000x60000 pixels"),
+        "{}",
+        listed[0].1
+    );
+    assert_eq!(listed[1].0, "b.png");
+    assert!(
+        listed[1].1.starts_with("2147483647x1 pixels"),
+        "{}",
+        listed[1].1
+    );
+    assert!(listed.iter().all(|(_, r)| r.contains("--max-image-pixels")));
+}
+
+#[test]
+fn the_pixel_limit_comes_from_the_load_options() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("a")).unwrap();
+    image::RgbImage::new(10, 10)
+        .save(dir.path().join("a/ten.png"))
+        .unwrap();
+    let at = |limit| LoadOptions::default().with_max_image_pixels(limit);
+    assert_eq!(load(dir.path(), Split::Train, &at(100)).unwrap().len(), 1);
+    let err = load(dir.path(), Split::Train, &at(99)).unwrap_err();
+    assert!(
+        matches!(err, DataError::ImageTooLarge { limit: 99, .. }),
+        "{err}"
+    );
+    assert_names(&err, "ten.png");
+    let err = load(dir.path(), Split::Train, &at(0)).unwrap_err();
+    assert!(matches!(err, DataError::InvalidOptions { .. }), "{err}");
 }

@@ -180,3 +180,44 @@ fn dataset_feeds_a_burn_dataloader() {
     let last: Vec<f32> = batches[2].images.to_data().iter::<f32>().collect();
     assert!((last[0] - 4.0 / 255.0).abs() < 1e-6 && (last[2048] - 1.0).abs() < 1e-6);
 }
+
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_are_read() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use repr_data::{DEFAULT_MAX_IMAGE_PIXELS, OnBadImage, read_image_folder_with};
+
+    let dir = tempfile::tempdir().unwrap();
+    // "café" in Latin-1, and a file name that is one invalid byte.
+    let cafe = dir.path().join(OsStr::from_bytes(b"caf\xe9"));
+    let tea = dir.path().join("tea");
+    mkdir(&cafe);
+    mkdir(&tea);
+    GrayImage::from_pixel(2, 2, Luma([10]))
+        .save_with_format(
+            cafe.join(OsStr::from_bytes(b"\xff.png")),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    GrayImage::from_pixel(2, 2, Luma([20]))
+        .save(tea.join("t.png"))
+        .unwrap();
+    let broken = cafe.join(OsStr::from_bytes(b"\xfe.png"));
+    std::fs::write(&broken, b"not a png").unwrap();
+
+    let (ds, skipped) = read_image_folder_with(
+        dir.path(),
+        1,
+        (2, 2),
+        OnBadImage::Skip,
+        DEFAULT_MAX_IMAGE_PIXELS,
+    )
+    .unwrap();
+    assert_eq!(ds.class_names(), ["caf\u{fffd}", "tea"]);
+    assert_eq!(ds.labels(), &[0, 1]);
+    assert_eq!((ds.image(0), ds.image(1)), (&[10; 4][..], &[20; 4][..]));
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].path, broken);
+}

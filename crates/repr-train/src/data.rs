@@ -37,6 +37,7 @@ impl RunData {
             image_size: config.data.image_size.map(|[h, w]| (h, w)),
             channels: config.data.channels,
             on_bad_image: config.data.on_bad_image,
+            ..LoadOptions::default()
         };
         let (mut train, mut skipped) = repr_data::load_with_skipped(&dir, Split::Train, &options)?;
         let (mut test, skipped_test) = repr_data::load_with_skipped(&dir, Split::Test, &options)?;
