@@ -18,6 +18,8 @@ pub mod decode;
 mod error;
 #[path = "../../crates/repr-data/src/folder.rs"]
 pub mod folder;
+#[path = "../../crates/repr-data/src/header.rs"]
+pub mod header;
 #[path = "../../crates/repr-data/src/idx.rs"]
 pub mod idx;
 

@@ -51,6 +51,7 @@ pub fn read_cifar_batch(path: &Path, label_bytes: usize) -> Result<(Vec<u8>, Vec
     if bytes.is_empty() {
         return Err(DataError::EmptyDataset {
             path: path.to_path_buf(),
+            skipped: Vec::new(),
         });
     }
     if bytes.len() % record != 0 {

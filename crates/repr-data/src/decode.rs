@@ -3,8 +3,6 @@
 //! neither a huge real image nor a forged header makes a reader allocate more than the limit
 //! allows.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use image::imageops::{self, FilterType};
@@ -12,6 +10,7 @@ use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageReader, Li
 
 use crate::DataError;
 use crate::colour::{into_luma8, into_rgb8};
+use crate::header::declared_size;
 
 /// The default of the most pixels (width × height) an image file may declare: 64 megapixels,
 /// an 8000 × 8000 photo. Larger images are refused from their header
@@ -84,8 +83,13 @@ pub fn decode_image(path: &Path, max_pixels: u64) -> Result<DynamicImage, DataEr
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    // While the header is read only the allocation bound applies, so that the size check
-    // below, not the decoder's, reports a size over the limit.
+    // The size the header declares, checked before a decoder reads anything.
+    if let Some((width, height)) = declared_size(path).map_err(io_err)? {
+        check_size(path, width, height, max_pixels)?;
+    }
+    // The decoder is bounded in bytes while it reads the header, and in size after the check
+    // of the size it read (which covers a header the check above did not understand): a size
+    // over the limit is reported by `check_size`, which names it, not by the decoder.
     let mut limits = Limits::no_limits();
     limits.max_alloc = Some(max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL));
     let mut reader = ImageReader::open(path)
@@ -93,18 +97,7 @@ pub fn decode_image(path: &Path, max_pixels: u64) -> Result<DynamicImage, DataEr
         .with_guessed_format()
         .map_err(io_err)?;
     reader.limits(limits.clone());
-    let mut decoder = match reader.into_decoder() {
-        Ok(decoder) => decoder,
-        Err(e @ ImageError::Limits(_)) => {
-            // The PNG decoder refuses a row wider than the allocation bound before it says
-            // the image's size: read the size from the file's first chunk.
-            if let Some((width, height)) = png_declared_size(path) {
-                check_size(path, width, height, max_pixels)?;
-            }
-            return Err(bad(e));
-        }
-        Err(e) => return Err(bad(e)),
-    };
+    let mut decoder = reader.into_decoder().map_err(bad)?;
     let (width, height) = decoder.dimensions();
     check_size(path, width, height, max_pixels)?;
     let side = u32::try_from(max_pixels).unwrap_or(u32::MAX);
@@ -126,18 +119,6 @@ fn check_size(path: &Path, width: u32, height: u32, max_pixels: u64) -> Result<(
         });
     }
     Ok(())
-}
-
-/// The width and height of a PNG's `IHDR` chunk, which the format requires to come first:
-/// bytes 16..24 of the file, after the signature, the chunk length and its type.
-fn png_declared_size(path: &Path) -> Option<(u32, u32)> {
-    let mut start = [0u8; 24];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut start))
-        .ok()?;
-    let is_png = start[..8] == *b"\x89PNG\r\n\x1a\n" && start[12..16] == *b"IHDR";
-    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    is_png.then(|| (be(&start[16..20]), be(&start[20..24])))
 }
 
 fn resized<P>(image: ImageBuffer<P, Vec<u8>>, width: u32, height: u32) -> ImageBuffer<P, Vec<u8>>

@@ -142,11 +142,14 @@ pub enum DataError {
         /// The number of non-empty lines found.
         found: usize,
     },
-    /// The dataset holds no image.
-    #[error("{} holds no images", .path.display())]
+    /// The dataset holds no image (an image folder under [`crate::OnBadImage::Skip`]: not one
+    /// that could be read; the message then gives the number skipped and the first reason).
+    #[error("{} holds no images{}", .path.display(), all_skipped(.skipped))]
     EmptyDataset {
         /// The file or directory.
         path: PathBuf,
+        /// The image files skipped, when every image of a folder was.
+        skipped: Vec<crate::folder::SkippedImage>,
     },
     /// An image folder has no class subfolder.
     #[error("{} has no class subfolders (expected <root>/<class>/*.png|jpg)", .path.display())]
@@ -204,6 +207,17 @@ pub(crate) fn too_many_pixels(width: u32, height: u32, limit: u64) -> String {
         pixels as f64 / 1e6,
         limit as f64 / 1e6,
     )
+}
+
+/// The end of [`DataError::EmptyDataset`]'s message: why, when every image was skipped.
+fn all_skipped(skipped: &[crate::folder::SkippedImage]) -> String {
+    match skipped.first() {
+        None => String::new(),
+        Some(first) => format!(
+            ": all {} image files were skipped; the first: {first}",
+            skipped.len()
+        ),
+    }
 }
 
 impl DataError {

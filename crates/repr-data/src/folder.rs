@@ -184,6 +184,7 @@ pub(crate) fn read_classes(
     if files.is_empty() {
         return Err(DataError::EmptyDataset {
             path: root.to_path_buf(),
+            skipped: Vec::new(),
         });
     }
 
@@ -226,6 +227,7 @@ pub(crate) fn read_classes(
     if labels.is_empty() {
         return Err(DataError::EmptyDataset {
             path: root.to_path_buf(),
+            skipped,
         });
     }
     pixels.truncate(labels.len() * image_len);

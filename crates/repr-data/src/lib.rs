@@ -28,6 +28,7 @@ mod dataset;
 mod decode;
 mod error;
 mod folder;
+mod header;
 mod idx;
 mod load;
 mod multiview;

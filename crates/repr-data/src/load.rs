@@ -259,7 +259,10 @@ fn load_idx(dir: &Path, split: Split) -> Result<ImageDataset, DataError> {
         });
     }
     if count == 0 {
-        return Err(DataError::EmptyDataset { path: images_path });
+        return Err(DataError::EmptyDataset {
+            path: images_path,
+            skipped: Vec::new(),
+        });
     }
     let is_fashion = dir
         .file_name()

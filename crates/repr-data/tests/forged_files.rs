@@ -454,6 +454,20 @@ fn images_declaring_too_many_pixels_are_refused_naming_the_limit() {
         listed[1].1
     );
     assert!(listed.iter().all(|(_, r)| r.contains("--max-image-pixels")));
+
+    // Without the good image nothing is left: empty, and the message says why.
+    std::fs::remove_dir_all(dir.path().join("ok")).unwrap();
+    let err = load(dir.path(), Split::Train, &skip).unwrap_err();
+    assert!(
+        matches!(&err, DataError::EmptyDataset { skipped, .. } if skipped.len() == 2),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("all 2 image files were skipped")
+            && message.contains("a.png: 60000x60000 pixels"),
+        "{message}"
+    );
 }
 
 #[test]
