@@ -131,6 +131,11 @@ struct TrainArgs {
     /// reason in `<run>/skipped.txt`), `fail` (the config's default) stops on the first.
     #[arg(long, value_name = "skip|fail")]
     on_bad_image: Option<repr_data::OnBadImage>,
+    /// Image folders: the most pixels (width × height) one image may declare; a larger one is
+    /// refused from its header before it is decoded (`data.max_image_pixels`, default
+    /// 64,000,000).
+    #[arg(long, value_name = "PIXELS")]
+    max_image_pixels: Option<u64>,
     /// Augmentation preset: `standard` (the recipe's, fitted to the data) or `no-flip` (the
     /// same without horizontal flips, for data whose meaning changes when mirrored).
     #[arg(long, value_parser = ["standard", "no-flip"])]
@@ -456,6 +461,9 @@ fn apply_overrides(mut config: TrainConfig, args: &TrainArgs) -> TrainConfig {
     }
     if let Some(on_bad_image) = args.on_bad_image {
         config.data.on_bad_image = on_bad_image;
+    }
+    if let Some(pixels) = args.max_image_pixels {
+        config.data.max_image_pixels = pixels;
     }
     config
 }

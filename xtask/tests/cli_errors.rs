@@ -121,23 +121,36 @@ fn a_failed_start_leaves_no_run_folder_and_says_each_error_once() {
     assert!(!runs.exists(), "a failed resume creates nothing");
 }
 
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A 1×1 PNG whose header declares `width`×`height` (its IHDR rewritten, with a valid CRC).
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut png = png_rgb(1, 1, [9, 9, 9]);
+    // Signature (8), IHDR length (4) and type (4), then width and height; the CRC covers the
+    // type and the 13 data bytes.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
 /// A `width`×`height` PNG of one colour, written by hand (xtask has no image encoder): zlib
 /// with one stored (uncompressed) deflate block.
 fn png_rgb(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
     fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
         let start = out.len();
@@ -446,4 +459,72 @@ fn huge_sizes_are_refused_by_name() {
         fails_with(&out, needles);
     }
     assert!(!runs.exists());
+}
+
+/// An image declaring 60,000 × 60,000 pixels: one error naming the file, the limit and how to
+/// raise it, before anything is decoded; skipped and listed under `--on-bad-image skip`.
+#[test]
+fn images_over_the_pixel_limit_are_refused_from_their_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for split in ["train", "test"] {
+        for (class, shade) in [("a", 20u8), ("b", 220)] {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..8u8 {
+                let png = png_rgb(5, 5, [shade, i, 0]);
+                std::fs::write(folder.join(format!("{i}.png")), png).unwrap();
+            }
+        }
+    }
+    let huge = data.join("train/a/huge.png");
+    std::fs::write(&huge, png_declaring(60_000, 60_000)).unwrap();
+    let config = dir.path().join("folder.toml");
+    std::fs::write(
+        &config,
+        "epochs = 1\nbatch_size = 8\n[data]\nimage_size = [4, 4]\n\
+         [backbone]\nkind = \"resnet\"\nlayers = [1, 1, 1, 1]\nstem = \"cifar\"\nwidth = 4\n\
+         in_channels = 3\nnum_classes = 2\n[eval]\nplots = false\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let common = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let out = xtask(&runs, &[&common[..], &["--name", "fail"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    fails_with(
+        &out,
+        &[
+            "huge.png",
+            "60000x60000",
+            "64000000 pixels",
+            "data.max_image_pixels",
+            "--max-image-pixels",
+        ],
+    );
+    assert!(!runs.join("fail").exists());
+
+    let args = [&common[..], &["--name", "skip", "--on-bad-image", "skip"]].concat();
+    let out = xtask(&runs, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let listed = std::fs::read_to_string(runs.join("skip/skipped.txt")).unwrap();
+    assert!(
+        listed.contains("huge.png") && listed.contains("60000x60000"),
+        "{listed}"
+    );
+
+    // The limit itself is bounded (a gigapixel: 8 GB per decoding thread).
+    let raised = [
+        &common[..],
+        &["--name", "raised", "--max-image-pixels", "4000000000"],
+    ];
+    fails_with(
+        &xtask(&runs, &raised.concat()),
+        &["data.max_image_pixels", "1000000000"],
+    );
 }

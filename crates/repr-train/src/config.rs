@@ -138,7 +138,7 @@ pub struct EvalConfig {
 }
 
 /// Where the images come from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// A dataset folder (IDX files, CIFAR binaries, or `class/*.png` folders); `None` is the
@@ -161,6 +161,25 @@ pub struct DataConfig {
     /// `"fail"` (default) stops before training; `"skip"` leaves it out and lists it, with the
     /// reason, in the run folder's `skipped.txt`.
     pub on_bad_image: repr_data::OnBadImage,
+    /// The most pixels (width × height) an image of an image folder may declare: a larger one
+    /// is refused from its header, before it is decoded (or skipped under `on_bad_image =
+    /// "skip"`). Decoding one image takes up to 8 bytes per pixel on each loader thread.
+    pub max_image_pixels: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            train_limit: None,
+            test_limit: None,
+            labels_fraction: None,
+            image_size: None,
+            channels: None,
+            on_bad_image: repr_data::OnBadImage::default(),
+            max_image_pixels: repr_data::DEFAULT_MAX_IMAGE_PIXELS,
+        }
+    }
 }
 
 /// Where augmentation runs (`augment_on`).

@@ -37,7 +37,7 @@ impl RunData {
             image_size: config.data.image_size.map(|[h, w]| (h, w)),
             channels: config.data.channels,
             on_bad_image: config.data.on_bad_image,
-            ..LoadOptions::default()
+            max_image_pixels: config.data.max_image_pixels,
         };
         let (mut train, mut skipped) = repr_data::load_with_skipped(&dir, Split::Train, &options)?;
         let (mut test, skipped_test) = repr_data::load_with_skipped(&dir, Split::Test, &options)?;

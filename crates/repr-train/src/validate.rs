@@ -22,6 +22,8 @@ pub const MAX_EPOCHS: usize = 1_000_000;
 pub const MAX_BATCH: usize = 65_536;
 /// The largest side of `data.image_size`: images are held in memory at this size.
 pub const MAX_IMAGE_SIDE: usize = 4096;
+/// The largest `data.max_image_pixels` (a gigapixel).
+pub const MAX_IMAGE_PIXELS: u64 = 1_000_000_000;
 
 /// `value` in `min..=max`, or an error naming `field` and the range (`why` explains the
 /// lower bound).
@@ -213,6 +215,13 @@ impl DataConfig {
                      size)"
                 ),
                 format!("[{h}, {w}]"),
+            );
+        }
+        if !(1..=MAX_IMAGE_PIXELS).contains(&self.max_image_pixels) {
+            return bad(
+                "data.max_image_pixels",
+                &format!("1 ..= {MAX_IMAGE_PIXELS} (8 bytes per pixel while decoding)"),
+                self.max_image_pixels.to_string(),
             );
         }
         if let Some(fraction) = self.labels_fraction
