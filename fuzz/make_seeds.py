@@ -73,6 +73,28 @@ with open(jpeg, "rb") as f:
 put("image_folder", "valid.jpg", j)
 put("image_folder", "truncated.jpg", j[: len(j) // 2])
 
+# image_header: byte 0 (bit 0: JPEG, bit 1: 3 channels), width, height (u32 BE), PNG colour type,
+# bit depth (JPEG: SOF marker nibble), interlace, then PNG rows / JPEG scan data.
+def header_seed(jpeg, channels3, w, h, ct=2, bd=8, interlace=0, rest=b""):
+    return (bytes([int(jpeg) | (2 if channels3 else 0)]) + struct.pack(">II", w, h)
+            + bytes([ct, bd, interlace]) + rest)
+
+rows = b"".join(b"\0" + bytes((x * 40 + y * 7 + c) % 256 for x in range(4) for c in range(3))
+                for y in range(3))
+put("image_header", "png-rgb-4x3", header_seed(False, True, 4, 3, rest=rows))
+put("image_header", "png-grey16-2x2", header_seed(False, False, 2, 2, 0, 16,
+                                                  rest=b"\0\x12\x34\xfe\xdc" * 2))
+put("image_header", "png-palette-4bit-4x2", header_seed(False, True, 4, 2, 3, 4,
+                                                        rest=b"\0\x01\x23" * 2))
+put("image_header", "png-rgba-interlaced-3x3", header_seed(False, True, 3, 3, 6, 8, 1,
+                                                           rest=bytes(range(64))))
+put("image_header", "png-60000x60000", header_seed(False, True, 60000, 60000, rest=b"\0" * 16))
+put("image_header", "png-wide-row", header_seed(False, False, 0x7FFFFFFF, 1, rest=b"\0" * 16))
+put("image_header", "png-64x64-at-limit", header_seed(False, True, 64, 64, rest=b"\0" * 32))
+put("image_header", "jpeg-dot-1x1", header_seed(True, True, 1, 1))
+put("image_header", "jpeg-65535x65535", header_seed(True, False, 65535, 65535))
+put("image_header", "jpeg-progressive-2x2", header_seed(True, True, 2, 2, 0, 2))
+
 # weights: first byte 0 = .safetensors, 1 = .bpk (burnpack), 2 = .pt (torch.save zip).
 import io
 import json
