@@ -117,7 +117,17 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
             "batch_size",
             "8 x 16 = 128",
         ),
-        ("[data]\nimage_size = [0, 32]".into(), "data.image_size", ">= 1"),
+        ("[data]\nimage_size = [0, 32]".into(), "data.image_size", "1..=4096"),
+        (
+            "[data]\nimage_size = [100000, 100000]".into(),
+            "data.image_size",
+            "1..=4096",
+        ),
+        ("[data]\nmax_image_pixels = 0".into(), "data.max_image_pixels", "1 ..= 1000000000"),
+        ("epochs = 100000000".into(), "epochs", "at most 1000000"),
+        ("eval_batch_size = 1000000".into(), "eval_batch_size", "at most 65536"),
+        ("checkpoint_keep = 0".into(), "checkpoint_keep", ">= 1"),
+        ("[eval]\nknn_k = 1000000".into(), "eval.knn_k", "at most 10000"),
         (
             "recipe = \"simclr\"\n[backbone]\nkind = \"resnet\"\nnum_classes = 0\n[eval]\npooling = \"cls\"".into(),
             "eval.pooling",
