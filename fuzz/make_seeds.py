@@ -118,6 +118,11 @@ put("weights", "truncated.safetensors", b"\x00" + st[:-5])
 put("weights", "huge-header.safetensors", b"\x00" + struct.pack("<Q", 1 << 62) + b"{}")
 put("weights", "offsets-past-end.safetensors",
     b"\x00" + safetensors({"w": ("F32", [1 << 30, 4], b"\0" * 16)}))
+# checkpoint: bytes 0-1 split the rest into the state, model and optimizer sections; bytes 2-5
+# pick the byte to change, how, and where to cut (fuzz_targets/checkpoint.rs).
+put("checkpoint", "empty-sections", bytes([0, 0, 0, 0, 1, 0]))
+put("checkpoint", "three-sections",
+    bytes([11, 100, 57, 3, 16, 40]) + b'{"epoch":1}' + bytes(range(100)) + bytes(50))
 bpk = b"BURNPACK" + struct.pack("<I", 0) + b"\0" * 16
 put("weights", "header-only.bpk", b"\x01" + bpk)
 try:

@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(idx cifar image_folder image_header weights)
+[ ${#targets[@]} -eq 0 ] && targets=(idx cifar image_folder image_header weights checkpoint)
 for t in "${targets[@]}"; do
   mkdir -p "corpus-new/$t"
   echo "fuzz: $t for ${secs} s"

@@ -1,5 +1,5 @@
-//! The dataset readers of `repr-data`, compiled from their own source files, with stand-ins for
-//! the parts of the crate that need Burn ([`ImageDataset`] keeps only what the readers build,
+//! The dataset readers of `repr-data` and the checkpoint layout of `repr-train`, compiled from
+//! their own source files, with stand-ins for the parts of repr-data that need Burn ([`ImageDataset`] keeps only what the readers build,
 //! and checks the same invariants as the real `ImageDataset::new`).
 //!
 //! If a reader starts using another item of `crate::`, add it here (the fuzz build says which).
@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+#[path = "../../crates/repr-train/src/checkpoint_file.rs"]
+pub mod checkpoint_file;
 #[path = "../../crates/repr-data/src/cifar.rs"]
 pub mod cifar;
 #[path = "../../crates/repr-data/src/colour.rs"]
