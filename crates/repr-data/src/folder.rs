@@ -191,12 +191,16 @@ pub(crate) fn read_classes(
     let image_len = channels * height * width;
     let too_large = || DataError::InvalidOptions {
         reason: format!(
-            "{} images of {channels}x{height}x{width} overflow memory",
+            "{} images of {channels}x{height}x{width} bytes do not fit in memory (every image is \
+             held in memory at this size: choose a smaller data.image_size)",
             files.len()
         ),
     };
     let total = files.len().checked_mul(image_len).ok_or_else(too_large)?;
-    let mut pixels = vec![0u8; total];
+    // A failed allocation is an error naming the sizes, not an abort of the process.
+    let mut pixels = Vec::new();
+    pixels.try_reserve_exact(total).map_err(|_| too_large())?;
+    pixels.resize(total, 0u8);
     // Collecting in order makes the reported error the first bad file, whatever the threads did.
     let results: Vec<Result<(), DataError>> = pixels
         .par_chunks_mut(image_len)
