@@ -138,7 +138,11 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
             "eval.pooling",
             "no value for the triplet recipe",
         ),
-        ("[backbone]\nkind = \"resnet\"\nwidth = 0".into(), "width", ""),
+        (
+            "[backbone]\nkind = \"resnet\"\nwidth = 0".into(),
+            "backbone",
+            "resnet `width` must be at least 1, got 0",
+        ),
         (
             "recipe = \"masked-patch\"\n[backbone]\nkind = \"resnet\"\nnum_classes = 0".into(),
             "backbone.kind",
@@ -162,6 +166,11 @@ fn impossible_values_name_the_field_and_the_allowed_range() {
         ),
     ];
     for (text, field, allowed) in cases {
+        // An empty expectation is contained in every message: it would check nothing.
+        assert!(
+            !field.is_empty() && !allowed.is_empty(),
+            "{text:?}: name the field and the reason"
+        );
         let err = error_of(&text);
         assert!(
             err.contains(&format!("`{field}`")) || err.contains(field),
