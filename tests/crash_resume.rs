@@ -184,27 +184,52 @@ fn a_checkpoint_path_that_cannot_be_replaced_is_a_named_error() {
 #[test]
 fn output_folders_that_cannot_be_made_or_exist_already_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    // The runs folder is a file.
+    // Nothing can be made below a file: the runs folder, or a folder further up, is a file.
     let file = dir.path().join("runs");
     std::fs::write(&file, b"not a folder").unwrap();
-    let err = RunDir::open(file.join("run"), RunMode::New).unwrap_err();
-    assert!(
-        matches!(&err, TrainError::Io { path, .. } if path.starts_with(&file)),
-        "{err}"
-    );
-    assert!(err.to_string().contains("runs/run"), "{err}");
+    for root in [file.join("run"), file.join("a/b/run")] {
+        for mode in [RunMode::New, RunMode::Overwrite] {
+            let err = RunDir::open(&root, mode).unwrap_err();
+            assert!(
+                matches!(&err, TrainError::Io { path, .. } if path == &root),
+                "{err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("{}: ", root.display()))
+                    && message.contains(&format!("{} is not a folder", file.display())),
+                "{message}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a folder");
 
-    // A read-only folder (only meaningful when not running as root, who may write anyway).
+    // A read-only folder is refused from its permission bits before anything is written. Root
+    // gets the same error (the kernel would let root write there), so this runs in CI as root.
     use std::os::unix::fs::PermissionsExt;
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
-    if std::fs::write(ro.join("probe"), b"").is_err() {
-        let err = RunDir::open(ro.join("run"), RunMode::New).unwrap_err();
-        assert!(matches!(err, TrainError::Io { .. }), "{err}");
-        assert!(err.to_string().contains("ro/run"), "{err}");
-    }
+    let root = ro.join("run");
+    let opened = RunDir::open(&root, RunMode::New);
+    let entries = std::fs::read_dir(&ro).unwrap().count();
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = opened.unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Io { path, .. } if path == &root),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("{}: ", root.display())) && message.contains("read-only"),
+        "{message}"
+    );
+    assert_eq!(entries, 0, "nothing written into the read-only folder");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "only the file and the read-only folder made here"
+    );
 
     // An existing run is never overwritten without RunMode::Overwrite.
     let root = dir.path().join("done");
