@@ -401,48 +401,88 @@ mod tests {
         y
     }
 
-    /// Forward against the definition, and the input gradient as the adjoint:
-    /// `⟨conv(x), dy⟩ = ⟨x, conv_input_grad(dy)⟩`. Widths 28 (16 + a masked 12), 17 and 32,
-    /// an odd number of segments, channel counts that are not multiples of 8.
-    #[test]
-    fn forward_and_input_gradient_match_the_definition() {
-        if !has_avx512() {
-            return;
-        }
-        for (batch, c_in, c_out, h, w) in [
-            (2, 3, 10, 5, 28),
-            (3, 9, 5, 3, 17),
-            (1, 4, 16, 2, 32),
-            (6, 2, 3, 4, 16),
-        ] {
-            let s = ConvShape::new(
-                [batch, c_in, h, w],
-                [c_out, c_in, 3, 3],
-                [1, 1],
-                [(1, 1), (1, 1)],
-                [1, 1],
-            )
-            .unwrap();
-            assert!(applies(&s));
-            let val = |i: usize, m: usize| ((i * m) % 23) as f32 / 11.0 - 1.0;
+    /// `(batch, c_in, c_out, h, w)`: widths 28 (16 + a masked 12), 17 and 32, an odd number of
+    /// segments, channel counts that are not multiples of 8.
+    const SHAPES: [(usize, usize, usize, usize, usize); 4] = [
+        (2, 3, 10, 5, 28),
+        (3, 9, 5, 3, 17),
+        (1, 4, 16, 2, 32),
+        (6, 2, 3, 4, 16),
+    ];
+
+    fn shape((batch, c_in, c_out, h, w): (usize, usize, usize, usize, usize)) -> ConvShape {
+        ConvShape::new(
+            [batch, c_in, h, w],
+            [c_out, c_in, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        )
+        .unwrap()
+    }
+
+    /// Says on the process's stderr, which the test harness does not capture (so a CI log
+    /// shows it), that part of a test could not run on this machine.
+    fn skipped(what: &str) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+    }
+
+    /// `y = conv(x, weight) + bias`, `y` overwritten.
+    type Forward<'a> = &'a dyn Fn(&ConvShape, &[f32], &[f32], Option<&[f32]>, &mut [f32]);
+    /// `dx` (overwritten) from `dy` and the weight.
+    type InputGrad<'a> = &'a dyn Fn(&ConvShape, &[f32], &[f32], &mut [f32]);
+    /// `dw` (overwritten) from `x` and `dy`.
+    type WeightGrad<'a> = &'a dyn Fn(&ConvShape, &[f32], &[f32], &mut [f32]);
+
+    fn val(i: usize, m: usize) -> f32 {
+        ((i * m) % 23) as f32 / 11.0 - 1.0
+    }
+
+    /// Checks, on every shape of [`SHAPES`], `forward` against the definition and
+    /// `input_grad` as its adjoint, `⟨conv(x), dy⟩ = ⟨x, conv_input_grad(dy)⟩` (either may be
+    /// left out), and `weight_grad` against the definition.
+    fn check(
+        forward_and_input_grad: Option<(Forward<'_>, InputGrad<'_>)>,
+        weight_grad: WeightGrad<'_>,
+    ) {
+        for sizes in SHAPES {
+            let s = shape(sizes);
+            let (batch, c_in, c_out, h, w) = sizes;
             let x: Vec<f32> = (0..batch * c_in * h * w).map(|i| val(i, 7)).collect();
             let wt: Vec<f32> = (0..c_out * c_in * 9).map(|i| val(i, 5)).collect();
             let bias: Vec<f32> = (0..c_out).map(|i| val(i, 3)).collect();
-            let mut y = vec![f32::NAN; batch * c_out * h * w];
-            // SAFETY: the kernels write only initialised values.
-            conv3x3_forward(&s, &x, &wt, Some(&bias), unsafe { overwrite(&mut y) });
-            let want = naive(&s, &x, &wt, &bias);
-            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - b).abs() < 1e-4,
-                    "{:?} y[{i}] = {a}, want {b}",
-                    (c_in, c_out, w)
-                );
+            let dy: Vec<f32> = (0..batch * c_out * h * w).map(|i| val(i, 13)).collect();
+            if let Some((forward, input_grad)) = forward_and_input_grad {
+                let mut y = vec![f32::NAN; batch * c_out * h * w];
+                forward(&s, &x, &wt, Some(&bias), &mut y);
+                let want = naive(&s, &x, &wt, &bias);
+                for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "{:?} y[{i}] = {a}, want {b}",
+                        (c_in, c_out, w)
+                    );
+                }
+                let mut dx = vec![f32::NAN; x.len()];
+                input_grad(&s, &dy, &wt, &mut dx);
+                let mut y0 = vec![0.0; y.len()];
+                // ⟨conv(e_i), dy⟩ for each input position i gives dx[i].
+                for i in (0..x.len()).step_by(5) {
+                    let mut e = vec![0.0; x.len()];
+                    e[i] = 1.0;
+                    forward(&s, &e, &wt, None, &mut y0);
+                    let want: f64 = y0.iter().zip(&dy).map(|(a, b)| (*a * *b) as f64).sum();
+                    assert!(
+                        (dx[i] as f64 - want).abs() < 1e-4,
+                        "dx[{i}] = {}, want {want}",
+                        dx[i]
+                    );
+                }
             }
-            let dy: Vec<f32> = (0..y.len()).map(|i| val(i, 13)).collect();
             // dw[o, c, tap] = Σ_n Σ_p dy[n, o, p] · x[n, c, p + tap], by the definition.
             let mut dw = vec![f32::NAN; wt.len()];
-            conv3x3_weight_grad(&s, &x, &dy, &mut dw);
+            weight_grad(&s, &x, &dy, &mut dw);
             for o in 0..c_out {
                 for c in 0..c_in {
                     for tap in 0..9 {
@@ -469,23 +509,64 @@ mod tests {
                     }
                 }
             }
-            let mut dx = vec![f32::NAN; x.len()];
-            // SAFETY: as above.
-            conv3x3_input_grad(&s, &dy, &wt, unsafe { overwrite(&mut dx) });
-            let mut y0 = vec![0.0; y.len()];
-            // ⟨conv(e_i), dy⟩ for each input position i gives dx[i].
-            for i in (0..x.len()).step_by(5) {
-                let mut e = vec![0.0; x.len()];
-                e[i] = 1.0;
-                // SAFETY: as above.
-                conv3x3_forward(&s, &e, &wt, None, unsafe { overwrite(&mut y0) });
-                let want: f64 = y0.iter().zip(&dy).map(|(a, b)| (*a * *b) as f64).sum();
-                assert!(
-                    (dx[i] as f64 - want).abs() < 1e-4,
-                    "dx[{i}] = {}, want {want}",
-                    dx[i]
-                );
-            }
         }
+    }
+
+    /// This module's kernels against the definition. The forward and input-gradient kernels
+    /// are AVX-512 code: on a CPU without it they cannot run (the next test checks the path
+    /// such a CPU takes instead) and a SKIPPED line says so; the weight gradient is plain GEMM
+    /// and is checked everywhere.
+    #[test]
+    fn direct_kernels_match_the_definition() {
+        let forward = |s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]| {
+            // SAFETY: the kernels write only initialised values.
+            conv3x3_forward(s, x, w, b, unsafe { overwrite(y) })
+        };
+        let input_grad = |s: &ConvShape, dy: &[f32], w: &[f32], dx: &mut [f32]| {
+            // SAFETY: as above.
+            conv3x3_input_grad(s, dy, w, unsafe { overwrite(dx) })
+        };
+        let avx512 = has_avx512();
+        if avx512 {
+            for sizes in SHAPES {
+                assert!(applies(&shape(sizes)), "{sizes:?}");
+            }
+        } else {
+            skipped(
+                "cpu::direct: the AVX-512 forward and input-gradient kernels (this CPU has no \
+                 avx512f; conv2d's im2col path is checked instead)",
+            );
+        }
+        check(
+            avx512.then_some((&forward as Forward<'_>, &input_grad as InputGrad<'_>)),
+            &conv3x3_weight_grad,
+        );
+    }
+
+    /// What `conv2d_forward` and `conv2d_backward` compute for these 3×3 convolutions on this
+    /// CPU, whichever path they take (the direct kernels with AVX-512 and a batch of at least
+    /// one image per thread, im2col + GEMM otherwise), against the definition; and the direct
+    /// kernels are offered exactly when the CPU has AVX-512F.
+    #[test]
+    fn this_cpus_conv2d_path_matches_the_definition() {
+        use crate::cpu::conv::{conv2d_backward, conv2d_forward};
+        for sizes in SHAPES {
+            assert_eq!(applies(&shape(sizes)), has_avx512(), "{sizes:?}");
+        }
+        let forward = |s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]| {
+            // SAFETY: the kernels write only initialised values.
+            conv2d_forward(s, x, w, b, unsafe { overwrite(y) })
+        };
+        let input_grad = |s: &ConvShape, dy: &[f32], w: &[f32], dx: &mut [f32]| {
+            // The input is not read for the input gradient: zeros of its length.
+            let x = vec![0.0; dx.len()];
+            // SAFETY: as above.
+            conv2d_backward(s, &x, w, dy, Some(unsafe { overwrite(dx) }), None, None)
+        };
+        let weight_grad = |s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32]| {
+            let w = vec![0.0; dw.len()];
+            conv2d_backward(s, x, &w, dy, None, Some(dw), None)
+        };
+        check(Some((&forward, &input_grad)), &weight_grad);
     }
 }
