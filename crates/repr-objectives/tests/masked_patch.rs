@@ -1,5 +1,5 @@
 //! Masked-patch prediction (Dosovitskiy et al. 2020, appendix B.1.2): targets equal the
-//! team's fixture `fixtures/masked_patch.json` exactly (host and device paths), the corruption
+//! PyTorch fixture `fixtures/masked_patch.json` exactly (host and device paths), the corruption
 //! follows the 50% / 80-10-10 recipe, and the loss covers the corrupted patches only.
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};

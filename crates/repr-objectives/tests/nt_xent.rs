@@ -1,5 +1,5 @@
-//! NT-Xent against PyTorch (`fixtures/nt_xent.json`, made by `make_fixtures.py` from the team's
-//! fixture set with `F.normalize` + `F.cross_entropy` over the masked similarity matrix, in f64),
+//! NT-Xent against PyTorch (`fixtures/nt_xent.json`, made by `make_fixtures.py` (beside it)
+//! with `F.normalize` + `F.cross_entropy` over the masked similarity matrix, in f64),
 //! a naive f64 loop written from SimCLR's Algorithm 1, the closed form `ln(2N - 1)`, and finite
 //! differences; chunked and unchunked paths, with and without extra negatives.
 

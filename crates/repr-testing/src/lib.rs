@@ -18,7 +18,7 @@ pub fn flex() -> Device {
 }
 
 /// The ndarray device, seeded.
-#[allow(deprecated)] // ndarray stays a supported, tested backend (DESIGN.md)
+#[allow(deprecated)] // ndarray stays a supported, tested backend (docs/architecture.md)
 pub fn ndarray() -> Device {
     seeded(Device::ndarray())
 }

@@ -1,6 +1,6 @@
 //! Config files written before `[method]` existed (`recipe = "simclr"` with `[simclr]`,
 //! `[triplet]`, `[byol]`, `[masked_patch]`, `[views]`, `label_smoothing` and `[finetune]`, as
-//! every run folder of wave 1 has them), read into the current shape: such a run resumes and
+//! older run folders have them), read into the current shape: such a run resumes and
 //! evaluates as before, and its `config.toml` is written back in the current shape when it
 //! resumes. Module records did not change (same variant and field names), so its checkpoints
 //! and `model.bpk` load as they are.

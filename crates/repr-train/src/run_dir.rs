@@ -249,7 +249,7 @@ impl RunDir {
         self.root.join("model.bpk")
     }
 
-    /// `summary.json`: the machine-readable result (schema in DESIGN.md).
+    /// `summary.json`: the machine-readable result (fields in the README's run-folder table).
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
     }

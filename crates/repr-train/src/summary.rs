@@ -1,4 +1,4 @@
-//! `summary.json`: the machine-readable result of a run (schema in DESIGN.md).
+//! `summary.json`: the machine-readable result of a run (fields in the README's run-folder table).
 
 use serde::{Deserialize, Serialize};
 

@@ -51,7 +51,7 @@ pub struct Contention {
 pub struct CoreUse {
     /// Cores used by this process.
     pub own: f64,
-    /// Cores used by every other process (compilers of other sessions, ...).
+    /// Cores used by every other process (compilers, other benchmarks, ...).
     pub other: f64,
 }
 
