@@ -12,7 +12,7 @@
 # the full `simclr` recipe on wgpu for SIMCLR_SECONDS (killed then: its
 # metrics and last checkpoint stay, and `cargo xtask train --resume --name simclr` continues it).
 # CUDA is not in the binary: cubecl-cuda 0.11.3 downloads an LLVM bundle at build time, which
-# this project's build machines cannot reach (docs/benchmarks.md).
+# an offline build machine cannot reach (docs/benchmarks.md).
 set -uo pipefail
 OUT=${OUT:-runs/gpu}
 SIMCLR_SECONDS=${SIMCLR_SECONDS:-300}
