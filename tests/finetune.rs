@@ -1,6 +1,7 @@
 //! The `finetune` recipe end to end: a small supervised run is the pre-trained source; a
 //! fine-tuning run copies its first stages, re-initialises the rest, freezes a prefix (no
-//! gradient, BatchNorm statistics fixed) and trains on a class-balanced fraction of the labels.
+//! gradient, BatchNorm statistics fixed) and trains on a class-balanced fraction of the labels,
+//! ending better than chance on held-out images.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,8 @@ mod common;
 
 use burn::store::ModuleSnapshot;
 use repr::train::{
-    DeviceChoice, InitConfig, MethodConfig, RunDir, RunMode, TrainConfig, TrainOptions, TrainedRun,
+    DeviceChoice, InitConfig, MethodConfig, MetricsLog, RunDir, RunMode, TrainConfig, TrainOptions,
+    TrainedRun,
 };
 
 fn options() -> TrainOptions {
@@ -72,13 +74,33 @@ fn copies_freezes_and_reinitialises_the_stages_it_is_told_to() {
             .with_in_channels(1)
             .with_num_classes(10),
     );
+    // 8 epochs and 100 test images, so that the fine-tuned classifier is measurably better
+    // than the untrained one (below).
+    config.epochs = 8;
+    config.data.test_limit = Some(100);
     let summary = repr::train::train(&config, &run, &options()).unwrap();
-    // 600 images, 10% of each class = 60, in batches of 16: 3 full steps.
-    assert_eq!(summary.steps, 3);
+    // 600 images, 10% of each class = 60, in batches of 16: 3 full steps an epoch.
+    assert_eq!(summary.steps, 24);
     let written = TrainConfig::from_file(&run.config()).unwrap();
     assert_eq!(written.method.kind(), "supervised");
     assert_eq!(written.init, config.init);
     assert_eq!(written.backbone.name(), common::tiny_backbone(10).name());
+
+    // The fine-tuning learned. Its training loss fell: measured 0.815, and 1.002 at a learning
+    // rate of ~0. On the 100 test images it beats the same run at a learning rate of ~0
+    // (accuracy 0.06, test loss 2.54): measured 0.23 and 2.16; the bounds are 1.5 times
+    // chance and ln 10 = 2.30, the loss of a uniform guess.
+    let losses: Vec<f64> = MetricsLog::read(&run)
+        .unwrap()
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| r.loss.expect("train records have a loss"))
+        .collect();
+    common::assert_fell("flex", "fine-tuning", &losses, 0.9);
+    let accuracy = summary.eval.accuracy.expect("a test accuracy");
+    assert!(accuracy >= 0.15, "test accuracy {accuracy}");
+    let test_loss = summary.eval.loss.expect("a test loss");
+    assert!(test_loss <= 10f64.ln(), "test loss {test_loss}");
 
     let before = backbone_tensors(&source);
     let after = backbone_tensors(&run);
@@ -120,8 +142,6 @@ fn copies_freezes_and_reinitialises_the_stages_it_is_told_to() {
         frozen >= 15 && trained >= 10 && fresh >= 10,
         "{frozen} {trained} {fresh}"
     );
-    let accuracy = summary.eval.accuracy.unwrap();
-    assert!((0.0..=1.0).contains(&accuracy));
 }
 
 #[test]

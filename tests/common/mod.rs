@@ -44,3 +44,33 @@ pub fn tiny_supervised(train: usize, test: usize, batch: usize, epochs: usize) -
     config.eval_every_epochs = 0;
     config
 }
+
+/// The mean of `values`.
+pub fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The mean loss of the second half of a run over the mean of its first two steps: 1 when
+/// nothing is learned. Averaging evens out the step-to-step noise of fresh batches and random
+/// views (at a learning rate of ~0, NT-Xent moves by ±0.03 and SupCon by ±0.3 between steps).
+pub fn remaining_fraction(losses: &[f64]) -> f64 {
+    assert!(
+        losses.len() >= 4,
+        "{} losses: too few to compare",
+        losses.len()
+    );
+    mean(&losses[losses.len() / 2..]) / mean(&losses[..2])
+}
+
+/// Asserts that the `what` loss of a run fell to at most `bound` of where it started
+/// ([`remaining_fraction`]).
+#[track_caller]
+pub fn assert_fell(backend: &str, what: &str, losses: &[f64], bound: f64) {
+    let fraction = remaining_fraction(losses);
+    // Written so that a NaN fails.
+    assert!(
+        fraction <= bound,
+        "{backend}: the {what} loss did not fall to {bound} of its start: the second half's \
+         mean is {fraction:.3} of the first two steps' ({losses:?})"
+    );
+}
