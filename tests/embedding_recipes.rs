@@ -124,6 +124,14 @@ fn check_evaluation(trained: &Trained, backend: &str) {
         assert!(image.width() > 50 && image.height() > 50, "{picture}");
     }
     assert!(run.root().join("eval.md").exists());
+    // `--overwrite` removes exactly the entries a run writes: a new output must be listed.
+    for entry in std::fs::read_dir(run.root()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            repr::train::RUN_ENTRIES.contains(&name.as_str()),
+            "{name} is written into the run folder but not listed in RUN_ENTRIES"
+        );
+    }
 }
 
 fn simclr_learns(backend: &str) {
