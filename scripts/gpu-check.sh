@@ -2,7 +2,7 @@
 # GPU check: runs a prebuilt release `xtask` on an NVIDIA machine through wgpu (Vulkan), then
 # copies what it printed and wrote under $OUT.
 #
-#   cargo build --release -p xtask                      # on a machine with the toolchain
+#   cargo build --release -p xtask --features wgpu      # on a machine with the toolchain
 #   mkdir -p .gpu && strip -o .gpu/xtask target/release/xtask && xz -T0 -6 .gpu/xtask
 #   OUT=runs/gpu SIMCLR_SECONDS=300 scripts/gpu-check.sh  # on the GPU machine, repo root
 #

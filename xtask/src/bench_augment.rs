@@ -129,10 +129,15 @@ pub fn run(args: &BenchAugmentArgs) -> Result<()> {
             .collect();
         let dev_indices: Vec<u64> = (0..dev_images.len() as u64).collect();
         for name in args.devices.iter().filter(|d| d.as_str() != "none") {
-            let device = name
-                .parse::<DeviceChoice>()?
-                .device()
-                .with_context(|| format!("device {name}"))?;
+            let choice = name.parse::<DeviceChoice>()?;
+            if !choice.is_compiled() {
+                eprintln!(
+                    "SKIPPED: device {name} is not compiled into this build (cargo run -p xtask \
+                     --features {name} -- bench augment ...)"
+                );
+                continue;
+            }
+            let device = choice.device().with_context(|| format!("device {name}"))?;
             let mut epoch = 0;
             let runs = time_runs(iters, || {
                 epoch += 1;

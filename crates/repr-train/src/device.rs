@@ -26,7 +26,10 @@ pub enum DeviceError {
     #[error("unknown device `{0}`: expected one of flex, ndarray, wgpu, cuda")]
     Unknown(String),
     /// The backend was not compiled into this binary.
-    #[error("device `{device}` is not compiled in: rebuild with `--features {feature}`")]
+    #[error(
+        "device `{device}` is not compiled into this build: build with the cargo feature \
+         `{feature}` (`cargo run -p xtask --features {feature} -- train --device {device}`)"
+    )]
     NotCompiled {
         /// The backend asked for.
         device: DeviceChoice,
@@ -64,6 +67,16 @@ impl DeviceChoice {
             Self::Ndarray => "ndarray",
             Self::Wgpu => "wgpu",
             Self::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this build has the backend (its cargo feature was on).
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Self::Flex => cfg!(feature = "flex"),
+            Self::Ndarray => cfg!(feature = "ndarray"),
+            Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Cuda => cfg!(feature = "cuda"),
         }
     }
 

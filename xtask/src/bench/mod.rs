@@ -143,13 +143,24 @@ pub fn run_models(args: &ModelsArgs) -> Result<()> {
         docs_section::check_docs(docs)?;
     }
     prepare_out_dir(&args.out_dir)?;
-    let devices: Vec<BenchDevice> = args
+    let (devices, missing): (Vec<BenchDevice>, Vec<BenchDevice>) = args
         .devices
         .iter()
         .map(|d| BenchDevice::parse(d))
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .partition(|d| d.choice.is_compiled());
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|d| d.name()).collect();
+        eprintln!(
+            "SKIPPED: {} not compiled into this build (cargo run -p xtask --features {} -- bench \
+             models ...)",
+            names.join(", "),
+            names.join(",")
+        );
+    }
     if devices.is_empty() {
-        bail!("--devices is empty");
+        bail!("--devices: none of the devices asked for is compiled into this build");
     }
     let workloads = if args.workloads.is_empty() {
         Workload::ALL.to_vec()
