@@ -17,6 +17,40 @@
 //! [`MultiView`] (one pipeline per view). Presets: [`MultiViewConfig::simclr_cifar`],
 //! [`MultiViewConfig::simclr_imagenet`], [`MultiViewConfig::byol`],
 //! [`MultiViewConfig::simclr_grayscale`].
+//!
+//! Two SimCLR views of your own images, each epoch, on the CPU and on the device:
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use repr_augment::device::{PixelFormat, upload};
+//! use repr_augment::{ImageDims, MultiViewConfig};
+//!
+//! // Eight 32×32 RGB images as `u8` CHW buffers, from your own loader.
+//! let dims = ImageDims::from_shape([3, 32, 32]);
+//! let images: Vec<Vec<u8>> = (0..8u32)
+//!     .map(|i| (0..dims.len() as u32).map(|p| ((p * 7 + i * 31) % 256) as u8).collect())
+//!     .collect();
+//! let images: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
+//! let indices: Vec<u64> = (0..8).collect();
+//! let views = MultiViewConfig::simclr_cifar(32).init(dims)?;
+//! let device = Device::flex();
+//! let mut previous = None;
+//! for epoch in 0..2 {
+//!     // CPU: one buffer per view holding the 8 augmented images, reproducible from
+//!     // (seed, epoch, index) whatever the number of threads.
+//!     let cpu = views.augment_batch(&images, &indices, 42, epoch)?;
+//!     assert_eq!(cpu, views.augment_batch(&images, &indices, 42, epoch)?);
+//!     assert_ne!(previous.as_ref(), Some(&cpu), "a new epoch draws new views");
+//!     // Device: the same kind of parameters applied to the uploaded batch as tensor ops.
+//!     let params = views.sample_batch(&indices, 42, epoch);
+//!     let batch = upload(&images, dims, &device)?;
+//!     for view in views.apply_device(batch, &params, PixelFormat::U8)? {
+//!         assert_eq!(view.dims(), [8, 3, 32, 32]); // normalise, then feed your encoder
+//!     }
+//!     previous = Some(cpu);
+//! }
+//! # Ok::<(), repr_augment::AugmentError>(())
+//! ```
 #![warn(missing_docs)]
 
 mod adjust;

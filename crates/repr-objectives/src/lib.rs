@@ -12,6 +12,34 @@
 //!   for ViTs (Dosovitskiy et al. 2020).
 //! - [`byol_loss`], [`target_decay`] and [`momentum`] (the target network as an exponential
 //!   moving average): BYOL (Grill et al. 2020).
+//!
+//! A projection head trained with NT-Xent in your own Burn loop, with Burn's AdamW:
+//!
+//! ```
+//! use burn::optim::{AdamWConfig, GradientsParams};
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use repr_objectives::{NtXentLossConfig, ProjectionHeadConfig};
+//!
+//! let device = Device::flex().autodiff();
+//! let mut head =
+//!     ProjectionHeadConfig { input: 32, hidden: 64, output: 16, layers: 2, batch_norm: false }
+//!         .init(&device);
+//! let nt_xent = NtXentLossConfig::new().with_temperature(0.5).init()?;
+//! let mut optimizer = AdamWConfig::new().init();
+//! // Sixteen encoder outputs; each step sees two noisy views of every one.
+//! let features = Tensor::<2>::random([16, 32], Distribution::Normal(0.0, 1.0), &device);
+//! let view = || features.clone() + Tensor::random([16, 32], Distribution::Normal(0.0, 0.3), &device);
+//! let mut losses = Vec::new();
+//! for _ in 0..30 {
+//!     let loss = nt_xent.forward(head.forward(view()), head.forward(view()));
+//!     losses.push(loss.clone().into_scalar::<f32>());
+//!     let grads = GradientsParams::from_grads(loss.backward(), &head);
+//!     head = optimizer.step(1e-2, head, grads);
+//! }
+//! let last: f32 = losses[25..].iter().sum::<f32>() / 5.0;
+//! assert!(last < 0.8 * losses[0], "NT-Xent {} -> {last}", losses[0]);
+//! # Ok::<(), repr_objectives::ObjectiveError>(())
+//! ```
 #![warn(missing_docs)]
 
 /// `with_<field>(value)` builder methods for the public fields of a config.

@@ -4,6 +4,27 @@
 //! Numeric tests are plain functions taking `&Device`; [`backend_tests!`] instantiates each of them
 //! once per backend in modules named after the backend, so `cargo test flex` selects one backend
 //! and a failure names it (`loss::tests::ndarray::matches_fixture`).
+//!
+//! A numeric test of your own Burn code against reference values (e.g. computed by PyTorch), run
+//! once per backend:
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor, activation::softmax};
+//! use repr_testing::assert_close;
+//!
+//! fn softmax_matches_torch(device: &Device) {
+//!     let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0], device);
+//!     let y = softmax(x, 0).into_data().to_vec::<f32>().unwrap();
+//!     // torch.softmax(torch.tensor([1., 2., 3.]), 0)
+//!     assert_close(&y, &[0.09003057, 0.24472847, 0.66524096], 1e-6, 1e-5, "softmax");
+//! }
+//! // In a test file: `#[test]`s `flex::softmax_matches_torch`, `ndarray::…` (and `wgpu::…`).
+//! repr_testing::backend_tests!(softmax_matches_torch);
+//! # fn main() {
+//! #     softmax_matches_torch(&repr_testing::flex());
+//! #     softmax_matches_torch(&repr_testing::ndarray());
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 use std::path::PathBuf;

@@ -5,6 +5,34 @@
 //! [`train`] into a [`RunDir`], and summarised by a [`Summary`] (`summary.json`). A method
 //! ([`methods`]) is one file: its `[method]` config, its network and its step; the loop
 //! ([`train`]) takes optimizer steps through a [`Stepper`].
+//!
+//! Its pieces work in your own Burn loop too: here an optimizer built from an
+//! [`OptimizerConfig`] (PyTorch's SGD semantics) and the [`warmup_cosine`] schedule fit a
+//! linear regression.
+//!
+//! ```
+//! use burn::nn::LinearConfig;
+//! use burn::optim::GradientsParams;
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use repr_train::{OptimizerConfig, warmup_cosine};
+//!
+//! let device = Device::flex().autodiff();
+//! let x = Tensor::<2>::random([64, 8], Distribution::Normal(0.0, 1.0), &device);
+//! let w = Tensor::<2>::random([8, 1], Distribution::Normal(0.0, 1.0), &device);
+//! let y = x.clone().matmul(w);
+//! let mut model = LinearConfig::new(8, 1).init(&device);
+//! let config = OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
+//! let mut optimizer = config.init();
+//! let (steps, mut losses) = (100, Vec::new());
+//! for step in 0..steps {
+//!     let loss = (model.forward(x.clone()) - y.clone()).square().mean();
+//!     losses.push(loss.clone().into_scalar::<f32>());
+//!     let grads = GradientsParams::from_grads(loss.backward(), &model);
+//!     let lr = warmup_cosine(step, steps, 10, config.lr(), 0.0);
+//!     model = optimizer.step(lr, model, grads);
+//! }
+//! assert!(losses[steps - 1] < 1e-3 * losses[0], "MSE {} -> {}", losses[0], losses[steps - 1]);
+//! ```
 #![warn(missing_docs)]
 
 mod checkpoint;

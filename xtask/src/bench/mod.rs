@@ -47,7 +47,7 @@ const RESULT_PREFIX: &str = "BENCH-RESULT ";
 pub struct ModelsArgs {
     /// Backends, comma separated: flex (with repr-kernels), flex-burn (flex with Burn's own
     /// kernels, `REPR_KERNELS=burn`), ndarray, wgpu, cuda. The first is the baseline of the
-    /// "vs <first>" column.
+    /// ratio column ("vs flex" when flex comes first).
     #[arg(
         long,
         value_delimiter = ',',

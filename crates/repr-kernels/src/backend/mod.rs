@@ -1,5 +1,6 @@
 //! Our CPU kernels as a Burn backend extension: the [`KernelBackend`] trait, implemented for
-//! flex ([`flex`]) and for autodiff over flex with hand-written backward passes ([`autodiff`]).
+//! flex (module `flex`) and for autodiff over flex with hand-written backward passes (module
+//! `autodiff`).
 //!
 //! `#[backend_extension(Flex, Autodiff)]` generates the `Dispatch` routing; calling these ops on
 //! any other backend would panic, so [`crate::ops`] only calls them for flex devices.
@@ -115,7 +116,7 @@ pub trait KernelBackend: Backend {
 
     /// Multi-head self-attention on a packed `[q | k | v]` projection `[batch, tokens, 3·dim]`
     /// with `heads` heads and scale `1/√head_dim`: the context `[batch, tokens, dim]`, heads
-    /// concatenated (as [`burn_attention_packed`]).
+    /// concatenated (as `burn_attention_packed`, the same computation in Burn's own ops).
     fn repr_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
         burn_attention_packed::<Self>(qkv, heads)
     }
