@@ -96,14 +96,7 @@ fn a_run_trains_with_device_augmentation_and_single_image_methods_refuse_it() {
     config.data.test_limit = Some(20);
     config.batch_size = 32;
     config.epochs = 6;
-    config.optimizer = repr::train::OptimizerConfig::Adamw {
-        lr: 3e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
-        weight_decay: 0.0,
-    };
-    config.schedule.min_lr = 3e-3;
+    common::constant_adamw(&mut config, 3e-3);
     config.log_every_steps = 1;
     config.eval.knn_k = 5;
     config.eval.linear_probe = false;

@@ -55,14 +55,7 @@ struct Trained {
 /// Trains `config` with AdamW at a constant 3e-3 (quick movement on a tiny network), checking
 /// that every one of the `steps` steps logged a finite loss.
 fn train(mut config: TrainConfig, steps: usize, backend: &str) -> Trained {
-    config.optimizer = repr::train::OptimizerConfig::Adamw {
-        lr: 3e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
-        weight_decay: 0.0,
-    };
-    config.schedule.min_lr = 3e-3;
+    common::constant_adamw(&mut config, 3e-3);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::open(dir.path().join("run"), RunMode::New).unwrap();
     let options = TrainOptions {

@@ -22,6 +22,19 @@ pub fn tiny_backbone(num_classes: usize) -> BackboneConfig {
     )
 }
 
+/// AdamW at a constant `lr` (no decay, no weight decay): quick, steady movement on a tiny
+/// network, so a few steps show whether a recipe learns.
+pub fn constant_adamw(config: &mut TrainConfig, lr: f64) {
+    config.optimizer = repr::train::OptimizerConfig::Adamw {
+        lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.0,
+    };
+    config.schedule.min_lr = lr;
+}
+
 /// The supervised recipe on `train` Fashion-MNIST images in batches of `batch`, for `epochs`,
 /// evaluated on `test` images, without augmentation, warm-up or per-epoch evaluation, logging
 /// every step.

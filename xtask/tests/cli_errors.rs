@@ -2,7 +2,7 @@
 //! each stop with one message naming the flag or field, before a run folder exists; and
 //! `--on-bad-image skip` trains on an image folder with a corrupt file, printing and listing it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn xtask(runs: &Path, args: &[&str]) -> Output {
@@ -186,8 +186,10 @@ fn png_rgb(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     out
 }
 
-#[test]
-fn on_bad_image_skip_trains_and_lists_the_skipped_files() {
+/// An image folder with classes `a` (dark) and `b` (light), 8 RGB 5×5 PNGs per class in
+/// `train/` and `test/`, and a config training a tiny ResNet on it at 4×4 for one epoch:
+/// (the temporary directory, the data folder, the config file).
+fn two_class_folder() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for split in ["train", "test"] {
@@ -195,26 +197,27 @@ fn on_bad_image_skip_trains_and_lists_the_skipped_files() {
             let folder = data.join(split).join(class);
             std::fs::create_dir_all(&folder).unwrap();
             for i in 0..8u8 {
-                std::fs::write(
-                    folder.join(format!("{i}.png")),
-                    png_rgb(5, 5, [shade, i, 0]),
-                )
-                .unwrap();
+                let png = png_rgb(5, 5, [shade, i, 0]);
+                std::fs::write(folder.join(format!("{i}.png")), png).unwrap();
             }
         }
     }
-    let corrupt = data.join("train/b/corrupt.png");
-    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let config = dir.path().join("folder.toml");
     std::fs::write(
         &config,
-        "epochs = 1\nbatch_size = 8\n\
-         [data]\nimage_size = [4, 4]\n\
+        "epochs = 1\nbatch_size = 8\n[data]\nimage_size = [4, 4]\n\
          [backbone]\nkind = \"resnet\"\nlayers = [1, 1, 1, 1]\nstem = \"cifar\"\nwidth = 4\n\
-         in_channels = 3\nnum_classes = 2\n\
-         [eval]\nplots = false\n",
+         in_channels = 3\nnum_classes = 2\n[eval]\nplots = false\n",
     )
     .unwrap();
+    (dir, data, config)
+}
+
+#[test]
+fn on_bad_image_skip_trains_and_lists_the_skipped_files() {
+    let (dir, data, config) = two_class_folder();
+    let corrupt = data.join("train/b/corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let runs = dir.path().join("runs");
     let common = [
         "--config",
@@ -245,7 +248,7 @@ fn on_bad_image_skip_trains_and_lists_the_skipped_files() {
 /// One RGB dataset in two layouts: an image folder (`train/<class>/*.png`, `test/...`) and the
 /// CIFAR-10 binary files, 10 classes of 16 training and 4 test images at 32×32, each class a
 /// colour with per-image noise.
-fn rgb_datasets(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+fn rgb_datasets(root: &Path) -> (PathBuf, PathBuf) {
     let pixel = |class: u8, i: u8, c: usize| -> u8 {
         let base = [class * 25, 255 - class * 20, class.wrapping_mul(47)];
         base[c].wrapping_add(i.wrapping_mul(7)) // noise per image
@@ -465,28 +468,9 @@ fn huge_sizes_are_refused_by_name() {
 /// raise it, before anything is decoded; skipped and listed under `--on-bad-image skip`.
 #[test]
 fn images_over_the_pixel_limit_are_refused_from_their_header() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    for split in ["train", "test"] {
-        for (class, shade) in [("a", 20u8), ("b", 220)] {
-            let folder = data.join(split).join(class);
-            std::fs::create_dir_all(&folder).unwrap();
-            for i in 0..8u8 {
-                let png = png_rgb(5, 5, [shade, i, 0]);
-                std::fs::write(folder.join(format!("{i}.png")), png).unwrap();
-            }
-        }
-    }
+    let (dir, data, config) = two_class_folder();
     let huge = data.join("train/a/huge.png");
     std::fs::write(&huge, png_declaring(60_000, 60_000)).unwrap();
-    let config = dir.path().join("folder.toml");
-    std::fs::write(
-        &config,
-        "epochs = 1\nbatch_size = 8\n[data]\nimage_size = [4, 4]\n\
-         [backbone]\nkind = \"resnet\"\nlayers = [1, 1, 1, 1]\nstem = \"cifar\"\nwidth = 4\n\
-         in_channels = 3\nnum_classes = 2\n[eval]\nplots = false\n",
-    )
-    .unwrap();
     let runs = dir.path().join("runs");
     let common = [
         "--config",
