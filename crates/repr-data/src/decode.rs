@@ -73,10 +73,12 @@ pub fn decode_into(
 }
 
 /// Decodes `path` (PNG or JPEG, whatever its extension says) unless its header declares more
-/// than `max_pixels` pixels.
+/// than `max_pixels` pixels ([`DEFAULT_MAX_IMAGE_PIXELS`] describes the memory this takes).
+/// [`crate::into_rgb8`] and [`crate::into_luma8`] then give the pixels PIL's conversions give.
 ///
 /// # Errors
-/// As [`decode_into`].
+/// [`DataError::ImageTooLarge`] for an image of more than `max_pixels` pixels,
+/// [`DataError::BadImage`] for one the decoder refuses, [`DataError::Io`].
 pub fn decode_image(path: &Path, max_pixels: u64) -> Result<DynamicImage, DataError> {
     let io_err = |e| DataError::io(path, e);
     let bad = |e: ImageError| DataError::BadImage {
