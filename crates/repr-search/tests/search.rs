@@ -4,12 +4,13 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::fs;
 
 use burn::tensor::Device;
 use common::{assert_same_hits, features, identity, naive_knn, reference_vector, write_png};
 use repr_search::{
     ExactSearcher, FileId, Filter, Gallery, GalleryItem, Index, SearchError, Searcher,
-    UpdateOptions,
+    UpdateOptions, embed_images,
 };
 
 /// A deterministic value in [-1, 1).
@@ -236,4 +237,66 @@ fn search_over_an_index_equals_naive_knn(device: &Device) {
     }
 }
 
-repr_testing::backend_tests!(search_over_an_index_equals_naive_knn);
+/// A query image embedded by `embed_images` gets the vector the index stored for the same
+/// file, so searching with it finds that file first with score 1.
+fn query_images_are_embedded_as_indexed_files(device: &Device) {
+    let photos = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        write_png(photos.path(), &format!("f{i}.png"), i, 0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut index = Index::open_or_create(dir.path(), photos.path(), &identity()).unwrap();
+    index
+        .update(&UpdateOptions::default(), device, features, |_| {})
+        .unwrap();
+    let preprocess = &index.identity().preprocess;
+    let queries = [photos.path().join("f3.png"), photos.path().join("f1.png")];
+    let vectors = embed_images(&queries, preprocess, 1 << 20, 1, device, features).unwrap();
+    assert_eq!(vectors.len(), 2 * common::DIM);
+    let hits = index
+        .searcher()
+        .unwrap()
+        .search(&vectors, 1, &Filter::default())
+        .unwrap();
+    for (hits, name) in hits.iter().zip(["f3.png", "f1.png"]) {
+        let entry = index
+            .entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.id == hits[0].id)
+            .unwrap();
+        assert_eq!(entry.path, name);
+        assert!((hits[0].score - 1.0).abs() < 1e-6);
+    }
+
+    fs::write(photos.path().join("bad.png"), b"no image").unwrap();
+    let err = embed_images(
+        &[photos.path().join("bad.png")],
+        preprocess,
+        1 << 20,
+        1,
+        device,
+        features,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SearchError::Image(_)), "{err}");
+    let too_short = |x: burn::tensor::Tensor<4>| features(x).narrow(1, 0, 4);
+    let err = index.update(&UpdateOptions::default(), device, too_short, |_| {});
+    assert!(
+        err.is_ok(),
+        "nothing new to embed: the encoder is not called"
+    );
+    write_png(photos.path(), "new.png", 9, 0);
+    let err = index
+        .update(&UpdateOptions::default(), device, too_short, |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(&err, SearchError::EncoderShape { images: 1, dim: 9, found } if found == &[1, 4]),
+        "{err}"
+    );
+}
+
+repr_testing::backend_tests!(
+    search_over_an_index_equals_naive_knn,
+    query_images_are_embedded_as_indexed_files
+);
