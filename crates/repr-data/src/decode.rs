@@ -58,9 +58,9 @@ pub fn decode_into(
     let image = decode_image(path, max_pixels)?;
     let (w, h) = (width as u32, height as u32);
     if channels == 1 {
-        out.copy_from_slice(resized(into_luma8(image), w, h).as_raw());
+        out.copy_from_slice(resize_bilinear(into_luma8(image), w, h).as_raw());
     } else {
-        let rgb = resized(into_rgb8(image), w, h);
+        let rgb = resize_bilinear(into_rgb8(image), w, h);
         // HWC -> CHW.
         let plane = height * width;
         for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
@@ -123,7 +123,13 @@ fn check_size(path: &Path, width: u32, height: u32, max_pixels: u64) -> Result<(
     Ok(())
 }
 
-fn resized<P>(image: ImageBuffer<P, Vec<u8>>, width: u32, height: u32) -> ImageBuffer<P, Vec<u8>>
+/// `image` resized to `width × height` with bilinear filtering, antialiased when shrinking (as
+/// PIL's `BILINEAR`); an image already of that size is returned untouched.
+pub fn resize_bilinear<P>(
+    image: ImageBuffer<P, Vec<u8>>,
+    width: u32,
+    height: u32,
+) -> ImageBuffer<P, Vec<u8>>
 where
     P: Pixel<Subpixel = u8> + 'static,
 {

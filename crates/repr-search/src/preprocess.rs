@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use image::imageops::{self, FilterType};
+use image::imageops;
 use image::{ImageBuffer, Pixel};
-use repr_data::{DataError, Normalize, decode_image, into_luma8, into_rgb8};
+use repr_data::{DataError, Normalize, decode_image, into_luma8, into_rgb8, resize_bilinear};
 use serde::{Deserialize, Serialize};
 
 use crate::SearchError;
@@ -157,13 +157,13 @@ impl Preprocess {
         P: Pixel<Subpixel = u8> + 'static,
     {
         match self.size {
-            Sizing::Resize { height, width } => resized(image, width as u32, height as u32),
+            Sizing::Resize { height, width } => resize_bilinear(image, width as u32, height as u32),
             Sizing::ResizeCrop {
                 resize_shorter,
                 crop,
             } => {
                 let (width, height) = shorter_side_to(image.dimensions(), resize_shorter as u32);
-                let image = resized(image, width, height);
+                let image = resize_bilinear(image, width, height);
                 let crop = crop as u32;
                 let (left, top) = (centre_offset(width, crop), centre_offset(height, crop));
                 imageops::crop_imm(&image, left, top, crop, crop).to_image()
@@ -192,17 +192,6 @@ fn centre_offset(total: u32, crop: u32) -> u32 {
         half + 1
     } else {
         half
-    }
-}
-
-fn resized<P>(image: ImageBuffer<P, Vec<u8>>, width: u32, height: u32) -> ImageBuffer<P, Vec<u8>>
-where
-    P: Pixel<Subpixel = u8> + 'static,
-{
-    if image.dimensions() == (width, height) {
-        image
-    } else {
-        imageops::resize(&image, width, height, FilterType::Triangle)
     }
 }
 
