@@ -1,9 +1,10 @@
 //! `repr`: learned image representations with Burn.
 //!
 //! A facade over the workspace's crates, each usable on its own:
-//! [`data`] (dataset readers and batchers), [`augment`] (augmentations), [`backbones`] (ResNet),
-//! [`objectives`] (losses, heads, miners), [`train`] (methods, optimizers, checkpoints, devices),
-//! [`eval`] (kNN, linear probe, retrieval, plots).
+//! [`data`] (dataset readers and batchers), [`augment`] (augmentations), [`backbones`] (ResNet,
+//! ViT), [`objectives`] (losses, heads, miners), [`train`] (methods, optimizers, checkpoints,
+//! devices), [`eval`] (kNN, linear probe, retrieval, plots), [`search`] (an index of a folder of
+//! images and exact search over it).
 //!
 //! The README's à-la-carte example, compiled and run as a test:
 //!
@@ -56,4 +57,5 @@ pub use repr_backbones as backbones;
 pub use repr_data as data;
 pub use repr_eval as eval;
 pub use repr_objectives as objectives;
+pub use repr_search as search;
 pub use repr_train as train;
