@@ -3,7 +3,7 @@
 //! the end and names its device in the summary.
 #![cfg(all(feature = "wgpu", feature = "ndarray"))]
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn the_optional_backends_train_from_the_command_line() {
@@ -13,28 +13,12 @@ fn the_optional_backends_train_from_the_command_line() {
     std::fs::write(&config, repr_train::equivalence::small_run(64, 2).to_toml()).unwrap();
     let runs = dir.path().join("runs");
     for device in ["wgpu", "ndarray"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args([
-                "train",
-                "--recipe",
-                "supervised",
-                "--quiet",
-                "--device",
-                device,
-            ])
-            .arg("--runs-dir")
-            .arg(&runs)
-            .arg("--config")
-            .arg(&config)
-            .args(["--name", device])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "--device {device}: {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::succeed(&common::train(
+            &runs,
+            &config,
+            device,
+            &["--device", device],
+        ));
         let losses = repr_train::equivalence::logged_train_losses(&runs.join(device));
         assert_eq!(losses.len(), 4, "--device {device}");
         assert!(

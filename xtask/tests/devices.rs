@@ -4,23 +4,11 @@
 //! exists.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{succeed, train as xtask};
 use repr_train::equivalence::logged_train_losses as losses;
 
-fn xtask(runs: &Path, config: &Path, name: &str, devices: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["train", "--recipe", "supervised", "--quiet"])
-        .arg("--runs-dir")
-        .arg(runs)
-        .arg("--config")
-        .arg(config)
-        .args(["--name", name])
-        .args(devices)
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .unwrap()
-}
+mod common;
 
 /// 16 steps of a small GroupNorm ResNet (no statistic over the batch: one and two devices
 /// train the same model), global batch 32.
@@ -28,15 +16,6 @@ fn config(dir: &Path) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, repr_train::equivalence::small_run(256, 2).to_toml()).unwrap();
     path
-}
-
-fn succeed(output: &Output) {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// From one checkpoint, two flex devices continue the run as one device does (the same

@@ -3,33 +3,10 @@
 //! itself again under `mpiexec -n 2` and the two ranks continue a run as one process does.
 #![cfg(feature = "mpi")]
 
-use std::path::Path;
-use std::process::{Command, Output};
-
+use common::{succeed, train as xtask};
 use repr_train::equivalence::logged_train_losses as losses;
 
-fn xtask(runs: &Path, config: &Path, name: &str, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["train", "--recipe", "supervised", "--quiet"])
-        .arg("--runs-dir")
-        .arg(runs)
-        .arg("--config")
-        .arg(config)
-        .args(["--name", name])
-        .args(extra)
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .unwrap()
-}
-
-fn succeed(output: &Output) {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+mod common;
 
 /// From one checkpoint (a fresh run's ranks draw their parameters in another order than one
 /// process does), two MPI ranks log the losses of one process up to rounding, and rank 0
