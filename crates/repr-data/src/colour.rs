@@ -12,6 +12,17 @@
 
 use image::{DynamicImage, GrayImage, RgbImage};
 
+/// Interleaved RGB pixels (HWC) as channel-first planes (CHW) in `out`, which holds as many
+/// bytes as `rgb`.
+pub fn rgb_to_chw(rgb: &[u8], out: &mut [u8]) {
+    let plane = rgb.len() / 3;
+    for (i, px) in rgb.chunks_exact(3).enumerate() {
+        out[i] = px[0];
+        out[plane + i] = px[1];
+        out[2 * plane + i] = px[2];
+    }
+}
+
 /// `image` as 8-bit RGB; moved, not copied, when it already is.
 pub fn into_rgb8(image: DynamicImage) -> RgbImage {
     let (width, height) = (image.width(), image.height());

@@ -9,7 +9,7 @@ use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageReader, Limits, Pixel};
 
 use crate::DataError;
-use crate::colour::{into_luma8, into_rgb8};
+use crate::colour::{into_luma8, into_rgb8, rgb_to_chw};
 use crate::header::declared_size;
 
 /// The default of the most pixels (width × height) an image file may declare: 64 megapixels,
@@ -60,14 +60,7 @@ pub fn decode_into(
     if channels == 1 {
         out.copy_from_slice(resize_bilinear(into_luma8(image), w, h).as_raw());
     } else {
-        let rgb = resize_bilinear(into_rgb8(image), w, h);
-        // HWC -> CHW.
-        let plane = height * width;
-        for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
-            out[i] = px[0];
-            out[plane + i] = px[1];
-            out[2 * plane + i] = px[2];
-        }
+        rgb_to_chw(resize_bilinear(into_rgb8(image), w, h).as_raw(), out);
     }
     Ok(())
 }

@@ -37,7 +37,7 @@ mod shuffle;
 
 pub use batcher::{ImageBatch, ImageBatcher, Normalize};
 pub use cifar::{CIFAR10_CLASSES, read_cifar_batch, read_cifar10, read_cifar100};
-pub use colour::{into_luma8, into_rgb8};
+pub use colour::{into_luma8, into_rgb8, rgb_to_chw};
 pub use dataset::{ImageDataset, ImageItem};
 pub use decode::{DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_bilinear};
 pub use error::DataError;

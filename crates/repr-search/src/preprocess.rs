@@ -5,7 +5,9 @@ use std::path::Path;
 
 use image::imageops;
 use image::{ImageBuffer, Pixel};
-use repr_data::{DataError, Normalize, decode_image, into_luma8, into_rgb8, resize_bilinear};
+use repr_data::{
+    DataError, Normalize, decode_image, into_luma8, into_rgb8, resize_bilinear, rgb_to_chw,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::SearchError;
@@ -147,7 +149,10 @@ impl Preprocess {
             // One channel: HWC is CHW.
             self.sized(into_luma8(image)).into_raw()
         } else {
-            channels_first(self.sized(into_rgb8(image)).as_raw())
+            let rgb = self.sized(into_rgb8(image));
+            let mut chw = vec![0; rgb.as_raw().len()];
+            rgb_to_chw(rgb.as_raw(), &mut chw);
+            chw
         })
     }
 
@@ -193,18 +198,6 @@ fn centre_offset(total: u32, crop: u32) -> u32 {
     } else {
         half
     }
-}
-
-/// Interleaved RGB (HWC) to channel-first planes (CHW).
-fn channels_first(rgb: &[u8]) -> Vec<u8> {
-    let plane = rgb.len() / 3;
-    let mut out = vec![0; rgb.len()];
-    for (i, px) in rgb.chunks_exact(3).enumerate() {
-        out[i] = px[0];
-        out[plane + i] = px[1];
-        out[2 * plane + i] = px[2];
-    }
-    out
 }
 
 #[cfg(test)]
