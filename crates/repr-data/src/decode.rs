@@ -38,6 +38,17 @@ use crate::header::declared_size;
 /// machine with many cores and little memory.
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 64_000_000;
 
+/// The extensions (case-insensitive) of the image files the readers take: what the `image`
+/// features of this crate decode.
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Whether `path`'s extension is one of [`IMAGE_EXTENSIONS`], in any case.
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
 /// The widest decoded pixel, 16-bit RGBA, in bytes.
 const MAX_BYTES_PER_PIXEL: u64 = 8;
 

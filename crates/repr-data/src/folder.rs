@@ -9,11 +9,9 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{DEFAULT_MAX_IMAGE_PIXELS, decode_into};
+use crate::decode::{DEFAULT_MAX_IMAGE_PIXELS, decode_into, has_image_extension};
 use crate::error::too_many_pixels;
 use crate::{DataError, ImageDataset};
-
-const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// What an image-folder reader does with a file it cannot read or decode (corrupt, truncated,
 /// zero bytes, not an image despite its extension, unreadable, more pixels than the limit).
@@ -264,11 +262,7 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err)? {
         let path = entry.map_err(io_err)?.path();
-        let is_image = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        if is_image && path.is_file() {
+        if has_image_extension(&path) && path.is_file() {
             files.push(path);
         }
     }

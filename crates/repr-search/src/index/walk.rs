@@ -4,14 +4,14 @@ use std::fs;
 use std::path::{Component, Path};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use repr_data::has_image_extension;
 use walkdir::{DirEntry, WalkDir};
 
 use super::report::Failure;
 use crate::SearchError;
 
-/// The extensions (case-insensitive) of the files indexed: what the workspace's `image`
-/// features decode.
-pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+/// The extensions (case-insensitive) of the files indexed: those repr-data decodes.
+pub use repr_data::IMAGE_EXTENSIONS;
 
 /// An image file found under the folder.
 #[derive(Clone, Debug)]
@@ -120,12 +120,6 @@ fn is_hidden(entry: &DirEntry) -> bool {
         .file_name()
         .to_str()
         .is_some_and(|name| name.starts_with('.'))
-}
-
-fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// `path` relative to `root`, `/`-separated; `None` when a component is not UTF-8.
