@@ -43,6 +43,6 @@ pub use backbone::{Backbone, BackboneConfig, BackboneStage};
 pub use error::ConfigError;
 pub use import::{ImportError, ShapeMismatch, StateDict};
 pub use params::num_learnable_params;
-pub use pool::Pooling;
+pub use pool::{GEM_EPS, GEM_P, Pooling};
 pub use resnet::{BlockKind, Norm, ResNet, ResNetConfig, Stage, Stem};
 pub use vit::{PosEmbedding, ViT, ViTConfig};

@@ -131,8 +131,8 @@ pub struct EvalConfig {
     /// Write the training curves, the 2-D embedding plot and the retrieval grid.
     pub plots: bool,
     /// How the encoder's last layer becomes the evaluated vector: `"avg"` (the mean of a
-    /// ResNet's last feature map, or of a ViT's patch tokens), `"max"`, or `"cls"` (a ViT's
-    /// class token). Unset: the backbone's own (ResNet `"avg"`, ViT `"cls"`). The triplet
+    /// ResNet's last feature map, or of a ViT's patch tokens), `"max"`, `"gem"` (generalized mean,
+    /// p = 3), or `"cls"` (a ViT's class token). Unset: the backbone's own (ResNet `"avg"`, ViT `"cls"`). The triplet
     /// method evaluates the embedding it trained, so it takes none.
     pub pooling: Option<repr_backbones::Pooling>,
 }

@@ -354,6 +354,7 @@ impl ViT {
             Pooling::Cls => tokens.slice([0..batch, 0..1, 0..dim]),
             Pooling::Avg => tokens.slice([0..batch, 1..count, 0..dim]).mean_dim(1),
             Pooling::Max => tokens.slice([0..batch, 1..count, 0..dim]).max_dim(1),
+            Pooling::Gem => crate::pool::gem_dim(tokens.slice([0..batch, 1..count, 0..dim]), 1),
         };
         pooled.reshape([batch, dim])
     }
