@@ -15,6 +15,10 @@ pub const GRID_SEPARATOR: u32 = 12;
 pub const MATCH_COLOR: [u8; 3] = [0, 170, 0];
 /// Frame of a neighbour with another label.
 pub const MISMATCH_COLOR: [u8; 3] = [220, 0, 0];
+/// Frame of an image on a stop-list (excluded from results, shown for reference).
+pub const STOPLIST_COLOR: [u8; 3] = [0, 90, 220];
+/// Frame of an image whose label is unknown.
+pub const UNLABELLED_COLOR: [u8; 3] = [150, 150, 150];
 /// Frame of a query.
 pub const QUERY_COLOR: [u8; 3] = [40, 40, 40];
 /// The background.
@@ -57,40 +61,77 @@ pub fn retrieval_grid(
     if let Err(e) = check_retrieval_grid(queries, neighbours, shape, scale) {
         panic!("retrieval_grid: {e}");
     }
+    let rows: Vec<Vec<FramedTile<'_>>> = queries
+        .iter()
+        .zip(neighbours)
+        .map(|(&(query, label), found)| {
+            std::iter::once(FramedTile {
+                pixels: query,
+                frame: QUERY_COLOR,
+            })
+            .chain(found.iter().map(|&(pixels, l)| FramedTile {
+                pixels,
+                frame: if l == label {
+                    MATCH_COLOR
+                } else {
+                    MISMATCH_COLOR
+                },
+            }))
+            .collect()
+        })
+        .collect();
+    framed_grid(&rows, shape, scale)
+}
+
+/// One image of a [`framed_grid`]: CHW `u8` pixels and the colour of its frame.
+#[derive(Debug, Clone, Copy)]
+pub struct FramedTile<'a> {
+    /// CHW pixels of the grid's shape.
+    pub pixels: &'a [u8],
+    /// RGB colour of the frame.
+    pub frame: [u8; 3],
+}
+
+/// Draws rows of framed images with the geometry of [`retrieval_grid`] (column 0 set apart by
+/// [`GRID_SEPARATOR`]), each tile framed in its own colour: the picture behind
+/// `retrieval_grid`, for callers that choose the frames themselves (e.g. a stop-listed image).
+///
+/// # Panics
+/// When an image does not have `shape`'s size, the channel count is not 1 or 3, or `scale` is
+/// 0 (programming errors).
+pub fn framed_grid(rows: &[Vec<FramedTile<'_>>], shape: [usize; 3], scale: u32) -> RgbImage {
     let [channels, height, width] = shape;
+    assert!(
+        (channels == 1 || channels == 3) && scale > 0 && height > 0 && width > 0,
+        "framed_grid: shape {shape:?} at scale {scale}"
+    );
     let tile_w = width as u32 * scale + 2 * GRID_BORDER;
     let tile_h = height as u32 * scale + 2 * GRID_BORDER;
-    let k = neighbours.iter().map(Vec::len).max().unwrap_or(0) as u32;
-    let rows = queries.len() as u32;
+    let k = rows.iter().map(|row| row.len().max(1) - 1).max().unwrap_or(0) as u32;
     let mut canvas = RgbImage::from_pixel(
         GRID_GAP + (k + 1) * (tile_w + GRID_GAP) + GRID_SEPARATOR,
-        GRID_GAP + rows * (tile_h + GRID_GAP),
+        GRID_GAP + rows.len() as u32 * (tile_h + GRID_GAP),
         Rgb(BACKGROUND_COLOR),
     );
-    for (row, (&(query, label), found)) in queries.iter().zip(neighbours).enumerate() {
+    let plane = height * width;
+    for (row, tiles) in rows.iter().enumerate() {
         let y = GRID_GAP + row as u32 * (tile_h + GRID_GAP);
-        let tiles =
-            std::iter::once((query, QUERY_COLOR)).chain(found.iter().map(|&(pixels, l)| {
-                (
-                    pixels,
-                    if l == label {
-                        MATCH_COLOR
-                    } else {
-                        MISMATCH_COLOR
-                    },
-                )
-            }));
-        for (column, (pixels, frame)) in tiles.enumerate() {
+        for (column, tile) in tiles.iter().enumerate() {
+            assert_eq!(
+                tile.pixels.len(),
+                channels * plane,
+                "framed_grid: image at row {row}, column {column} for shape {shape:?}"
+            );
             let column = column as u32;
             let x = GRID_GAP
                 + column * (tile_w + GRID_GAP)
                 + if column > 0 { GRID_SEPARATOR } else { 0 };
             for dy in 0..tile_h {
                 for dx in 0..tile_w {
-                    canvas.put_pixel(x + dx, y + dy, Rgb(frame));
+                    canvas.put_pixel(x + dx, y + dy, Rgb(tile.frame));
                 }
             }
-            let plane = height * width;
+            let pixels = tile.pixels;
             for py in 0..height * scale as usize {
                 for px in 0..width * scale as usize {
                     let at = (py / scale as usize) * width + px / scale as usize;

@@ -10,7 +10,8 @@
 //!   Adam on the device.
 //! - [`nearest_neighbours`], [`retrieval_metrics`]: recall@k, precision@k and mAP@R (Musgrave
 //!   et al. 2020, "A Metric Learning Reality Check").
-//! - [`retrieval_grid`]: a picture of queries and their neighbours framed green or red.
+//! - [`retrieval_grid`]: a picture of queries and their neighbours framed green or red
+//!   ([`framed_grid`] with frames of one's choice).
 //! - [`pca_2d`], [`plot_embedding`], [`plot_curves`]: PNG plots of embeddings and training
 //!   curves.
 //!
@@ -47,8 +48,9 @@ pub use embed::{EmbedConfig, Layer, embed_dataset, embed_with, raw_pixel_embeddi
 pub use embeddings::Embeddings;
 pub use error::EvalError;
 pub use grid::{
-    BACKGROUND_COLOR, GRID_BORDER, GRID_GAP, GRID_SEPARATOR, LabelledImage, MATCH_COLOR,
-    MISMATCH_COLOR, QUERY_COLOR, check_retrieval_grid, retrieval_grid,
+    BACKGROUND_COLOR, FramedTile, GRID_BORDER, GRID_GAP, GRID_SEPARATOR, LabelledImage,
+    MATCH_COLOR, MISMATCH_COLOR, QUERY_COLOR, STOPLIST_COLOR, UNLABELLED_COLOR,
+    check_retrieval_grid, framed_grid, retrieval_grid,
 };
 pub use knn::{KnnConfig, KnnResult, knn_classify};
 pub use linear_probe::{
