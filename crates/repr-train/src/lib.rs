@@ -91,7 +91,7 @@ pub use methods::{
 pub use metrics::{MetricRecord, MetricsLog};
 pub use presets::{PRESETS, Preset, masked_patch_vit, preset};
 pub use run_dir::{RUN_ENTRIES, RunDir, RunMode, check_run_name};
-pub use saved::{TrainedRun, embed_run, evaluate_run, retrieve_run};
+pub use saved::{RunInput, TrainedRun, embed_run, evaluate_run, retrieve_run};
 pub use schedule::warmup_cosine;
 pub use stepper::{DataParallel, Interval, IntervalStats, StepAt, Stepper};
 pub use summary::{BaselineScores, Baselines, Communication, EvalSummary, Summary};

@@ -43,6 +43,35 @@ impl TrainedRun {
     }
 }
 
+/// What an image must become before a run's network sees it: the shape of its dataset's
+/// images and the normalisation of its training split (as its evaluation applies them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInput {
+    /// Channels of the images (1: grey, 3: RGB).
+    pub channels: usize,
+    /// Height of the images, in pixels.
+    pub height: usize,
+    /// Width of the images, in pixels.
+    pub width: usize,
+    /// Per-channel mean and standard deviation of the training split.
+    pub normalize: repr_data::Normalize,
+}
+
+impl TrainedRun {
+    /// The run's input: reads its dataset (with the config's limits) for the image shape and
+    /// the training split's normalisation.
+    pub fn input(&self) -> Result<RunInput, TrainError> {
+        let data = crate::data::RunData::load(&self.config)?;
+        let [channels, height, width] = data.train.shape();
+        Ok(RunInput {
+            channels,
+            height,
+            width,
+            normalize: data.normalize,
+        })
+    }
+}
+
 fn load_bytes(method: Method, bytes: Vec<u8>, path: &Path) -> Result<Method, TrainError> {
     let bad = |reason: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
