@@ -130,12 +130,27 @@ pub enum SearchError {
     /// An image given as a query could not be read.
     #[error(transparent)]
     Image(#[from] DataError),
+    /// The approximate-search graph library failed: creating, building, saving, loading or
+    /// searching a graph (then the file, when there is one, is named).
+    #[error("approximate search graph{}: cannot {action}: {message}", graph_file(.path.as_deref()))]
+    Graph {
+        /// What was being done: "build", "save", "load", "search", ...
+        action: &'static str,
+        /// The graph file, for saving and loading.
+        path: Option<PathBuf>,
+        /// The library's message.
+        message: String,
+    },
     /// No file of the index has this id.
     #[error("no file with id {id} in the index")]
     UnknownId {
         /// The id asked for.
         id: FileId,
     },
+}
+
+fn graph_file(path: Option<&Path>) -> String {
+    path.map(|p| format!(" {}", p.display())).unwrap_or_default()
 }
 
 fn paths_list(paths: &[PathBuf]) -> String {
@@ -165,6 +180,15 @@ impl SearchError {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidInput {
             field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A [`SearchError::Graph`] error: `action` on the graph (of the file `path`) failed.
+    pub(crate) fn graph(action: &'static str, path: Option<&Path>, message: impl Into<String>) -> Self {
+        Self::Graph {
+            action,
+            path: path.map(Path::to_path_buf),
             message: message.into(),
         }
     }

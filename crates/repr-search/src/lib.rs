@@ -71,4 +71,7 @@ pub use index::{
     Entry, Failure, IMAGE_EXTENSIONS, Index, ModelIdentity, Progress, UpdateOptions, UpdateReport,
 };
 pub use preprocess::{Preprocess, Sizing};
-pub use search::{ExactSearcher, Hit, Searcher};
+pub use search::{
+    APPROX_MIN_ITEMS, AnySearcher, ApproxConfig, ApproxSearcher, ExactSearcher, Hit, SearchKind,
+    Searcher,
+};
