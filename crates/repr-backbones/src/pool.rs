@@ -88,7 +88,7 @@ mod tests {
         // In f64 from the definition: channel 0 ((1 + 8 + 27 + 64) / 4)^(1/3); channel 1 has
         // -1, -2 and 0 clamped to 1e-6 (their cubes vanish): (343 / 4)^(1/3).
         let gem = gem.into_data().try_into_vec_as::<f32>().unwrap();
-        let expected = [(100.0f64 / 4.0).cbrt() as f32, (343.0f64 / 4.0).cbrt() as f32];
+        let expected = [(100.0f64 / 4.0).cbrt(), (343.0f64 / 4.0).cbrt()];
         repr_testing::assert_close(&gem, &expected, 1e-5, 1e-5, "GeM pool");
     }
 

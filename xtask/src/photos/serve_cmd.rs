@@ -1,0 +1,54 @@
+//! `cargo xtask serve`: the index's search page and JSON API over HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use clap::Parser;
+use repr_search::Index;
+use repr_search::server::{QueryEncoder, ServerConfig};
+use repr_train::DeviceChoice;
+
+use super::model::Encoder;
+
+/// `cargo xtask serve`.
+#[derive(Parser, Debug)]
+pub struct ServeArgs {
+    /// The index folder (`cargo xtask index`; it may be updated while served).
+    #[arg(long)]
+    index: PathBuf,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The largest query image accepted, in megabytes.
+    #[arg(long, default_value_t = 20)]
+    max_upload_mb: usize,
+    /// Backend for embedding query images: flex (default CPU), ndarray, wgpu, cuda.
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let reader = Index::open_read_only(&args.index)?;
+    let device = args.device.parse::<DeviceChoice>()?.device()?;
+    let encoder = Encoder::for_index(reader.identity(), &device)?;
+    println!("query images are embedded with {}", encoder.describe());
+    drop(reader);
+    let device = encoder.device().clone();
+    // One query embedded at a time per model: the model is not shared across threads.
+    let encoder = Mutex::new(encoder);
+    let query = QueryEncoder::new(device, move |images| {
+        encoder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .embed(images)
+    });
+    let config = ServerConfig {
+        address: args.addr,
+        max_upload_bytes: args.max_upload_mb.saturating_mul(1_000_000),
+        ..ServerConfig::new(&args.index)
+    };
+    repr_search::server::run_blocking(config, query)?;
+    Ok(())
+}
