@@ -164,8 +164,17 @@ fn the_index_of_a_run_finds_what_its_evaluation_finds() {
         "index recall@1 {recall}% vs eval {}%",
         100.0 * eval_recall
     );
-    let (width, height) = image::image_dimensions(&picture).unwrap();
-    assert!(width > height && height > 0, "{width}x{height}");
+    // The first 8 queries (the default --rows), each with its 5 results; 16-pixel images are
+    // drawn 6 times larger (thumbnails near 96 pixels).
+    let tile = 6 * 16 + 2 * repr_eval::GRID_BORDER;
+    let step = tile + repr_eval::GRID_GAP;
+    assert_eq!(
+        image::image_dimensions(&picture).unwrap(),
+        (
+            repr_eval::GRID_GAP + 6 * step + repr_eval::GRID_SEPARATOR,
+            repr_eval::GRID_GAP + 8 * step
+        )
+    );
 }
 
 #[test]
@@ -232,7 +241,8 @@ fn updates_are_incremental_and_bad_files_are_listed() {
     assert_eq!(results.len(), 3, "{text}");
     assert!(!results.iter().any(|l| l.ends_with("a/rows/001.png")), "{text}");
     let (width, _) = image::image_dimensions(&picture).unwrap();
-    let tile = 32 + 2 * repr_eval::GRID_BORDER;
+    // 32-pixel inputs are drawn 3 times larger (thumbnails near 96 pixels).
+    let tile = 3 * 32 + 2 * repr_eval::GRID_BORDER;
     let expected = repr_eval::GRID_GAP
         + 4 * (tile + repr_eval::GRID_GAP)
         + repr_eval::GRID_SEPARATOR;
