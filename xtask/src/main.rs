@@ -12,7 +12,9 @@
 //!   `--docs` also rewrites the generated section of FILE). `--compare` adds PyTorch's CPU
 //!   numbers: measured live when `python3` (or `$REPR_PYTHON`) imports `torch`, else the
 //!   stored ones with the machine they were measured on. `cargo xtask bench profile`: where a
-//!   step's time goes; `cargo xtask bench` alone runs models and augment. Bench writes only
+//!   step's time goes; `cargo xtask bench search [--sizes 100000,1000000] [--index <dir>]`:
+//!   exact and approximate search beside faiss (`runs/bench/search.md`, `.json`);
+//!   `cargo xtask bench` alone runs models and augment. Bench writes only
 //!   into an `--out-dir` it created (`.repr-bench` marker) or an empty one.
 //! - `cargo xtask ci`: the test command that `.ci/run` runs.
 
@@ -25,6 +27,7 @@ use repr_train::{DeviceSpec, InitConfig, RunDir, RunMode, TrainConfig, TrainOpti
 
 mod bench;
 mod bench_augment;
+mod bench_search;
 mod distributed;
 mod outputs;
 mod use_run;
@@ -73,6 +76,8 @@ enum BenchTarget {
     Models(bench::ModelsArgs),
     /// Where the time of a training step goes (phases, per-layer forward at several widths).
     Profile(bench::ProfileArgs),
+    /// Exact and approximate image search beside faiss-cpu: build, memory, latency, recall.
+    Search(bench_search::BenchSearchArgs),
 }
 
 #[derive(Parser, Default)]
@@ -202,6 +207,7 @@ fn main() -> ExitCode {
             Some(BenchTarget::Augment(args)) => bench_augment::run(&args),
             Some(BenchTarget::Models(args)) => bench::run_models(&args),
             Some(BenchTarget::Profile(args)) => bench::run_profile(&args),
+            Some(BenchTarget::Search(args)) => bench_search::run(&args),
             None => bench::run_all(),
         },
         Cmd::Eval(args) => use_run::eval(&args),

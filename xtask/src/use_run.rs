@@ -130,7 +130,7 @@ pub fn retrieve(args: &RetrieveArgs) -> Result<()> {
 }
 
 /// Writes a NumPy `.npy` file (format version 1.0, C order).
-fn write_npy(path: &Path, dtype: &str, shape: &[usize], data: &[u8]) -> Result<()> {
+pub(crate) fn write_npy(path: &Path, dtype: &str, shape: &[usize], data: &[u8]) -> Result<()> {
     let shape = match shape {
         [n] => format!("({n},)"),
         _ => format!(

@@ -150,7 +150,8 @@ pub enum SearchError {
 }
 
 fn graph_file(path: Option<&Path>) -> String {
-    path.map(|p| format!(" {}", p.display())).unwrap_or_default()
+    path.map(|p| format!(" {}", p.display()))
+        .unwrap_or_default()
 }
 
 fn paths_list(paths: &[PathBuf]) -> String {
@@ -185,7 +186,11 @@ impl SearchError {
     }
 
     /// A [`SearchError::Graph`] error: `action` on the graph (of the file `path`) failed.
-    pub(crate) fn graph(action: &'static str, path: Option<&Path>, message: impl Into<String>) -> Self {
+    pub(crate) fn graph(
+        action: &'static str,
+        path: Option<&Path>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::Graph {
             action,
             path: path.map(Path::to_path_buf),

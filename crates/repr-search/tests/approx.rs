@@ -11,8 +11,8 @@ use std::time::Instant;
 use burn::tensor::Device;
 use common::{features, identity, write_png};
 use repr_search::{
-    ApproxConfig, ApproxSearcher, ExactSearcher, FileId, Filter, Gallery, GalleryItem, Hit,
-    Index, SearchError, SearchKind, Searcher, UpdateOptions,
+    ApproxConfig, ApproxSearcher, ExactSearcher, FileId, Filter, Gallery, GalleryItem, Hit, Index,
+    SearchError, SearchKind, Searcher, UpdateOptions,
 };
 
 /// A deterministic value in [-1, 1).
@@ -137,7 +137,10 @@ fn filters_are_never_violated_and_k_hits_are_returned() {
     let stop: BTreeSet<FileId> = top.iter().flatten().map(|h| h.id).collect();
     let one = gallery.ids()[17];
     let filters = [
-        ("stop-list", Filter::default().excluding(stop.iter().copied())),
+        (
+            "stop-list",
+            Filter::default().excluding(stop.iter().copied()),
+        ),
         ("labels", Filter::default().with_labels(["a", "c"])),
         ("folder", Filter::default().in_folder("b/sub1")),
         (
@@ -162,11 +165,17 @@ fn filters_are_never_violated_and_k_hits_are_returned() {
         let found = approx.search(&queries, 10, filter).unwrap();
         for hits in &found {
             assert_eq!(hits.len(), admitted.len().min(10), "{what}");
-            assert!(hits.iter().all(|h| admitted.contains(&h.id)), "{what}: {hits:?}");
+            assert!(
+                hits.iter().all(|h| admitted.contains(&h.id)),
+                "{what}: {hits:?}"
+            );
         }
         assert_exact_scores(&found, &expected);
         let recall = recall(&found, &expected);
-        assert!(admitted.is_empty() || recall >= 0.95, "{what}: recall@10 {recall}");
+        assert!(
+            admitted.is_empty() || recall >= 0.95,
+            "{what}: recall@10 {recall}"
+        );
     }
     // By id: never the item itself, and the default exact fallback for small filters.
     let default = ApproxSearcher::build(gallery.clone(), &ApproxConfig::default()).unwrap();
@@ -247,7 +256,12 @@ fn assert_same(found: &[Vec<Hit>], expected: &[Vec<Hit>]) {
     for (f, e) in found.iter().zip(expected) {
         let ids = |hits: &[Hit]| hits.iter().map(|h| h.id).collect::<Vec<_>>();
         assert_eq!(ids(f), ids(e));
-        assert!(f.iter().zip(e).all(|(a, b)| (a.score - b.score).abs() < 1e-5), "{f:?} {e:?}");
+        assert!(
+            f.iter()
+                .zip(e)
+                .all(|(a, b)| (a.score - b.score).abs() < 1e-5),
+            "{f:?} {e:?}"
+        );
     }
 }
 
@@ -323,7 +337,10 @@ fn an_index_keeps_its_graph_and_rebuilds_it_when_the_index_changes() {
     let after_addition = index.approx_searcher(&config).unwrap();
     let new_files = graph_files(dir.path());
     assert_eq!(new_files.len(), 2, "{new_files:?}");
-    assert!(new_files.iter().all(|n| !old_files.contains(n)), "{new_files:?}");
+    assert!(
+        new_files.iter().all(|n| !old_files.contains(n)),
+        "{new_files:?}"
+    );
     assert_eq!(after_addition.gallery().len(), 24);
     assert_same(
         &neighbours(&after_addition),

@@ -35,6 +35,7 @@ use repr_kernels::Kernels;
 use repr_train::DeviceChoice;
 use serde_json::{Value, json};
 
+pub use measure::{Contention, commit, machine};
 pub use out_dir::prepare_out_dir;
 pub use profile::{ProfileArgs, run_profile};
 use workloads::Workload;

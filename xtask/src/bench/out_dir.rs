@@ -1,4 +1,4 @@
-//! The output folder of `cargo xtask bench models|profile|augment` (`--out-dir`): bench writes
+//! The output folder of `cargo xtask bench models|profile|augment|search` (`--out-dir`): bench writes
 //! only into a folder it created, recognised by its marker file, and never deletes or
 //! overwrites what it did not create.
 
@@ -11,18 +11,20 @@ pub const MARKER: &str = ".repr-bench";
 
 /// The files bench writes into its folder. A folder that holds only these (written before the
 /// marker existed) is adopted: they are bench's own outputs.
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 8] = [
     "models.md",
     "models.json",
     "profile.md",
     "profile.json",
     "augment.md",
     "augment.json",
+    "search.md",
+    "search.json",
 ];
 
 /// What the marker file says to whoever opens the folder.
 const MARKER_TEXT: &str = "This folder holds the outputs of `cargo xtask bench` \
-(models, profile, augment .md/.json). bench overwrites those files here and nothing else.\n";
+(models, profile, augment, search .md/.json). bench overwrites those files here and nothing else.\n";
 
 /// Makes `dir` ready for bench's outputs: creates it (with the marker) when absent, marks it
 /// when empty or when it holds only bench's output files, accepts it when marked, and refuses

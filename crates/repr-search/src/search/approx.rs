@@ -193,7 +193,9 @@ impl ApproxSearcher {
         let meta = usearch::Index::metadata(utf8(path)?).map_err(|e| fail(e.what().into()))?;
         let expected = (gallery.dim() as u64, gallery.len() as u64, 0);
         let found = (meta.dimensions, meta.count_present, meta.count_deleted);
-        if found != expected || meta.metric != MetricKind::IP || meta.quantization != ScalarKind::F32
+        if found != expected
+            || meta.metric != MetricKind::IP
+            || meta.quantization != ScalarKind::F32
         {
             return Err(fail(format!(
                 "holds {} vectors of {} dimensions ({} deleted, {:?} metric, {:?} scalars); \
@@ -360,9 +362,6 @@ fn search_threads() -> usize {
 /// `path` as the UTF-8 string the graph library takes.
 fn utf8(path: &Path) -> Result<&str, SearchError> {
     path.to_str().ok_or_else(|| {
-        SearchError::invalid(
-            "path",
-            format!("{} is not valid UTF-8", path.display()),
-        )
+        SearchError::invalid("path", format!("{} is not valid UTF-8", path.display()))
     })
 }

@@ -56,7 +56,13 @@ pub(crate) fn dot_products(queries: &[f32], gallery: &[f32], dim: usize, scores:
 /// # Panics
 /// If the lengths differ.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "dot: vectors of {} and {} values", a.len(), b.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "dot: vectors of {} and {} values",
+        a.len(),
+        b.len()
+    );
     let mut sums = [0.0f32; 8];
     let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = a_blocks

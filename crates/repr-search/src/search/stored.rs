@@ -59,7 +59,13 @@ impl Index {
         let description = self.dir.join(format!("{stem}.json"));
         let mut wanted = built(&gallery, config);
         let gallery = match read_built(&description) {
-            Some(found) if found == Built { graph_bytes: found.graph_bytes, ..wanted.clone() } => {
+            Some(found)
+                if found
+                    == Built {
+                        graph_bytes: found.graph_bytes,
+                        ..wanted.clone()
+                    } =>
+            {
                 match file_len(&graph) {
                     Some(len) if len == found.graph_bytes => {
                         match ApproxSearcher::try_load(gallery, &graph, config) {
@@ -144,9 +150,13 @@ fn remove_other_graphs(dir: &Path, keep: &str) -> Result<(), SearchError> {
     let entries = fs::read_dir(dir).map_err(|e| SearchError::io("read", dir, e))?;
     let mut stale: Vec<PathBuf> = Vec::new();
     for entry in entries {
-        let name = entry.map_err(|e| SearchError::io("read", dir, e))?.file_name();
+        let name = entry
+            .map_err(|e| SearchError::io("read", dir, e))?
+            .file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(state) = name.strip_prefix(PREFIX).and_then(|rest| rest.split('.').next())
+        let Some(state) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('.').next())
         else {
             continue;
         };
