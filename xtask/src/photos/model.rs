@@ -310,17 +310,21 @@ pub fn hash_file(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// The SHA-256 of a run's network: its final model, or its last checkpoint when it has not
-/// finished.
+/// The SHA-256 of a run's network, its final model: an index records the weights it was made
+/// with, so a run still training (whose last checkpoint changes) is refused.
 pub fn hash_run_model(dir: &Path) -> Result<String> {
     let run = RunDir::open(dir, RunMode::Resume)
         .with_context(|| format!("opening run {}", dir.display()))?;
     let model = run.final_model();
-    if model.exists() {
-        hash_file(&model)
-    } else {
-        hash_file(&run.last_checkpoint())
+    if !model.exists() {
+        bail!(
+            "run {} has not finished (no {}): an index records the final weights; finish the \
+             run (`cargo xtask train --resume`) first",
+            dir.display(),
+            model.file_name().unwrap_or_default().to_string_lossy()
+        );
     }
+    hash_file(&model)
 }
 
 fn short(hash: &str) -> &str {
