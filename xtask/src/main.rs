@@ -5,6 +5,11 @@
 //! - `cargo xtask eval --run runs/<name>`: kNN, linear probe, retrieval and baselines again
 //! - `cargo xtask embed --run runs/<name> --split test --out e.npy`: embeddings as `.npy`
 //! - `cargo xtask retrieve --run runs/<name> --out grid.png`: a retrieval picture
+//! - `cargo xtask index --index <dir> --images <photos> --run runs/<name>` (or `--weights
+//!   <file> --arch resnet50`): index a folder of images, incrementally
+//! - `cargo xtask search --index <dir> --query <image>...`: the most similar indexed images
+//! - `cargo xtask duplicates --index <dir>`: groups of near-duplicate images
+//! - `cargo xtask serve --index <dir>`: a search page and JSON API over HTTP
 //! - `cargo xtask bench augment [--threads N] [--iters N] [--devices flex,wgpu]`: augmentation
 //!   throughput (writes `runs/bench/augment.md` and `.json`).
 //! - `cargo xtask bench models [--devices flex,ndarray,wgpu] [--compare] [--docs FILE]`:
@@ -30,6 +35,7 @@ mod bench_augment;
 mod bench_search;
 mod distributed;
 mod outputs;
+mod photos;
 mod use_run;
 
 /// The test command of the README and `.ci/run` (a test checks that all three agree).
@@ -55,6 +61,15 @@ enum Cmd {
     Embed(use_run::EmbedArgs),
     /// Draw a retrieval grid: test queries and their nearest training images.
     Retrieve(use_run::RetrieveArgs),
+    /// Index a folder of images with a trained run or torchvision weights (incremental:
+    /// only new and changed files are embedded).
+    Index(Box<photos::IndexArgs>),
+    /// Search an index with query images: paths and similarities, and a picture.
+    Search(Box<photos::SearchArgs>),
+    /// Groups of near-duplicate images in an index, and a picture of them.
+    Duplicates(Box<photos::DuplicatesArgs>),
+    /// Serve an index: a search page and a JSON API over HTTP.
+    Serve(Box<photos::ServeArgs>),
     /// Measure throughput (augmentations, ...).
     Bench(BenchArgs),
     /// Run the test suite exactly as CI does.
@@ -213,6 +228,10 @@ fn main() -> ExitCode {
         Cmd::Eval(args) => use_run::eval(&args),
         Cmd::Embed(args) => use_run::embed(&args),
         Cmd::Retrieve(args) => use_run::retrieve(&args),
+        Cmd::Index(args) => photos::index(&args),
+        Cmd::Search(args) => photos::search(&args),
+        Cmd::Duplicates(args) => photos::duplicates(&args),
+        Cmd::Serve(args) => photos::serve(&args),
         Cmd::Ci => ci(),
     };
     match result {

@@ -3,14 +3,18 @@
 //! neither a huge real image nor a forged header makes a reader allocate more than the limit
 //! allows.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Seek, SeekFrom};
 use std::path::Path;
 
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageReader, Limits, Pixel};
+use image::{
+    DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, Pixel,
+};
 
 use crate::DataError;
 use crate::colour::{into_luma8, into_rgb8, rgb_to_chw};
-use crate::header::declared_size;
+use crate::header::declared_size_from;
 
 /// The default of the most pixels (width × height) an image file may declare: 64 megapixels,
 /// an 8000 × 8000 photo. Larger images are refused from their header
@@ -84,24 +88,50 @@ pub fn decode_into(
 /// [`DataError::ImageTooLarge`] for an image of more than `max_pixels` pixels,
 /// [`DataError::BadImage`] for one the decoder refuses, [`DataError::Io`].
 pub fn decode_image(path: &Path, max_pixels: u64) -> Result<DynamicImage, DataError> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    decode_from(BufReader::new(file), path, max_pixels)
+}
+
+/// [`decode_image`] of an image held in memory (an upload, an archive member): the format is
+/// told by the content alone; errors name the image `name`.
+///
+/// # Errors
+/// As [`decode_image`].
+pub fn decode_image_bytes(
+    bytes: &[u8],
+    name: &Path,
+    max_pixels: u64,
+) -> Result<DynamicImage, DataError> {
+    decode_from(Cursor::new(bytes), name, max_pixels)
+}
+
+/// Decodes the image `reader` holds, named `path` in errors (its extension, if any, is the
+/// format's hint when the content does not tell it).
+fn decode_from(
+    mut reader: impl BufRead + Seek,
+    path: &Path,
+    max_pixels: u64,
+) -> Result<DynamicImage, DataError> {
     let io_err = |e| DataError::io(path, e);
     let bad = |e: ImageError| DataError::BadImage {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
     // The size the header declares, checked before a decoder reads anything.
-    if let Some((width, height)) = declared_size(path).map_err(io_err)? {
+    if let Some((width, height)) = declared_size_from(&mut reader).map_err(io_err)? {
         check_size(path, width, height, max_pixels)?;
     }
+    reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
     // The decoder is bounded in bytes while it reads the header, and in size after the check
     // of the size it read (which covers a header the check above did not understand): a size
     // over the limit is reported by `check_size`, which names it, not by the decoder.
     let mut limits = Limits::no_limits();
     limits.max_alloc = Some(max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL));
-    let mut reader = ImageReader::open(path)
-        .map_err(io_err)?
-        .with_guessed_format()
-        .map_err(io_err)?;
+    let mut reader = ImageReader::new(reader);
+    if let Ok(format) = ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let mut reader = reader.with_guessed_format().map_err(io_err)?;
     reader.limits(limits.clone());
     let mut decoder = reader.into_decoder().map_err(bad)?;
     let (width, height) = decoder.dimensions();
@@ -161,6 +191,25 @@ mod tests {
         let mut out = [0u8; 6];
         decode_into(&path, 3, (1, 2), DEFAULT_MAX_IMAGE_PIXELS, &mut out).unwrap();
         assert_eq!(out, [10, 40, 20, 50, 30, 60]);
+    }
+
+    #[test]
+    fn bytes_decode_as_the_file_does_and_errors_name_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("3x2.png");
+        let image = RgbImage::from_fn(3, 2, |x, y| Rgb([x as u8 * 40, y as u8 * 90, 7]));
+        image.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = Path::new("upload");
+        let from_bytes = decode_image_bytes(&bytes, name, 6).unwrap();
+        assert_eq!(into_rgb8(from_bytes), image);
+        let err = decode_image_bytes(&bytes, name, 5).unwrap_err();
+        assert!(matches!(err, DataError::ImageTooLarge { .. }), "{err}");
+        let err = decode_image_bytes(b"not an image", name, 6).unwrap_err();
+        assert!(
+            matches!(&err, DataError::BadImage { path, .. } if path == name),
+            "{err}"
+        );
     }
 
     #[test]

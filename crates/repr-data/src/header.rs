@@ -2,22 +2,16 @@
 //! that an image over the pixel limit is refused before a decoder touches the file (the JPEG
 //! decoder reads a whole file into memory before it looks at the size).
 
-use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{self, Read, Seek, SeekFrom};
 
 const PNG_SIGNATURE: [u8; 8] = *b"\x89PNG\r\n\x1a\n";
 
-/// `(width, height)` as the header of the PNG or JPEG file `path` declares them; `None` for
-/// another format or a header this reader does not find (the decoder then reports it).
+/// `(width, height)` as the header of the PNG or JPEG image `reader` holds (from its start)
+/// declares them; `None` for another format or a header this reader does not find (the decoder
+/// then reports it).
 ///
 /// # Errors
-/// The file cannot be opened or read (a file shorter than its header is `None`).
-pub fn declared_size(path: &Path) -> io::Result<Option<(u32, u32)>> {
-    declared_size_from(BufReader::new(File::open(path)?))
-}
-
-/// [`declared_size`] of a stream.
+/// The stream cannot be read (a stream shorter than its header is `None`).
 pub fn declared_size_from(mut reader: impl Read + Seek) -> io::Result<Option<(u32, u32)>> {
     let mut start = [0u8; 2];
     let size = match read_or_none(&mut reader, &mut start)? {

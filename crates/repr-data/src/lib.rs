@@ -40,7 +40,8 @@ pub use cifar::{CIFAR10_CLASSES, read_cifar_batch, read_cifar10, read_cifar100};
 pub use colour::{into_luma8, into_rgb8, rgb_to_chw};
 pub use dataset::{ImageDataset, ImageItem};
 pub use decode::{
-    DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, decode_image, has_image_extension, resize_bilinear,
+    DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, decode_image, decode_image_bytes,
+    has_image_extension, resize_bilinear,
 };
 pub use error::DataError;
 pub use folder::{OnBadImage, SkippedImage, read_image_folder, read_image_folder_with};

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
-use repr_data::ImageBatcher;
+use repr_data::{DataError, ImageBatcher};
 
 use crate::gallery::normalize;
-use crate::{Preprocess, SearchError};
+use crate::{ModelIdentity, Preprocess, SearchError};
 
 /// Runs `encoder` on `images` (channel-first bytes of `preprocess.shape()`, from `paths`),
 /// checks that it returns one finite row per image (of `dim` values when given) and
@@ -80,14 +80,56 @@ pub fn embed_images<P: AsRef<Path> + Sync>(
     let mut vectors = Vec::new();
     let mut dim = None;
     for batch in paths.chunks(batch_size) {
-        let images = batch
-            .par_iter()
-            .map(|path| preprocess.load(path.as_ref(), max_pixels))
-            .collect::<Result<Vec<_>, _>>()?;
-        let names: Vec<PathBuf> = batch.iter().map(|p| p.as_ref().to_path_buf()).collect();
-        let (rows, columns) = encode(&images, &names, preprocess, dim, &device, &mut encoder)?;
+        let load = |path: &P| preprocess.load(path.as_ref(), max_pixels);
+        let name = |path: &P| path.as_ref().to_path_buf();
+        let (rows, columns) =
+            embed_batch(batch, load, name, preprocess, dim, &device, &mut encoder)?;
         dim = Some(columns);
         vectors.extend(rows);
     }
     Ok(vectors)
+}
+
+/// The unit vector of one image file's content held in memory (an upload), for a search of
+/// an index built by `identity`: decoded under the `max_pixels` limit, preprocessed by
+/// `identity.preprocess` exactly as [`embed_images`] and the index do, encoded on `device`
+/// (without autodiff); the encoder must give `identity.dim` values. Errors name the image
+/// `name`.
+///
+/// # Errors
+/// [`SearchError::Image`] when the bytes are not an image this crate decodes (or one over
+/// the pixel limit); [`SearchError::InvalidInput`] for an impossible preprocessing;
+/// [`SearchError::EncoderShape`], [`SearchError::NonFinite`].
+pub fn embed_image_bytes(
+    bytes: &[u8],
+    name: &Path,
+    identity: &ModelIdentity,
+    max_pixels: u64,
+    device: &Device,
+    mut encoder: impl FnMut(Tensor<4>) -> Tensor<2>,
+) -> Result<Vec<f32>, SearchError> {
+    let preprocess = &identity.preprocess;
+    preprocess.check()?;
+    let device = device.clone().without_autodiff();
+    let load = |bytes: &&[u8]| preprocess.load_bytes(bytes, name, max_pixels);
+    let name = |_: &&[u8]| name.to_path_buf();
+    let dim = Some(identity.dim);
+    let (vector, _) = embed_batch(&[bytes], load, name, preprocess, dim, &device, &mut encoder)?;
+    Ok(vector)
+}
+
+/// Loads `items` in parallel with `load` (each named by `name` in errors) and encodes them as
+/// one batch: see [`encode`].
+fn embed_batch<T: Sync>(
+    items: &[T],
+    load: impl Fn(&T) -> Result<Vec<u8>, DataError> + Send + Sync,
+    name: impl Fn(&T) -> PathBuf,
+    preprocess: &Preprocess,
+    dim: Option<usize>,
+    device: &Device,
+    encoder: &mut impl FnMut(Tensor<4>) -> Tensor<2>,
+) -> Result<(Vec<f32>, usize), SearchError> {
+    let images = items.par_iter().map(load).collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<PathBuf> = items.iter().map(name).collect();
+    encode(&images, &names, preprocess, dim, device, encoder)
 }

@@ -147,6 +147,14 @@ pub enum SearchError {
         /// The id asked for.
         id: FileId,
     },
+    /// The HTTP server could not start or serve (feature `server`).
+    #[error("cannot {action}: {error}")]
+    Server {
+        /// What was being done, with the address: "listen on 127.0.0.1:8080", ...
+        action: String,
+        /// The underlying error.
+        error: io::Error,
+    },
 }
 
 fn graph_file(path: Option<&Path>) -> String {

@@ -55,6 +55,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod duplicates;
 mod embed;
 mod error;
 mod filter;
@@ -62,13 +63,17 @@ mod gallery;
 mod index;
 mod preprocess;
 mod search;
+#[cfg(feature = "server")]
+pub mod server;
 
-pub use embed::embed_images;
+pub use duplicates::duplicate_groups;
+pub use embed::{embed_image_bytes, embed_images};
 pub use error::SearchError;
 pub use filter::Filter;
 pub use gallery::{FileId, Gallery, GalleryItem};
 pub use index::{
-    Entry, Failure, IMAGE_EXTENSIONS, Index, ModelIdentity, Progress, UpdateOptions, UpdateReport,
+    Entry, Failure, IMAGE_EXTENSIONS, Index, IndexReader, IndexSnapshot, IndexVersion,
+    ModelIdentity, Progress, UpdateOptions, UpdateReport,
 };
 pub use preprocess::{Preprocess, Sizing};
 pub use search::{

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use image::imageops;
-use image::{ImageBuffer, Pixel};
+use image::{DynamicImage, ImageBuffer, Pixel};
 use repr_data::{
-    DataError, Normalize, decode_image, into_luma8, into_rgb8, resize_bilinear, rgb_to_chw,
+    DataError, Normalize, decode_image, decode_image_bytes, into_luma8, into_rgb8, resize_bilinear,
+    rgb_to_chw,
 };
 use serde::{Deserialize, Serialize};
 
@@ -144,8 +145,26 @@ impl Preprocess {
     /// # Errors
     /// As [`repr_data::decode_image`].
     pub fn load(&self, path: &Path, max_pixels: u64) -> Result<Vec<u8>, DataError> {
-        let image = decode_image(path, max_pixels)?;
-        Ok(if self.channels == 1 {
+        Ok(self.prepare(decode_image(path, max_pixels)?))
+    }
+
+    /// [`Preprocess::load`] of an image file's bytes held in memory (an upload); errors name
+    /// the image `name`.
+    ///
+    /// # Errors
+    /// As [`repr_data::decode_image_bytes`].
+    pub fn load_bytes(
+        &self,
+        bytes: &[u8],
+        name: &Path,
+        max_pixels: u64,
+    ) -> Result<Vec<u8>, DataError> {
+        Ok(self.prepare(decode_image_bytes(bytes, name, max_pixels)?))
+    }
+
+    /// A decoded image converted, sized and laid out channel-first.
+    fn prepare(&self, image: DynamicImage) -> Vec<u8> {
+        if self.channels == 1 {
             // One channel: HWC is CHW.
             self.sized(into_luma8(image)).into_raw()
         } else {
@@ -153,7 +172,7 @@ impl Preprocess {
             let mut chw = vec![0; rgb.as_raw().len()];
             rgb_to_chw(rgb.as_raw(), &mut chw);
             chw
-        })
+        }
     }
 
     /// The image resized (and cropped) to [`Preprocess::shape`].

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, CREATING, DATABASE, DirState};
-use super::schema::{self, SCHEMA_VERSION};
+use super::schema::{self, FileRow, SCHEMA_VERSION};
 use super::vectors::VectorFile;
 use crate::{ExactSearcher, FileId, Gallery, Preprocess, SearchError};
 
@@ -141,16 +141,7 @@ impl Index {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(db)?;
-        if version != SCHEMA_VERSION {
-            return Err(SearchError::SchemaVersion {
-                path: database,
-                found: version,
-                expected: SCHEMA_VERSION,
-            });
-        }
+        check_schema_version(&conn, &database)?;
         // WAL: a commit is one append to the log; FULL: it is on disk when commit returns.
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -163,28 +154,18 @@ impl Index {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
-        let dim_text = schema::meta(&conn, &database, "dim")?;
-        let dim = dim_text
-            .parse()
-            .ok()
-            .filter(|&d: &usize| d > 0)
-            .ok_or_else(|| SearchError::corrupt(&database, format!("dimension `{dim_text}`")))?;
-        let preprocess = serde_json::from_str(&schema::meta(&conn, &database, "preprocess")?)
-            .map_err(|e| SearchError::corrupt(&database, format!("preprocess: {e}")))?;
-        let identity = ModelIdentity {
-            model: schema::meta(&conn, &database, "model")?,
-            preprocess,
-            dim,
-        };
-        let root = PathBuf::from(schema::meta(&conn, &database, "root")?);
+        let (identity, root) = read_identity(&conn, &database)?;
         let state = schema::state(&conn, &database)?;
         for generation in layout::vector_generations(dir)? {
             if generation != state.generation {
                 layout::remove_if_present(&layout::vectors_path(dir, generation))?;
             }
         }
-        let vectors =
-            VectorFile::open(layout::vectors_path(dir, state.generation), dim, state.rows)?;
+        let vectors = VectorFile::open(
+            layout::vectors_path(dir, state.generation),
+            identity.dim,
+            state.rows,
+        )?;
         layout::sync_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -312,23 +293,7 @@ impl Index {
     pub fn gallery(&self) -> Result<Gallery, SearchError> {
         let files = schema::files(&self.conn, &self.database)?;
         let all = self.vectors.read_all()?;
-        let dim = self.identity.dim;
-        let mut gallery = Gallery::with_capacity(dim, files.len());
-        for file in files {
-            let start = file.row as usize * dim;
-            let entry = file.entry;
-            let vector = all.get(start..start + dim).ok_or_else(|| {
-                SearchError::corrupt(
-                    &self.database,
-                    format!(
-                        "{} points at row {}, past the committed rows",
-                        entry.path, file.row
-                    ),
-                )
-            })?;
-            gallery.push(entry.id, vector, entry.path, entry.label);
-        }
-        Ok(gallery)
+        gallery_of(files, &all, self.identity.dim, &self.database)
     }
 
     /// An exact searcher over [`Index::gallery`].
@@ -340,7 +305,73 @@ impl Index {
     }
 }
 
-fn not_an_index<T>(dir: &Path, found: &'static str) -> Result<T, SearchError> {
+/// [`SearchError::SchemaVersion`] unless the database `conn` (at `database`) has this build's
+/// layout.
+pub(super) fn check_schema_version(conn: &Connection, database: &Path) -> Result<(), SearchError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| SearchError::database(database, e))?;
+    if version != SCHEMA_VERSION {
+        return Err(SearchError::SchemaVersion {
+            path: database.to_path_buf(),
+            found: version,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The identity and the indexed folder the database `conn` (at `database`) records.
+pub(super) fn read_identity(
+    conn: &Connection,
+    database: &Path,
+) -> Result<(ModelIdentity, PathBuf), SearchError> {
+    let dim_text = schema::meta(conn, database, "dim")?;
+    let dim = dim_text
+        .parse()
+        .ok()
+        .filter(|&d: &usize| d > 0)
+        .ok_or_else(|| SearchError::corrupt(database, format!("dimension `{dim_text}`")))?;
+    let preprocess = serde_json::from_str(&schema::meta(conn, database, "preprocess")?)
+        .map_err(|e| SearchError::corrupt(database, format!("preprocess: {e}")))?;
+    let identity = ModelIdentity {
+        model: schema::meta(conn, database, "model")?,
+        preprocess,
+        dim,
+    };
+    let root = PathBuf::from(schema::meta(conn, database, "root")?);
+    Ok((identity, root))
+}
+
+/// The gallery of `files`, whose vectors are the rows of `all` (the committed rows of the
+/// vectors file, row-major, `dim` values each).
+pub(super) fn gallery_of(
+    files: Vec<FileRow>,
+    all: &[f32],
+    dim: usize,
+    database: &Path,
+) -> Result<Gallery, SearchError> {
+    let mut gallery = Gallery::with_capacity(dim, files.len());
+    for file in files {
+        let start = usize::try_from(file.row)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(dim);
+        let entry = file.entry;
+        let vector = all.get(start..start.saturating_add(dim)).ok_or_else(|| {
+            SearchError::corrupt(
+                database,
+                format!(
+                    "{} points at row {}, past the committed rows",
+                    entry.path, file.row
+                ),
+            )
+        })?;
+        gallery.push(entry.id, vector, entry.path, entry.label);
+    }
+    Ok(gallery)
+}
+
+pub(super) fn not_an_index<T>(dir: &Path, found: &'static str) -> Result<T, SearchError> {
     Err(SearchError::NotAnIndex {
         path: dir.to_path_buf(),
         found,

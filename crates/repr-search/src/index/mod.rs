@@ -3,6 +3,7 @@
 mod base;
 mod compact;
 mod layout;
+mod reader;
 mod report;
 mod schema;
 mod update;
@@ -10,5 +11,6 @@ mod vectors;
 mod walk;
 
 pub use base::{Entry, Index, ModelIdentity};
+pub use reader::{IndexReader, IndexSnapshot, IndexVersion};
 pub use report::{Failure, Progress, UpdateOptions, UpdateReport};
 pub use walk::IMAGE_EXTENSIONS;

@@ -45,19 +45,8 @@ impl VectorFile {
             }
             Err(e) => return Err(SearchError::io("open", &path, e)),
         };
+        let len = committed_length(&file, &path, dim, rows)?;
         let committed = rows * dim as u64 * F32_BYTES;
-        let len = file
-            .metadata()
-            .map_err(|e| SearchError::io("read", &path, e))?
-            .len();
-        if len < committed {
-            return Err(SearchError::corrupt(
-                &path,
-                format!(
-                    "{len} bytes, but {rows} rows of {dim} floats ({committed} bytes) are committed"
-                ),
-            ));
-        }
         let mut vectors = Self {
             path,
             file,
@@ -112,22 +101,7 @@ impl VectorFile {
 
     /// Every committed row, row-major.
     pub fn read_all(&self) -> Result<Vec<f32>, SearchError> {
-        let io = |e| SearchError::io("read", &self.path, e);
-        let total = self.rows as usize * self.dim;
-        let mut values = Vec::with_capacity(total);
-        let mut reader = BufReader::new(&self.file);
-        reader.seek(SeekFrom::Start(0)).map_err(io)?;
-        let mut chunk = vec![0u8; READ_CHUNK];
-        while values.len() < total {
-            let want = ((total - values.len()) * F32_BYTES as usize).min(READ_CHUNK);
-            reader.read_exact(&mut chunk[..want]).map_err(io)?;
-            values.extend(
-                chunk[..want]
-                    .chunks_exact(F32_BYTES as usize)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            );
-        }
-        Ok(values)
+        read_values(&self.file, &self.path, self.rows as usize * self.dim)
     }
 
     /// Writes a complete new vectors file at `path` holding `data`, durably, replacing any
@@ -164,4 +138,58 @@ impl VectorFile {
             .and_then(|()| self.file.sync_all())
             .map_err(|e| SearchError::io("truncate", &self.path, e))
     }
+}
+
+/// The first `rows` rows of `dim` values of the vectors file at `path`, read without writing
+/// anything: what a reader that does not own the index sees of it. A missing file is an
+/// [`std::io::ErrorKind::NotFound`] error ([`SearchError::Io`]), so that a reader can tell a
+/// generation switched under it from a corrupt index.
+///
+/// # Errors
+/// [`SearchError::Io`]; [`SearchError::Corrupt`] when the file is shorter than `rows` rows.
+pub(crate) fn read_committed(path: &Path, dim: usize, rows: u64) -> Result<Vec<f32>, SearchError> {
+    let file = File::open(path).map_err(|e| SearchError::io("open", path, e))?;
+    committed_length(&file, path, dim, rows)?;
+    read_values(&file, path, rows as usize * dim)
+}
+
+/// The length of the vectors file `file` (at `path`), which must hold `rows` rows of `dim`
+/// values.
+///
+/// # Errors
+/// [`SearchError::Corrupt`] when it is shorter; [`SearchError::Io`].
+fn committed_length(file: &File, path: &Path, dim: usize, rows: u64) -> Result<u64, SearchError> {
+    let committed = rows * dim as u64 * F32_BYTES;
+    let len = file
+        .metadata()
+        .map_err(|e| SearchError::io("read", path, e))?
+        .len();
+    if len < committed {
+        return Err(SearchError::corrupt(
+            path,
+            format!(
+                "{len} bytes, but {rows} rows of {dim} floats ({committed} bytes) are committed"
+            ),
+        ));
+    }
+    Ok(len)
+}
+
+/// The first `total` values of the vectors file `file` (at `path`).
+fn read_values(file: &File, path: &Path, total: usize) -> Result<Vec<f32>, SearchError> {
+    let io = |e| SearchError::io("read", path, e);
+    let mut values = Vec::with_capacity(total);
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut chunk = vec![0u8; READ_CHUNK];
+    while values.len() < total {
+        let want = ((total - values.len()) * F32_BYTES as usize).min(READ_CHUNK);
+        reader.read_exact(&mut chunk[..want]).map_err(io)?;
+        values.extend(
+            chunk[..want]
+                .chunks_exact(F32_BYTES as usize)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+    }
+    Ok(values)
 }
