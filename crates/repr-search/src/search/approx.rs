@@ -154,7 +154,7 @@ impl ApproxSearcher {
     /// `gallery.len()` items of `gallery.dim()` dimensions; [`SearchError::InvalidInput`]
     /// for an impossible `config` or a path that is not UTF-8.
     pub fn load(gallery: Gallery, path: &Path, config: &ApproxConfig) -> Result<Self, SearchError> {
-        Self::try_load(gallery, path, config).map_err(|(_, e)| e)
+        Self::try_load(gallery, path, config).map_err(|failed| failed.1)
     }
 
     /// [`ApproxSearcher::load`], giving the gallery back on failure.
@@ -162,7 +162,7 @@ impl ApproxSearcher {
         gallery: Gallery,
         path: &Path,
         config: &ApproxConfig,
-    ) -> Result<Self, (Gallery, SearchError)> {
+    ) -> Result<Self, Box<(Gallery, SearchError)>> {
         let slots = Slots::new(search_threads());
         let graph = Self::check_file(&gallery, path)
             .and_then(|()| new_graph(&gallery, config, slots.len()))
@@ -182,7 +182,7 @@ impl ApproxSearcher {
                 config: config.clone(),
                 slots,
             }),
-            Err(e) => Err((gallery, e)),
+            Err(e) => Err(Box::new((gallery, e))),
         }
     }
 

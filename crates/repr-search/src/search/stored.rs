@@ -71,7 +71,7 @@ impl Index {
                         match ApproxSearcher::try_load(gallery, &graph, config) {
                             Ok(searcher) => return Ok(searcher),
                             // Unreadable after all: rebuilt below.
-                            Err((gallery, _)) => gallery,
+                            Err(failed) => failed.0,
                         }
                     }
                     _ => gallery,
