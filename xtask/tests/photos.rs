@@ -108,14 +108,18 @@ fn find_number(value: &serde_json::Value, key: &str) -> Option<f64> {
 
 /// The percentage after `label` in `text` ("recall@1 87.50%").
 fn percent_after(text: &str, label: &str) -> f64 {
-    let at = text.find(label).unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
     let rest = &text[at + label.len()..];
     let number: String = rest
         .trim_start()
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
         .collect();
-    number.parse().unwrap_or_else(|_| panic!("no number after {label:?} in {text}"))
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?} in {text}"))
 }
 
 #[test]
@@ -201,17 +205,28 @@ fn updates_are_incremental_and_bad_files_are_listed() {
     let output = xtask(&first);
     succeed(&output);
     let text = stdout(&output);
-    assert!(text.contains("9 added") && text.contains("1 unreadable"), "{text}");
+    assert!(
+        text.contains("9 added") && text.contains("1 unreadable"),
+        "{text}"
+    );
     assert!(text.contains("a/rows/broken.png"), "{text}");
 
     // Nothing changed: nothing embedded.
     let output = xtask(&index_args);
     succeed(&output);
-    assert!(stdout(&output).contains("0 images embedded"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("0 images embedded"),
+        "{}",
+        stdout(&output)
+    );
 
     // One new file, one changed, one deleted: two embedded, one removed.
     std::fs::copy(photos.join("a/rows/000.png"), photos.join("a/rows/new.png")).unwrap();
-    std::fs::copy(photos.join("a/checks/000.png"), photos.join("a/columns/001.png")).unwrap();
+    std::fs::copy(
+        photos.join("a/checks/000.png"),
+        photos.join("a/columns/001.png"),
+    )
+    .unwrap();
     std::fs::remove_file(photos.join("a/checks/002.png")).unwrap();
     let output = xtask(&index_args);
     succeed(&output);
@@ -237,15 +252,20 @@ fn updates_are_incremental_and_bad_files_are_listed() {
     ]);
     succeed(&output);
     let text = stdout(&output);
-    let results: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).collect();
+    let results: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
     assert_eq!(results.len(), 3, "{text}");
-    assert!(!results.iter().any(|l| l.ends_with("a/rows/001.png")), "{text}");
+    assert!(
+        !results.iter().any(|l| l.ends_with("a/rows/001.png")),
+        "{text}"
+    );
     let (width, _) = image::image_dimensions(&picture).unwrap();
     // 32-pixel inputs are drawn 3 times larger (thumbnails near 96 pixels).
     let tile = 3 * 32 + 2 * repr_eval::GRID_BORDER;
-    let expected = repr_eval::GRID_GAP
-        + 4 * (tile + repr_eval::GRID_GAP)
-        + repr_eval::GRID_SEPARATOR;
+    let expected =
+        repr_eval::GRID_GAP + 4 * (tile + repr_eval::GRID_GAP) + repr_eval::GRID_SEPARATOR;
     assert_eq!(width, expected);
 
     // A stop-listed image is never returned.
@@ -283,32 +303,80 @@ fn bad_requests_are_named() {
         assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
     };
     // A new index needs its folder and its model.
-    fails(&["index", "--index", path(&index), "--arch", "resnet18"], "--images");
-    fails(&["index", "--index", path(&index), "--images", path(&photos)], "--run");
+    fails(
+        &["index", "--index", path(&index), "--arch", "resnet18"],
+        "--images",
+    );
+    fails(
+        &["index", "--index", path(&index), "--images", path(&photos)],
+        "--run",
+    );
     // A folder that is not an index is never written into.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
     fails(
-        &["index", "--index", path(&foreign), "--images", path(&photos), "--arch", "resnet18", "--size", "32"],
+        &[
+            "index",
+            "--index",
+            path(&foreign),
+            "--images",
+            path(&photos),
+            "--arch",
+            "resnet18",
+            "--size",
+            "32",
+        ],
         "not",
     );
-    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "mine"
+    );
     assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
     // An index keeps its model.
     succeed(&xtask(&[
-        "index", "--index", path(&index), "--images", path(&photos), "--arch", "resnet18", "--size", "32", "--quiet",
+        "index",
+        "--index",
+        path(&index),
+        "--images",
+        path(&photos),
+        "--arch",
+        "resnet18",
+        "--size",
+        "32",
+        "--quiet",
     ]));
     fails(
-        &["index", "--index", path(&index), "--arch", "resnet34", "--size", "32"],
+        &[
+            "index",
+            "--index",
+            path(&index),
+            "--arch",
+            "resnet34",
+            "--size",
+            "32",
+        ],
         "was made with",
     );
     fails(
-        &["search", "--index", path(&foreign), "--query", path(&photos.join("a/rows/000.png"))],
+        &[
+            "search",
+            "--index",
+            path(&foreign),
+            "--query",
+            path(&photos.join("a/rows/000.png")),
+        ],
         "not",
     );
     fails(
-        &["search", "--index", path(&index), "--query", path(&dir.path().join("missing.png"))],
+        &[
+            "search",
+            "--index",
+            path(&index),
+            "--query",
+            path(&dir.path().join("missing.png")),
+        ],
         "missing.png",
     );
 }

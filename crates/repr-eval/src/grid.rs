@@ -107,7 +107,11 @@ pub fn framed_grid(rows: &[Vec<FramedTile<'_>>], shape: [usize; 3], scale: u32) 
     );
     let tile_w = width as u32 * scale + 2 * GRID_BORDER;
     let tile_h = height as u32 * scale + 2 * GRID_BORDER;
-    let k = rows.iter().map(|row| row.len().max(1) - 1).max().unwrap_or(0) as u32;
+    let k = rows
+        .iter()
+        .map(|row| row.len().max(1) - 1)
+        .max()
+        .unwrap_or(0) as u32;
     let mut canvas = RgbImage::from_pixel(
         GRID_GAP + (k + 1) * (tile_w + GRID_GAP) + GRID_SEPARATOR,
         GRID_GAP + rows.len() as u32 * (tile_h + GRID_GAP),

@@ -81,7 +81,11 @@ pub fn run(args: &DuplicatesArgs) -> Result<()> {
                 .take(args.columns)
                 .enumerate()
                 .map(|(n, id)| {
-                    let frame = if n == 0 { QUERY_COLOR } else { UNLABELLED_COLOR };
+                    let frame = if n == 0 {
+                        QUERY_COLOR
+                    } else {
+                        UNLABELLED_COLOR
+                    };
                     (root.join(&by_id[id].path), frame)
                 })
                 .collect()

@@ -118,9 +118,7 @@ fn parse_layer(text: &str) -> Result<usize> {
         _ => {
             let number = text.strip_prefix("layer").unwrap_or(text);
             number.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "--layer {text:?}: expected stem, layer1..layer4 or a layer number"
-                )
+                anyhow::anyhow!("--layer {text:?}: expected stem, layer1..layer4 or a layer number")
             })
         }
     }
@@ -197,7 +195,10 @@ fn open(args: &IndexArgs, device: &burn::tensor::Device) -> Result<(Encoder, Ind
         }
         Err(repr_search::SearchError::NotAnIndex { .. }) if !has_index_files(&args.index) => {
             let Some(images) = &args.images else {
-                bail!("{} is not an index yet: give --images <folder>", args.index.display());
+                bail!(
+                    "{} is not an index yet: give --images <folder>",
+                    args.index.display()
+                );
             };
             if !args.model.given() {
                 bail!(

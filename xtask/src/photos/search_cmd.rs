@@ -93,7 +93,8 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     for (query, hits) in queries.iter().zip(&results) {
         let kept: Vec<&Hit> = hits.iter().filter(|h| !stop_list.contains(&h.id)).collect();
         let same = |hit: &Hit| {
-            query.label.is_some() && by_id(hit.id).and_then(|e| e.label.as_ref()) == query.label.as_ref()
+            query.label.is_some()
+                && by_id(hit.id).and_then(|e| e.label.as_ref()) == query.label.as_ref()
         };
         correct[0] += kept.first().is_some_and(|h| same(h)) as usize;
         correct[1] += kept.iter().any(|h| same(h)) as usize;
@@ -270,22 +271,19 @@ fn stop_list(args: &SearchArgs, entries: &[Entry]) -> Result<BTreeSet<FileId>> {
     let Some(file) = &args.stop_list else {
         return Ok(BTreeSet::new());
     };
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("--stop-list {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("--stop-list {}", file.display()))?;
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| {
-            by_path
-                .get(line)
-                .copied()
-                .with_context(|| {
-                    format!(
-                        "--stop-list {}: {line:?} is not an indexed path (paths are relative to \
+            by_path.get(line).copied().with_context(|| {
+                format!(
+                    "--stop-list {}: {line:?} is not an indexed path (paths are relative to \
                          the indexed folder)",
-                        file.display()
-                    )
-                })
+                    file.display()
+                )
+            })
         })
         .collect()
 }
