@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,15 +13,23 @@ use burn::tensor::Device;
 use common::{features, identity, reference_vector, write_png};
 use repr_search::{Index, IndexSnapshot, SearchError, UpdateOptions};
 
-/// The files of `dir` with their sizes (what a reader must not change).
-fn listing(dir: &Path) -> BTreeSet<(String, u64)> {
+/// The files of `dir` with their contents, but for SQLite's coordination files of a WAL
+/// database (`-wal`, `-shm`), which readers share with writers.
+fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fs::read_dir(dir)
         .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            (name, e.metadata().unwrap().len())
-        })
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().into_string().unwrap(), e.path()))
+        .filter(|(name, _)| !name.ends_with("-wal") && !name.ends_with("-shm"))
+        .map(|(name, path)| (name, fs::read(path).unwrap()))
+        .collect()
+}
+
+/// The names of the files in `dir`.
+fn names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect()
 }
 
@@ -60,7 +68,7 @@ fn options() -> UpdateOptions {
 }
 
 #[test]
-fn a_reader_takes_no_lock_and_writes_nothing() {
+fn a_reader_takes_no_lock_and_changes_nothing() {
     let photos = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     for seed in 0..3 {
@@ -71,20 +79,29 @@ fn a_reader_takes_no_lock_and_writes_nothing() {
         .update(&options(), &Device::flex(), features, |_| {})
         .unwrap();
     drop(index);
-    let before = listing(dir.path());
+    let (before, files_before) = (contents(dir.path()), names(dir.path()));
 
+    // Alone, a reader leaves the index as it found it.
     let reader = Index::open_read_only(dir.path()).unwrap();
     let snapshot = reader.snapshot().unwrap();
     assert_eq!(snapshot.entries.len(), 3);
     assert_consistent(&snapshot);
     assert_eq!(reader.identity(), &identity());
-    // A writer opens while the reader is open, and the reader goes on reading.
+    drop(reader);
+    assert_eq!(contents(dir.path()), before, "the reader changed the index");
+    // Only SQLite's coordination files of a WAL database may appear: every reader uses them.
+    let sqlite = BTreeSet::from(["index.sqlite-shm".to_string(), "index.sqlite-wal".into()]);
+    let new: BTreeSet<String> = &names(dir.path()) - &files_before;
+    assert!(new.is_subset(&sqlite), "{new:?}");
+
+    // Beside a writer that opens after it, it goes on reading; the writer's open (which
+    // brings the directory to its committed state) is all that may change.
+    let reader = Index::open_read_only(dir.path()).unwrap();
     let index = Index::open(dir.path()).unwrap();
     assert!(Index::open_read_only(dir.path()).is_ok());
     assert_eq!(reader.snapshot().unwrap().entries.len(), 3);
     drop((index, reader));
-    let after = listing(dir.path());
-    assert_eq!(before, after, "the reader changed the index directory");
+    assert_eq!(contents(dir.path()), before, "the index changed");
 
     let foreign = tempfile::tempdir().unwrap();
     fs::write(foreign.path().join("notes.txt"), "mine").unwrap();

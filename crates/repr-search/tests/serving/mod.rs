@@ -145,6 +145,11 @@ impl Photos {
     }
 }
 
+/// A server of `photos` with the default settings.
+pub fn start(photos: &Photos) -> TestServer {
+    TestServer::start(photos.config(), encoder())
+}
+
 /// A server on a thread of its own, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
