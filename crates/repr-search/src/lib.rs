@@ -5,13 +5,17 @@
 //!   vectors in a flat file. [`Index::update`] embeds only new and changed files, records the
 //!   unreadable ones instead of failing, and survives being killed at any point. The model's
 //!   [`ModelIdentity`] (model, [`Preprocess`], dimension) is stored: vectors of another model
-//!   are refused, never mixed in.
+//!   are refused, never mixed in. [`Index::open_read_only`] reads an index while another
+//!   process updates it ([`IndexReader`]: consistent snapshots, a cheap change check).
 //! - [`Searcher`]: k-nearest-neighbour search by cosine similarity with [`Filter`]s (a
 //!   stop-list of ids, labels, a folder); [`ExactSearcher`] is exact, multi-threaded, and the
 //!   reference for approximate backends.
 //! - [`Preprocess`]: how an image becomes the encoder's input (torchvision's resize and
 //!   centre crop, or a plain resize; PIL's colour conversions; per-channel normalisation), and
-//!   [`embed_images`] for query images.
+//!   [`embed_images`] and [`embed_image_bytes`] for query images.
+//! - [`duplicate_groups`]: near-duplicate images, grouped.
+//! - `server` (feature `server`): an HTTP server and page to search an index by an uploaded or
+//!   an indexed image, updated while it serves.
 //!
 //! The encoder is any closure from a batch of images `[n, c, h, w]` to vectors `[n, dim]` on
 //! a Burn [`Device`](burn::tensor::Device): a backbone's pooled layer, a trained method's
