@@ -77,7 +77,7 @@ pub use filter::Filter;
 pub use gallery::{FileId, Gallery, GalleryItem};
 pub use index::{
     Entry, Failure, IMAGE_EXTENSIONS, Index, IndexReader, IndexSnapshot, IndexVersion,
-    ModelIdentity, Progress, UpdateOptions, UpdateReport,
+    ModelIdentity, Progress, UpdateOptions, UpdateReport, sha256_of,
 };
 pub use preprocess::{Preprocess, Sizing};
 pub use search::{

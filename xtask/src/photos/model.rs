@@ -10,7 +10,6 @@ use repr_data::Normalize;
 use repr_search::{ModelIdentity, Preprocess, Sizing};
 use repr_train::{Method, RunDir, RunMode, TrainedRun};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// ImageNet's per-channel mean and standard deviation (torchvision's weights expect them).
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -297,17 +296,11 @@ fn imagenet_preprocess(side: usize) -> Preprocess {
     }
 }
 
-/// The SHA-256 of a file, in hex.
+/// The SHA-256 of a file, in hex (the hash the index records for its files).
 pub fn hash_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    let hash =
+        repr_search::sha256_of(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hash.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The SHA-256 of a run's network, its final model: an index records the weights it was made

@@ -7,6 +7,7 @@ mod reader;
 mod report;
 mod schema;
 mod update;
+pub use update::sha256_of;
 mod vectors;
 mod walk;
 

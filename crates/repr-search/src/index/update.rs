@@ -320,8 +320,12 @@ fn look(
     }
 }
 
-/// The SHA-256 of the file at `path`, read in blocks.
-pub(crate) fn sha256_of(path: &Path) -> std::io::Result<[u8; 32]> {
+/// The SHA-256 of the file at `path`, read in blocks: the content hash an index records for
+/// each file (and that a caller can record for its model's weights).
+///
+/// # Errors
+/// When the file cannot be opened or read.
+pub fn sha256_of(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut block = vec![0u8; 1 << 16];
