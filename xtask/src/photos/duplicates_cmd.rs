@@ -72,7 +72,7 @@ pub fn run(args: &DuplicatesArgs) -> Result<()> {
         return Ok(());
     }
     let root = index.root();
-    let rows: Vec<Vec<(PathBuf, [u8; 3])>> = groups
+    let rows: Vec<Vec<Shown>> = groups
         .iter()
         .take(args.rows)
         .map(|group| {
@@ -91,18 +91,7 @@ pub fn run(args: &DuplicatesArgs) -> Result<()> {
                 .collect()
         })
         .collect();
-    let shown: Vec<Vec<Shown<'_>>> = rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|(path, frame)| Shown {
-                    path,
-                    frame: *frame,
-                })
-                .collect()
-        })
-        .collect();
-    draw_rows(&shown, &index.identity().preprocess, &args.out)?;
+    draw_rows(&rows, &index.identity().preprocess, &args.out)?;
     println!("picture -> {}", args.out.display());
     Ok(())
 }

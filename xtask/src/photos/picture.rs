@@ -1,6 +1,6 @@
 //! Pictures of search results and duplicate groups: rows of framed thumbnails.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use rayon::prelude::*;
@@ -12,10 +12,7 @@ use repr_search::{Preprocess, Sizing};
 const THUMB: usize = 96;
 
 /// One thumbnail to draw: a file and the colour of its frame.
-pub struct Shown<'a> {
-    pub path: &'a Path,
-    pub frame: [u8; 3],
-}
+pub type Shown = (PathBuf, [u8; 3]);
 
 /// How thumbnails are made for an index whose model sees `preprocess`'s input: its own
 /// colour mode, a square crop of at most [`THUMB`] pixels, and the repetition factor that
@@ -41,16 +38,16 @@ pub fn thumbnail_format(preprocess: &Preprocess) -> (Preprocess, u32) {
 
 /// Draws `rows` of thumbnails (the first of each row set apart) into `out` as a PNG. A file
 /// that cannot be read any more is drawn as a grey square.
-pub fn draw_rows(rows: &[Vec<Shown<'_>>], preprocess: &Preprocess, out: &Path) -> Result<()> {
+pub fn draw_rows(rows: &[Vec<Shown>], preprocess: &Preprocess, out: &Path) -> Result<()> {
     let (format, scale) = thumbnail_format(preprocess);
     let [c, h, w] = format.shape();
     let pixels: Vec<Vec<Vec<u8>>> = rows
         .iter()
         .map(|row| {
             row.par_iter()
-                .map(|shown| {
+                .map(|(path, _)| {
                     format
-                        .load(shown.path, repr_data::DEFAULT_MAX_IMAGE_PIXELS)
+                        .load(path, repr_data::DEFAULT_MAX_IMAGE_PIXELS)
                         .unwrap_or_else(|_| vec![200; c * h * w])
                 })
                 .collect()
@@ -62,9 +59,9 @@ pub fn draw_rows(rows: &[Vec<Shown<'_>>], preprocess: &Preprocess, out: &Path) -
         .map(|(row, pixels)| {
             row.iter()
                 .zip(pixels)
-                .map(|(shown, pixels)| FramedTile {
+                .map(|((_, frame), pixels)| FramedTile {
                     pixels,
-                    frame: shown.frame,
+                    frame: *frame,
                 })
                 .collect()
         })

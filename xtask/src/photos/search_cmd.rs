@@ -88,7 +88,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     let by_id: HashMap<FileId, &Entry> = entries.iter().map(|e| (e.id, e)).collect();
     let by_id = |id: FileId| by_id.get(&id).copied();
     let root = index.root().to_path_buf();
-    let mut rows = Vec::new();
+    let mut rows: Vec<Vec<Shown>> = Vec::new();
     let mut correct = [0usize; 2];
     for (query, hits) in queries.iter().zip(&results) {
         let kept: Vec<&Hit> = hits.iter().filter(|h| !stop_list.contains(&h.id)).collect();
@@ -134,18 +134,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             100.0 * correct[1] as f64 / n
         );
     }
-    let shown: Vec<Vec<Shown<'_>>> = rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|(path, frame)| Shown {
-                    path,
-                    frame: *frame,
-                })
-                .collect()
-        })
-        .collect();
-    draw_rows(&shown, &index.identity().preprocess, &args.out)?;
+    draw_rows(&rows, &index.identity().preprocess, &args.out)?;
     println!("picture -> {}", args.out.display());
     Ok(())
 }
