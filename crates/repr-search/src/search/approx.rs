@@ -100,7 +100,8 @@ const SPARSE_FILTER: usize = 8;
 ///     })
 ///     .collect();
 /// let searcher = ApproxSearcher::build(Gallery::new(2, items)?, &ApproxConfig::default())?;
-/// let hits = searcher.search_id(FileId(10), 2, &Filter::default().excluding([FileId(9)]))?;
+/// // Items 9 and 8 excluded, the two nearest to item 10 are 11 and 12 (no ties).
+/// let hits = searcher.search_id(FileId(10), 2, &Filter::default().excluding([FileId(8), FileId(9)]))?;
 /// assert_eq!(hits.iter().map(|h| h.id.0).collect::<Vec<_>>(), [11, 12]);
 /// # Ok::<(), repr_search::SearchError>(())
 /// ```
