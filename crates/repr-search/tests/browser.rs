@@ -1,6 +1,7 @@
 //! The page in a real browser: headless Chromium driven through chromedriver (WebDriver).
 //! Upload a query image, see its results, click one, see the results of that image; a file
-//! that is not an image shows the server's message. With `REPR_SCREENSHOT_DIR` set, a
+//! that is not an image shows the server's message; a search by an indexed image has its own
+//! address (`/?id=`), which the back button and a fresh load search again. With `REPR_SCREENSHOT_DIR` set, a
 //! screenshot of the page is saved there as `search-page.png`.
 //!
 //! Needs `chromedriver` and Chromium on the `PATH` (Debian: `apt-get install chromium
@@ -130,6 +131,8 @@ async fn steps(
     );
     let query_id = script(client, "return document.getElementById('query').dataset.id").await;
     assert_eq!(query_id, json!(b1.to_string()));
+    let address = client.current_url().await.unwrap();
+    assert_eq!(address.query(), Some(format!("id={b1}").as_str()), "{address}");
 
     wait_for(
         client,
@@ -155,6 +158,23 @@ async fn steps(
     assert_eq!(class, "error");
     assert!(text.contains("not a PNG or JPEG image"), "{text}");
     assert!(results(client).await.is_empty());
+    assert_eq!(client.current_url().await.unwrap().query(), None);
+
+    // Back: the search by the blue square again, from its address.
+    client.back().await.unwrap();
+    wait_for_search(client, 4).await;
+    let paths: Vec<String> = results(client).await.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(paths[..2], ["blue/b2.png", "blue/b3.png"], "{paths:?}");
+
+    // An address opened afresh searches by its image.
+    let r1 = photos.id("red/r1.png");
+    client
+        .goto(&format!("http://{}/?id={r1}", server.addr))
+        .await
+        .unwrap();
+    wait_for_search(client, 1).await;
+    let shown = results(client).await;
+    assert_eq!(shown[0].1, "red/r1-copy.png", "{shown:?}");
 }
 
 /// Runs `body` (a JavaScript function body) in the page.

@@ -8,8 +8,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+use std::path::Path;
+
 use burn::tensor::{Device, Tensor};
-use repr_search::server::QueryEncoder;
+use repr_search::server::{QueryEncoder, ServerConfig};
+use repr_search::{ApproxConfig, Index, SearchKind};
 use serving::{BROKEN, COLOURS, Photos, SIDE, TestServer, WIDE, mean_colour, png, request, start};
 
 #[test]
@@ -40,6 +44,47 @@ fn the_page_and_info() {
 fn searches_by_upload_and_by_id_find_the_nearest_colours() {
     let photos = Photos::new();
     let server = start(&photos);
+    assert_eq!(server.get("/api/info").json()["search"], "exact");
+    searches_find_the_nearest_colours(&photos, &server);
+}
+
+/// Served approximately, the same answers: from the graph `Index::approx_searcher` saved in
+/// the index folder, or from one the server builds in memory, writing nothing either way.
+#[test]
+fn approximate_search_serves_the_same_answers_and_writes_nothing() {
+    let photos = Photos::new();
+    let approx = || ServerConfig {
+        search: SearchKind::Approx,
+        ..photos.config()
+    };
+    let files = |dir: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.ends_with("-wal") && !name.ends_with("-shm"))
+            .collect()
+    };
+    let before = files(&photos.index());
+    assert!(!before.iter().any(|name| name.ends_with(".usearch")));
+    {
+        let server = TestServer::start(approx(), serving::encoder());
+        assert_eq!(server.get("/api/info").json()["search"], "approx");
+        searches_find_the_nearest_colours(&photos, &server);
+    }
+    assert_eq!(files(&photos.index()), before, "a graph built by the server is not saved");
+
+    let index = Index::open(&photos.index()).unwrap();
+    drop(index.approx_searcher(&ApproxConfig::default()).unwrap());
+    drop(index);
+    let saved = files(&photos.index());
+    assert!(saved.iter().any(|name| name.ends_with(".usearch")), "{saved:?}");
+    let server = TestServer::start(approx(), serving::encoder());
+    assert_eq!(server.get("/api/info").json()["search"], "approx");
+    searches_find_the_nearest_colours(&photos, &server);
+    assert_eq!(files(&photos.index()), saved);
+}
+
+fn searches_find_the_nearest_colours(photos: &Photos, server: &TestServer) {
     let green = png([20, 230, 20], 40, 30);
 
     let answer = server.post("/api/search?k=3", &green);

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 use clap::Parser;
-use repr_search::Index;
+use repr_search::{Index, SearchKind};
 use repr_search::server::{QueryEncoder, ServerConfig};
 use repr_train::DeviceChoice;
 
@@ -24,6 +24,11 @@ pub struct ServeArgs {
     /// The largest query image accepted, in megabytes.
     #[arg(long, default_value_t = 20)]
     max_upload_mb: usize,
+    /// Exact search, approximate (the HNSW graph `cargo xtask search` kept in the index
+    /// folder, or one built when the server loads the index), or auto: exact below
+    /// repr-search's measured size threshold, approximate above.
+    #[arg(long, default_value = "auto")]
+    search: SearchKind,
     /// Backend for embedding query images: flex (default CPU), ndarray, wgpu, cuda.
     #[arg(long, default_value = "flex")]
     device: String,
@@ -47,6 +52,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let config = ServerConfig {
         address: args.addr,
         max_upload_bytes: args.max_upload_mb.saturating_mul(1_000_000),
+        search: args.search,
         ..ServerConfig::new(&args.index)
     };
     repr_search::server::run_blocking(config, query)?;

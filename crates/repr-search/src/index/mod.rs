@@ -7,11 +7,13 @@ mod reader;
 mod report;
 mod schema;
 mod update;
-pub use update::sha256_of;
 mod vectors;
 mod walk;
 
 pub use base::{Entry, Index, ModelIdentity};
 pub use reader::{IndexReader, IndexSnapshot, IndexVersion};
 pub use report::{Failure, Progress, UpdateOptions, UpdateReport};
+pub use update::sha256_of;
 pub use walk::IMAGE_EXTENSIONS;
+
+pub(crate) use schema::State;

@@ -79,7 +79,9 @@ pub struct IndexSnapshot {
     pub failures: Vec<Failure>,
     /// The indexed files' vectors, paths and labels.
     pub gallery: Gallery,
-    version: IndexVersion,
+    pub(crate) version: IndexVersion,
+    /// The vectors file's generation and rows of this state (which saved graph is its own).
+    pub(crate) state: schema::State,
 }
 
 /// Which committed state of an index a reader saw; two versions from the same
@@ -200,6 +202,7 @@ impl IndexReader {
                 failures,
                 gallery,
                 version,
+                state,
             });
         }
         unreachable!("the last attempt returns")

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::approx::{ApproxConfig, ApproxSearcher};
-use crate::{Gallery, Index, SearchError};
+use crate::index::State;
+use crate::{Gallery, Index, IndexReader, SearchError};
 
 /// The start of the name of every file this module writes.
 const PREFIX: &str = "approx-";
@@ -54,31 +55,17 @@ impl Index {
     pub fn approx_searcher(&self, config: &ApproxConfig) -> Result<ApproxSearcher, SearchError> {
         config.check()?;
         let gallery = self.gallery()?;
-        let stem = format!("{PREFIX}{}-{}", self.generation, self.vectors.rows());
+        let stem = stem(State {
+            generation: self.generation,
+            rows: self.vectors.rows(),
+        });
+        let mut wanted = built(&gallery, config);
+        let gallery = match load_saved(&self.dir, &stem, gallery, &wanted, config) {
+            Ok(searcher) => return Ok(searcher),
+            Err(gallery) => gallery,
+        };
         let graph = self.dir.join(format!("{stem}.usearch"));
         let description = self.dir.join(format!("{stem}.json"));
-        let mut wanted = built(&gallery, config);
-        let gallery = match read_built(&description) {
-            Some(found)
-                if found
-                    == Built {
-                        graph_bytes: found.graph_bytes,
-                        ..wanted.clone()
-                    } =>
-            {
-                match file_len(&graph) {
-                    Some(len) if len == found.graph_bytes => {
-                        match ApproxSearcher::try_load(gallery, &graph, config) {
-                            Ok(searcher) => return Ok(searcher),
-                            // Unreadable after all: rebuilt below.
-                            Err(failed) => failed.0,
-                        }
-                    }
-                    _ => gallery,
-                }
-            }
-            _ => gallery,
-        };
         // The description goes first, so that a graph is never described by another's.
         remove_if_present(&description)?;
         let searcher = ApproxSearcher::build(gallery, config)?;
@@ -94,6 +81,57 @@ impl Index {
         remove_other_graphs(&self.dir, &stem)?;
         Ok(searcher)
     }
+}
+
+impl IndexReader {
+    /// An approximate searcher over `gallery`, the gallery of a snapshot of the committed
+    /// state `state`: the graph an [`Index`] saved for that state when there is a valid one
+    /// ([`Index::approx_searcher`]), otherwise one built in memory (a reader writes nothing).
+    ///
+    /// # Errors
+    /// As [`ApproxSearcher::build`].
+    pub(crate) fn approx_searcher(
+        &self,
+        gallery: Gallery,
+        state: State,
+        config: &ApproxConfig,
+    ) -> Result<ApproxSearcher, SearchError> {
+        config.check()?;
+        let wanted = built(&gallery, config);
+        match load_saved(self.dir(), &stem(state), gallery, &wanted, config) {
+            Ok(searcher) => Ok(searcher),
+            Err(gallery) => ApproxSearcher::build(gallery, config),
+        }
+    }
+}
+
+/// The start of the names of the graph files of the committed state `state`.
+fn stem(state: State) -> String {
+    format!("{PREFIX}{}-{}", state.generation, state.rows)
+}
+
+/// The graph saved in `dir` under `stem` when its description is `wanted` (whatever its
+/// size) and the file is whole and loads; `gallery` back otherwise.
+fn load_saved(
+    dir: &Path,
+    stem: &str,
+    gallery: Gallery,
+    wanted: &Built,
+    config: &ApproxConfig,
+) -> Result<ApproxSearcher, Gallery> {
+    let graph = dir.join(format!("{stem}.usearch"));
+    let Some(found) = read_built(&dir.join(format!("{stem}.json"))) else {
+        return Err(gallery);
+    };
+    let described = found
+        == Built {
+            graph_bytes: found.graph_bytes,
+            ..wanted.clone()
+        };
+    if !described || file_len(&graph) != Some(found.graph_bytes) {
+        return Err(gallery);
+    }
+    ApproxSearcher::try_load(gallery, &graph, config).map_err(|failed| failed.0)
 }
 
 /// The description of a graph of `gallery` under `config` (`graph_bytes` left at 0).

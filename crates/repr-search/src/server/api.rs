@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{Entry, FileId, ModelIdentity};
+use crate::{Entry, FileId, ModelIdentity, SearchKind};
 
 /// An indexed image: its id, its path relative to the indexed folder (for display: images are
 /// fetched by id) and its label.
@@ -51,6 +51,8 @@ pub(super) struct Info {
     pub default_k: usize,
     pub max_k: usize,
     pub max_upload_bytes: usize,
+    /// `exact` or `approx`: how the loaded state is searched.
+    pub search: SearchKind,
 }
 
 /// Groups of near-duplicate images.

@@ -10,7 +10,7 @@ use super::config::ServerConfig;
 use super::encoder::QueryEncoder;
 use super::routes;
 use super::state::{self, AppState, Reloader};
-use crate::{IndexReader, SearchError};
+use crate::{IndexReader, SearchError, SearchKind};
 
 /// A server bound to its address, with its index loaded, not yet serving: bind, read
 /// [`Server::local_addr`] (useful with port 0), then [`Server::run`].
@@ -61,6 +61,11 @@ impl Server {
         self.state.loaded().entries.len()
     }
 
+    /// How the loaded state is searched: exact or approximate.
+    pub fn search(&self) -> SearchKind {
+        self.state.loaded().searcher.kind()
+    }
+
     /// Serves until `shutdown` completes, then stops taking connections, lets the requests
     /// in progress finish, and returns. The index is checked for changes every
     /// [`ServerConfig::reload_interval_ms`] and reloaded off the request path.
@@ -96,9 +101,10 @@ pub async fn serve(
     let index = config.index.clone();
     let server = Server::bind(config, encoder).await?;
     println!(
-        "repr-search: serving {} images of {} on http://{}/",
+        "repr-search: serving {} images of {} ({} search) on http://{}/",
         server.images(),
         index.display(),
+        server.search(),
         server.local_addr()
     );
     server.run(shutdown).await

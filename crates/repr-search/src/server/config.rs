@@ -7,7 +7,7 @@ use std::time::Duration;
 use repr_data::DEFAULT_MAX_IMAGE_PIXELS;
 use serde::{Deserialize, Serialize};
 
-use crate::SearchError;
+use crate::{SearchError, SearchKind};
 
 /// The settings of [`crate::server::serve`]. Every field but `index` has a default.
 ///
@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub reload_interval_ms: u64,
     /// The longest a request may take, in seconds (then 408).
     pub request_timeout_s: u64,
+    /// Exact or approximate search; `auto` is exact below [`crate::APPROX_MIN_ITEMS`] images
+    /// and approximate (the graph `cargo xtask search` saved in the index, or one built when
+    /// the server loads a state) above.
+    pub search: SearchKind,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             thumbnail_cache_bytes: 64 << 20,
             reload_interval_ms: 1000,
             request_timeout_s: 120,
+            search: SearchKind::Auto,
         }
     }
 }

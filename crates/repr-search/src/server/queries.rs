@@ -26,6 +26,7 @@ pub(super) fn info(state: &AppState) -> Info {
         default_k: state.config.default_k,
         max_k: state.config.max_k,
         max_upload_bytes: state.config.max_upload_bytes,
+        search: loaded.searcher.kind(),
     }
 }
 

@@ -13,14 +13,14 @@ use super::config::ServerConfig;
 use super::encoder::QueryEncoder;
 use super::thumbnails::ThumbnailCache;
 use crate::{
-    Entry, ExactSearcher, FileId, Index, IndexReader, IndexSnapshot, IndexVersion, ModelIdentity,
-    SearchError, Searcher,
+    AnySearcher, ApproxConfig, Entry, ExactSearcher, FileId, Index, IndexReader, IndexSnapshot,
+    IndexVersion, ModelIdentity, SearchError, SearchKind, Searcher,
 };
 
 /// One committed state of the index, ready to search.
 #[derive(Debug)]
 pub(super) struct Loaded {
-    pub searcher: ExactSearcher,
+    pub searcher: AnySearcher,
     /// The entries, in the gallery's order.
     pub entries: Vec<Entry>,
     pub failures: usize,
@@ -28,14 +28,37 @@ pub(super) struct Loaded {
 }
 
 impl Loaded {
-    fn new(snapshot: IndexSnapshot) -> Self {
-        let version = snapshot.version();
-        Self {
-            failures: snapshot.failures.len(),
-            entries: snapshot.entries,
-            searcher: ExactSearcher::new(snapshot.gallery),
+    /// The state `reader` read as `snapshot`, searched by `kind` (for an approximate search:
+    /// the graph the indexer saved for this state, or one built here).
+    ///
+    /// # Errors
+    /// As [`IndexReader::approx_searcher`].
+    fn new(
+        reader: &IndexReader,
+        snapshot: IndexSnapshot,
+        kind: SearchKind,
+    ) -> Result<Self, SearchError> {
+        let IndexSnapshot {
+            entries,
+            failures,
+            gallery,
             version,
-        }
+            state,
+        } = snapshot;
+        let searcher = match kind.for_items(gallery.len()) {
+            SearchKind::Approx => AnySearcher::Approx(reader.approx_searcher(
+                gallery,
+                state,
+                &ApproxConfig::default(),
+            )?),
+            _ => AnySearcher::Exact(ExactSearcher::new(gallery)),
+        };
+        Ok(Self {
+            failures: failures.len(),
+            entries,
+            searcher,
+            version,
+        })
     }
 
     /// The entry of `id`.
@@ -86,7 +109,7 @@ impl AppState {
     ) -> Result<Self, SearchError> {
         let root = reader.root();
         let root = std::fs::canonicalize(root).map_err(|e| SearchError::io("read", root, e))?;
-        let loaded = Loaded::new(reader.snapshot()?);
+        let loaded = Loaded::new(reader, reader.snapshot()?, config.search)?;
         Ok(Self {
             loaded: RwLock::new(Arc::new(loaded)),
             identity: reader.identity().clone(),
@@ -157,7 +180,11 @@ fn reload_if_changed(reader: &IndexReader, state: &AppState) -> Result<bool, Sea
     if reader.version()? == state.loaded().version {
         return Ok(false);
     }
-    state.replace(Loaded::new(reader.snapshot()?));
+    state.replace(Loaded::new(
+        reader,
+        reader.snapshot()?,
+        state.config.search,
+    )?);
     *state.duplicates.lock().unwrap_or_else(|e| e.into_inner()) = None;
     Ok(true)
 }
