@@ -37,6 +37,7 @@ fn the_page_and_info() {
     assert_eq!(info["count"], COLOURS.len() + 1);
     assert_eq!(info["failures"], 1, "{BROKEN} is recorded as unreadable");
     assert_eq!(info["identity"]["model"], "mean colour");
+    assert_eq!(info["model_description"], "mean colour", "the identity's, unless configured");
     assert_eq!(info["identity"]["dim"], 3);
 }
 

@@ -38,7 +38,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let reader = Index::open_read_only(&args.index)?;
     let device = args.device.parse::<DeviceChoice>()?.device()?;
     let encoder = Encoder::for_index(reader.identity(), &device)?;
-    println!("query images are embedded with {}", encoder.describe());
+    let description = encoder.describe();
+    println!("query images are embedded with {description}");
     drop(reader);
     let device = encoder.device().clone();
     // One query embedded at a time per model: the model is not shared across threads.
@@ -53,6 +54,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         address: args.addr,
         max_upload_bytes: args.max_upload_mb.saturating_mul(1_000_000),
         search: args.search,
+        model_description: Some(description),
         ..ServerConfig::new(&args.index)
     };
     repr_search::server::run_blocking(config, query)?;

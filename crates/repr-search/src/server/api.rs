@@ -48,6 +48,8 @@ pub(super) struct Info {
     /// Files the index could not read.
     pub failures: usize,
     pub identity: ModelIdentity,
+    /// The model as the page names it.
+    pub model_description: String,
     pub default_k: usize,
     pub max_k: usize,
     pub max_upload_bytes: usize,

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     /// and approximate (the graph `cargo xtask search` saved in the index, or one built when
     /// the server loads a state) above.
     pub search: SearchKind,
+    /// The model as the page names it (`None`: the identity's `model` string).
+    pub model_description: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             reload_interval_ms: 1000,
             request_timeout_s: 120,
             search: SearchKind::Auto,
+            model_description: None,
         }
     }
 }

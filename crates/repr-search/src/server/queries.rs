@@ -23,6 +23,8 @@ pub(super) fn info(state: &AppState) -> Info {
         count: loaded.entries.len(),
         failures: loaded.failures,
         identity: state.identity.clone(),
+        model_description: (state.config.model_description.clone())
+            .unwrap_or_else(|| state.identity.model.clone()),
         default_k: state.config.default_k,
         max_k: state.config.max_k,
         max_upload_bytes: state.config.max_upload_bytes,
