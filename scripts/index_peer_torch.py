@@ -5,6 +5,11 @@ its classifier removed, global average pooling, L2 normalisation. Prints one JSO
     python3 scripts/index_peer_torch.py <image folder> [--threads 2] [--batch-size 32]
         [--size 224] [--arch resnet50]
 
+`--arch triplet-resnet10` is the network of the `triplet` recipe instead (ResNet-10 with widths
+16-32-64-128, the CIFAR stem, one input channel, a 128-d linear head), on grayscale images at
+their own size (28 px Fashion-MNIST PNGs), normalised with Fashion-MNIST's mean and deviation:
+the peer of `cargo xtask index --run runs/<triplet run>`.
+
 The same threads as the Rust side: torch's intra-op threads and the loader's workers share
 `--threads` cores (workers decode while the network runs, as `xtask index` does with rayon).
 """
@@ -23,17 +28,52 @@ from torchvision import transforms
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
 
 
+class Block(torch.nn.Module):
+    """torchvision's BasicBlock with any input and output width."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(cout)
+        self.conv2 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = torch.nn.Sequential(
+                torch.nn.Conv2d(cin, cout, 1, stride, bias=False), torch.nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+
+def triplet_resnet10():
+    """The `triplet` recipe's network: CIFAR stem, one block per stage, widths 16..128."""
+    widths = [16, 32, 64, 128]
+    layers = [torch.nn.Conv2d(1, 16, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(16),
+              torch.nn.ReLU()]
+    cin = 16
+    for i, w in enumerate(widths):
+        layers.append(Block(cin, w, 1 if i == 0 else 2))
+        cin = w
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(128, 128)]
+    return torch.nn.Sequential(*layers)
+
+
 class Files(torch.utils.data.Dataset):
-    def __init__(self, paths, transform):
+    def __init__(self, paths, transform, mode="RGB"):
         self.paths = paths
         self.transform = transform
+        self.mode = mode
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
         with Image.open(self.paths[i]) as image:
-            return self.transform(image.convert("RGB"))
+            return self.transform(image.convert(self.mode))
 
 
 def main():
@@ -49,22 +89,31 @@ def main():
     paths = sorted(
         p for p in pathlib.Path(args.folder).rglob("*") if p.suffix.lower() in EXTENSIONS
     )
-    transform = transforms.Compose(
-        [
-            transforms.Resize(args.size * 256 // 224),
-            transforms.CenterCrop(args.size),
-            transforms.ToTensor(),
-            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        ]
-    )
+    triplet = args.arch == "triplet-resnet10"
+    if triplet:
+        transform = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize([0.2860406], [0.35302424])]
+        )
+    else:
+        transform = transforms.Compose(
+            [
+                transforms.Resize(args.size * 256 // 224),
+                transforms.CenterCrop(args.size),
+                transforms.ToTensor(),
+                transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            ]
+        )
     loader = torch.utils.data.DataLoader(
-        Files(paths, transform),
+        Files(paths, transform, "L" if triplet else "RGB"),
         batch_size=args.batch_size,
         num_workers=args.threads,
     )
     torch.manual_seed(0)
-    model = getattr(torchvision.models, args.arch)()
-    model.fc = torch.nn.Identity()
+    if triplet:
+        model = triplet_resnet10()
+    else:
+        model = getattr(torchvision.models, args.arch)()
+        model.fc = torch.nn.Identity()
     model.eval()
     started = time.perf_counter()
     count = 0
@@ -78,7 +127,7 @@ def main():
             {
                 "peer": f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}",
                 "arch": args.arch,
-                "size": args.size,
+                "size": 28 if triplet else args.size,
                 "threads": args.threads,
                 "images": count,
                 "seconds": round(seconds, 3),
