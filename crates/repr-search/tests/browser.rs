@@ -132,7 +132,11 @@ async fn steps(
     let query_id = script(client, "return document.getElementById('query').dataset.id").await;
     assert_eq!(query_id, json!(b1.to_string()));
     let address = client.current_url().await.unwrap();
-    assert_eq!(address.query(), Some(format!("id={b1}").as_str()), "{address}");
+    assert_eq!(
+        address.query(),
+        Some(format!("id={b1}").as_str()),
+        "{address}"
+    );
 
     wait_for(
         client,

@@ -37,7 +37,10 @@ fn the_page_and_info() {
     assert_eq!(info["count"], COLOURS.len() + 1);
     assert_eq!(info["failures"], 1, "{BROKEN} is recorded as unreadable");
     assert_eq!(info["identity"]["model"], "mean colour");
-    assert_eq!(info["model_description"], "mean colour", "the identity's, unless configured");
+    assert_eq!(
+        info["model_description"], "mean colour",
+        "the identity's, unless configured"
+    );
     assert_eq!(info["identity"]["dim"], 3);
 }
 
@@ -72,13 +75,20 @@ fn approximate_search_serves_the_same_answers_and_writes_nothing() {
         assert_eq!(server.get("/api/info").json()["search"], "approx");
         searches_find_the_nearest_colours(&photos, &server);
     }
-    assert_eq!(files(&photos.index()), before, "a graph built by the server is not saved");
+    assert_eq!(
+        files(&photos.index()),
+        before,
+        "a graph built by the server is not saved"
+    );
 
     let index = Index::open(&photos.index()).unwrap();
     drop(index.approx_searcher(&ApproxConfig::default()).unwrap());
     drop(index);
     let saved = files(&photos.index());
-    assert!(saved.iter().any(|name| name.ends_with(".usearch")), "{saved:?}");
+    assert!(
+        saved.iter().any(|name| name.ends_with(".usearch")),
+        "{saved:?}"
+    );
     let server = TestServer::start(approx(), serving::encoder());
     assert_eq!(server.get("/api/info").json()["search"], "approx");
     searches_find_the_nearest_colours(&photos, &server);

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 use clap::Parser;
-use repr_search::{Index, SearchKind};
 use repr_search::server::{QueryEncoder, ServerConfig};
+use repr_search::{Index, SearchKind};
 use repr_train::DeviceChoice;
 
 use super::model::Encoder;
