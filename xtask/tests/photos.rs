@@ -1,5 +1,6 @@
-//! `xtask index` and `xtask search` on generated image folders: the index of a trained run
-//! finds what its evaluation finds, updates are incremental, bad input is named.
+//! `xtask index`, `xtask search` and `xtask duplicates` on generated image folders: the index
+//! of a trained run finds what its evaluation finds, updates are incremental, copies are found
+//! as near-duplicates, bad input is named.
 
 mod common;
 
@@ -288,6 +289,43 @@ fn updates_are_incremental_and_bad_files_are_listed() {
     ]);
     succeed(&output);
     assert!(!stdout(&output).contains(&nearest), "{}", stdout(&output));
+
+    // The two copies made above are near-duplicates of their originals: each pair is in one
+    // group, and the groups are drawn.
+    let picture = dir.path().join("duplicates.png");
+    let output = xtask(&[
+        "duplicates",
+        "--index",
+        path(&index),
+        "--threshold",
+        "0.99999",
+        "--out",
+        path(&picture),
+    ]);
+    succeed(&output);
+    let text = stdout(&output);
+    let mut groups: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("group ") {
+            groups.push(Vec::new());
+        } else if let (Some(group), Some(file)) = (groups.last_mut(), line.strip_prefix("  ")) {
+            group.push(file.trim());
+        }
+    }
+    for pair in [
+        ["a/rows/000.png", "a/rows/new.png"],
+        ["a/checks/000.png", "a/columns/001.png"],
+    ] {
+        assert!(
+            groups.iter().any(|g| pair.iter().all(|p| g.contains(p))),
+            "{pair:?} not in one group: {text}"
+        );
+    }
+    let (_, height) = image::image_dimensions(&picture).unwrap();
+    assert!(
+        height >= 2 * (3 * 32),
+        "one row per group: {height} pixels high"
+    );
 }
 
 #[test]
