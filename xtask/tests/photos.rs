@@ -418,3 +418,69 @@ fn bad_requests_are_named() {
         "missing.png",
     );
 }
+
+/// `xtask index` killed (SIGKILL) while it embeds: the index stays readable with the batches
+/// committed before the kill, and the next run embeds only the rest.
+#[test]
+fn a_killed_index_run_is_resumed_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    write_patterns(&photos, &[("a", 40)]);
+    let total = 120;
+    let index = dir.path().join("index");
+    let args = [
+        "index",
+        "--index",
+        path(&index),
+        "--images",
+        path(&photos),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "1",
+        "--quiet",
+    ];
+    let committed = || {
+        repr_search::Index::open_read_only(&index)
+            .and_then(|reader| reader.snapshot())
+            .map(|snapshot| snapshot.entries.len())
+            .unwrap_or(0)
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while committed() < 3 {
+        assert!(std::time::Instant::now() < deadline, "nothing committed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "xtask index ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = committed();
+    assert!(
+        (3..total).contains(&before),
+        "{before} of {total} committed when killed"
+    );
+
+    let output = xtask(&args);
+    succeed(&output);
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "{} added, 0 changed, {before} unchanged, 0 removed",
+            total - before
+        )),
+        "{before} committed before the kill: {text}"
+    );
+    assert_eq!(committed(), total);
+}
