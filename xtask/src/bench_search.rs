@@ -20,7 +20,7 @@ use repr_search::{
 };
 use serde_json::{Value, json};
 
-use crate::bench::{Contention, commit, machine};
+use crate::bench::{Contention, commit, date, machine};
 
 /// Results per query.
 const K: usize = 10;
@@ -630,15 +630,4 @@ fn write_outputs(
         .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {} and {}", md.display(), path.display());
     Ok(())
-}
-
-/// The UTC date and time, from `date`.
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -439,7 +439,7 @@ fn command_line() -> String {
 }
 
 /// The UTC date and time, from `date` (no clock crate in the workspace).
-fn date() -> String {
+pub(crate) fn date() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
